@@ -1,0 +1,396 @@
+/// A plan: the limits an organization works within. `nil` means unlimited.
+public struct Plan: Sendable, Equatable, Encodable {
+    public var id: String
+    public var name: String
+    public var maxApplications: Int?
+    public var maxEndpoints: Int?
+    public var maxMessagesPerMonth: Int?
+    public var rateLimitPerMinute: Int?
+    public var rateLimitBurst: Int?
+    public var maxPayloadBytes: Int?
+
+    public init(
+        id: String, name: String, maxApplications: Int?, maxEndpoints: Int?, maxMessagesPerMonth: Int?,
+        rateLimitPerMinute: Int?, rateLimitBurst: Int?, maxPayloadBytes: Int?
+    ) {
+        self.id = id
+        self.name = name
+        self.maxApplications = maxApplications
+        self.maxEndpoints = maxEndpoints
+        self.maxMessagesPerMonth = maxMessagesPerMonth
+        self.rateLimitPerMinute = rateLimitPerMinute
+        self.rateLimitBurst = rateLimitBurst
+        self.maxPayloadBytes = maxPayloadBytes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, maxApplications = "max_applications", maxEndpoints = "max_endpoints"
+        case maxMessagesPerMonth = "max_messages_per_month", rateLimitPerMinute = "rate_limit_per_minute"
+        case rateLimitBurst = "rate_limit_burst", maxPayloadBytes = "max_payload_bytes"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.id, forKey: .id)
+        try container.encode(self.name, forKey: .name)
+        try container.encodeOrNull(self.maxApplications, forKey: .maxApplications)
+        try container.encodeOrNull(self.maxEndpoints, forKey: .maxEndpoints)
+        try container.encodeOrNull(self.maxMessagesPerMonth, forKey: .maxMessagesPerMonth)
+        try container.encodeOrNull(self.rateLimitPerMinute, forKey: .rateLimitPerMinute)
+        try container.encodeOrNull(self.rateLimitBurst, forKey: .rateLimitBurst)
+        try container.encodeOrNull(self.maxPayloadBytes, forKey: .maxPayloadBytes)
+    }
+}
+
+/// Whether an organization may use the API.
+public enum OrganizationStatus: String, Sendable, Codable, CaseIterable {
+    case active, suspended
+}
+
+/// A customer of Tern: a SaaS platform with its own keys, applications and plan.
+public struct Organization: Sendable, Equatable, Encodable {
+    public var id: String
+    public var name: String
+    public var plan: String
+    public var status: OrganizationStatus
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+
+    public init(id: String, name: String, plan: String, status: OrganizationStatus, createdAt: Timestamp, updatedAt: Timestamp) {
+        self.id = id
+        self.name = name
+        self.plan = plan
+        self.status = status
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, plan, status, createdAt = "created_at", updatedAt = "updated_at"
+    }
+}
+
+/// An API key as listed: never its secret.
+public struct APIKey: Sendable, Equatable, Encodable {
+    public var id: String
+    public var organizationID: String?
+    public var name: String
+    public var prefix: String
+    public var scopes: [String]
+    public var applicationID: String?
+    public var createdAt: Timestamp
+    public var lastUsedAt: Timestamp?
+    public var revokedAt: Timestamp?
+
+    public init(
+        id: String, organizationID: String?, name: String, prefix: String, scopes: [String], applicationID: String?,
+        createdAt: Timestamp, lastUsedAt: Timestamp?, revokedAt: Timestamp?
+    ) {
+        self.id = id
+        self.organizationID = organizationID
+        self.name = name
+        self.prefix = prefix
+        self.scopes = scopes
+        self.applicationID = applicationID
+        self.createdAt = createdAt
+        self.lastUsedAt = lastUsedAt
+        self.revokedAt = revokedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, organizationID = "organization_id", name, prefix, scopes, applicationID = "application_id"
+        case createdAt = "created_at", lastUsedAt = "last_used_at", revokedAt = "revoked_at"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.id, forKey: .id)
+        try container.encodeOrNull(self.organizationID, forKey: .organizationID)
+        try container.encode(self.name, forKey: .name)
+        try container.encode(self.prefix, forKey: .prefix)
+        try container.encode(self.scopes, forKey: .scopes)
+        try container.encodeOrNull(self.applicationID, forKey: .applicationID)
+        try container.encode(self.createdAt, forKey: .createdAt)
+        try container.encodeOrNull(self.lastUsedAt, forKey: .lastUsedAt)
+        try container.encodeOrNull(self.revokedAt, forKey: .revokedAt)
+    }
+}
+
+/// Circuit-breaker policy of an application.
+public struct CircuitBreakerPolicy: Sendable, Equatable, Codable {
+    /// Consecutive failed attempts after which an endpoint is disabled.
+    public var failureThreshold: Int
+
+    public static let defaultFailureThreshold = 20
+
+    public init(failureThreshold: Int = CircuitBreakerPolicy.defaultFailureThreshold) {
+        self.failureThreshold = failureThreshold
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case failureThreshold = "failure_threshold"
+    }
+}
+
+/// Portal settings of an application: who may embed it and how it looks.
+public struct PortalSettings: Sendable, Equatable, Codable {
+    public var allowedOrigins: [String]
+    public var brandColor: String?
+    public var logoURL: String?
+
+    public init(allowedOrigins: [String] = [], brandColor: String? = nil, logoURL: String? = nil) {
+        self.allowedOrigins = allowedOrigins
+        self.brandColor = brandColor
+        self.logoURL = logoURL
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case allowedOrigins = "allowed_origins", brandColor = "brand_color", logoURL = "logo_url"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.allowedOrigins, forKey: .allowedOrigins)
+        try container.encodeOrNull(self.brandColor, forKey: .brandColor)
+        try container.encodeOrNull(self.logoURL, forKey: .logoURL)
+    }
+}
+
+/// The delays, in whole seconds, between attempts after the first, immediate one.
+public enum RetrySchedule {
+    /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h: seven attempts in all.
+    public static let standard: [Int] = [5, 300, 1800, 7200, 18000, 36000]
+    /// At most this many retries.
+    public static let maxRetries = 50
+    /// At most this long between two attempts (7 days).
+    public static let maxDelaySeconds = 7 * 24 * 3600
+}
+
+/// An application: one product of an organization that publishes events to its tenants' endpoints.
+public struct Application: Sendable, Equatable, Encodable {
+    public var id: String
+    public var organizationID: String
+    public var name: String
+    public var retrySchedule: [Int]
+    public var circuitBreaker: CircuitBreakerPolicy
+    public var portal: PortalSettings
+    public var allowUnregisteredEventTypes: Bool
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+
+    public init(
+        id: String, organizationID: String, name: String, retrySchedule: [Int], circuitBreaker: CircuitBreakerPolicy,
+        portal: PortalSettings, allowUnregisteredEventTypes: Bool, createdAt: Timestamp, updatedAt: Timestamp
+    ) {
+        self.id = id
+        self.organizationID = organizationID
+        self.name = name
+        self.retrySchedule = retrySchedule
+        self.circuitBreaker = circuitBreaker
+        self.portal = portal
+        self.allowUnregisteredEventTypes = allowUnregisteredEventTypes
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, organizationID = "organization_id", name, retrySchedule = "retry_schedule"
+        case circuitBreaker = "circuit_breaker", portal, allowUnregisteredEventTypes = "allow_unregistered_event_types"
+        case createdAt = "created_at", updatedAt = "updated_at"
+    }
+}
+
+/// A kind of event an application publishes, e.g. `order.created`.
+public struct EventType: Sendable, Equatable, Encodable {
+    public var applicationID: String
+    public var name: String
+    public var description: String?
+    public var schema: JSONValue?
+    public var example: JSONValue?
+    public var archived: Bool
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+
+    public init(
+        applicationID: String, name: String, description: String?, schema: JSONValue?, example: JSONValue?, archived: Bool,
+        createdAt: Timestamp, updatedAt: Timestamp
+    ) {
+        self.applicationID = applicationID
+        self.name = name
+        self.description = description
+        self.schema = schema
+        self.example = example
+        self.archived = archived
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case applicationID = "application_id", name, description, schema, example, archived
+        case createdAt = "created_at", updatedAt = "updated_at"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.name, forKey: .name)
+        try container.encode(self.applicationID, forKey: .applicationID)
+        try container.encodeOrNull(self.description, forKey: .description)
+        try container.encodeOrNull(self.schema, forKey: .schema)
+        try container.encodeOrNull(self.example, forKey: .example)
+        try container.encode(self.archived, forKey: .archived)
+        try container.encode(self.createdAt, forKey: .createdAt)
+        try container.encode(self.updatedAt, forKey: .updatedAt)
+    }
+}
+
+/// Whether an endpoint receives deliveries.
+public enum EndpointStatus: String, Sendable, Codable, CaseIterable {
+    /// Receives deliveries.
+    case active
+    /// Deliveries queue up and flow on resume.
+    case paused
+    /// Nothing is sent.
+    case disabled
+}
+
+/// A tenant's URL that receives the events it subscribes to.
+public struct Endpoint: Sendable, Equatable, Encodable {
+    public var id: String
+    public var applicationID: String
+    public var tenantID: String
+    public var name: String?
+    public var description: String?
+    public var url: String
+    public var events: [String]
+    public var headers: [String: String]
+    public var timeoutSeconds: Int
+    public var metadata: [String: JSONValue]
+    public var status: EndpointStatus
+    public var disabledReason: String?
+    public var pausedAt: Timestamp?
+    public var disabledAt: Timestamp?
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+
+    public static let defaultTimeoutSeconds = 10
+
+    public init(
+        id: String, applicationID: String, tenantID: String, name: String?, description: String?, url: String, events: [String],
+        headers: [String: String], timeoutSeconds: Int, metadata: [String: JSONValue], status: EndpointStatus,
+        disabledReason: String?, pausedAt: Timestamp?, disabledAt: Timestamp?, createdAt: Timestamp, updatedAt: Timestamp
+    ) {
+        self.id = id
+        self.applicationID = applicationID
+        self.tenantID = tenantID
+        self.name = name
+        self.description = description
+        self.url = url
+        self.events = events
+        self.headers = headers
+        self.timeoutSeconds = timeoutSeconds
+        self.metadata = metadata
+        self.status = status
+        self.disabledReason = disabledReason
+        self.pausedAt = pausedAt
+        self.disabledAt = disabledAt
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, applicationID = "application_id", tenantID = "tenant_id", name, description, url, events, headers
+        case timeoutSeconds = "timeout_seconds", metadata, status, disabledReason = "disabled_reason"
+        case pausedAt = "paused_at", disabledAt = "disabled_at", createdAt = "created_at", updatedAt = "updated_at"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.id, forKey: .id)
+        try container.encode(self.applicationID, forKey: .applicationID)
+        try container.encode(self.tenantID, forKey: .tenantID)
+        try container.encodeOrNull(self.name, forKey: .name)
+        try container.encodeOrNull(self.description, forKey: .description)
+        try container.encode(self.url, forKey: .url)
+        try container.encode(self.events, forKey: .events)
+        try container.encode(self.headers, forKey: .headers)
+        try container.encode(self.timeoutSeconds, forKey: .timeoutSeconds)
+        try container.encode(self.metadata, forKey: .metadata)
+        try container.encode(self.status, forKey: .status)
+        try container.encodeOrNull(self.disabledReason, forKey: .disabledReason)
+        try container.encodeOrNull(self.pausedAt, forKey: .pausedAt)
+        try container.encodeOrNull(self.disabledAt, forKey: .disabledAt)
+        try container.encode(self.createdAt, forKey: .createdAt)
+        try container.encode(self.updatedAt, forKey: .updatedAt)
+    }
+}
+
+/// A tenant of an application, as the tenants list shows it.
+public struct TenantSummary: Sendable, Equatable, Encodable {
+    public var tenantID: String
+    public var endpointCount: Int
+
+    public init(tenantID: String, endpointCount: Int) {
+        self.tenantID = tenantID
+        self.endpointCount = endpointCount
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tenantID = "tenant_id", endpointCount = "endpoint_count"
+    }
+}
+
+/// One limit and how much of it is used.
+public struct UsageFigure: Sendable, Equatable, Encodable {
+    public var used: Int
+    public var limit: Int?
+
+    public init(used: Int, limit: Int?) {
+        self.used = used
+        self.limit = limit
+    }
+
+    enum CodingKeys: String, CodingKey { case used, limit }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.used, forKey: .used)
+        try container.encodeOrNull(self.limit, forKey: .limit)
+    }
+}
+
+/// An organization's use of its plan.
+public struct Usage: Sendable, Equatable, Encodable {
+    public var organizationID: String
+    public var plan: String
+    public var applications: UsageFigure
+    public var endpoints: UsageFigure
+    public var messagesThisMonth: UsageFigure
+
+    public init(organizationID: String, plan: String, applications: UsageFigure, endpoints: UsageFigure, messagesThisMonth: UsageFigure) {
+        self.organizationID = organizationID
+        self.plan = plan
+        self.applications = applications
+        self.endpoints = endpoints
+        self.messagesThisMonth = messagesThisMonth
+    }
+
+    enum CodingKeys: String, CodingKey { case organizationID = "organization_id", plan, usage }
+    enum UsageKeys: String, CodingKey { case applications, endpoints, messagesThisMonth = "messages_this_month" }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.organizationID, forKey: .organizationID)
+        try container.encode(self.plan, forKey: .plan)
+        var usage = container.nestedContainer(keyedBy: UsageKeys.self, forKey: .usage)
+        try usage.encode(self.applications, forKey: .applications)
+        try usage.encode(self.endpoints, forKey: .endpoints)
+        try usage.encode(self.messagesThisMonth, forKey: .messagesThisMonth)
+    }
+}
+
+/// Checks a plan limit: throws `planLimitExceeded` when one more object of `kind` would pass `limit`.
+public func checkPlanLimit(_ kind: String, used: Int, limit: Int?, plan: String) throws {
+    if let limit, used >= limit {
+        throw TernError.planLimitExceeded("The \(plan) plan allows \(limit) \(kind); this organization has \(used).")
+    }
+}

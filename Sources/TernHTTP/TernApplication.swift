@@ -1,0 +1,93 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import TernCore
+import TernStorage
+
+/// Opens the database, builds the router and registers the long-running services. Tests call this with a test
+/// configuration; the `tern` executable calls it with the flags and environment.
+public func buildApplication(_ configuration: TernConfiguration) async throws -> some ApplicationProtocol {
+    var logger = Logger(label: "tern")
+    logger.logLevel = configuration.logLevel
+    let location = try DatabaseLocation(url: configuration.databaseURL)
+    let migrator = try Migrator(directory: configuration.resourcesDirectory.appendingPathComponent("Migrations"))
+    let secretBox = try configuration.secretBox(for: location, logger: logger)
+    let database = try await Database.open(location, logger: logger)
+    let store = Store(database: database, secretBox: secretBox)
+    let authenticator = Authenticator(store: store, adminKey: configuration.adminKey, logger: logger)
+    let router = buildRouter(store: store, authenticator: authenticator, configuration: configuration)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tern"),
+        services: [database, authenticator],
+        logger: logger
+    )
+    let startupLogger = logger
+    app.beforeServerStarts {
+        try await prepare(database: database, store: store, migrator: migrator, configuration: configuration, location: location, logger: startupLogger)
+    }
+    return app
+}
+
+/// Migrates, and on first start without `TERN_ADMIN_KEY` creates the admin key and prints it once.
+func prepare(
+    database: Database, store: Store, migrator: Migrator, configuration: TernConfiguration, location: DatabaseLocation, logger: Logger
+) async throws {
+    do {
+        try await migrator.migrate(database, logger: logger)
+    } catch let error as ConfigurationError {
+        throw error
+    } catch {
+        throw ConfigurationError("cannot prepare the database at \(location): \(describeDatabaseError(error))")
+    }
+    if configuration.adminKey == nil, try await !store.hasAdminKey() {
+        let token = APIKeyToken.generate()
+        let hash = await Task.detached { Argon2id.hash(token.secret) }.value
+        _ = try await store.createAPIKey(
+            organizationID: nil, name: "admin", scopes: [Scopes.all], applicationID: nil, token: token, secretHash: hash
+        )
+        FileHandle.standardOutput.write(Data("""
+
+            ┌ Tern admin key (shown once; only its argon2id hash is stored) ───────────────
+            │ \(token.token)
+            └ Set TERN_ADMIN_KEY to choose your own instead. ─────────────────────────────────
+
+
+            """.utf8))
+    }
+    logger.info("Tern is ready", metadata: ["database": "\(location)", "url": "\(configuration.publicBaseURL)"])
+}
+
+/// The routes: `/health`, the admin API under `/v1/admin`, and the organization API under `/v1`.
+public func buildRouter(store: Store, authenticator: Authenticator, configuration: TernConfiguration) -> Router<TernRequestContext> {
+    let router = Router(context: TernRequestContext.self)
+    router.add(middleware: APIMiddleware())
+    HealthController(database: store.database).addRoutes(to: router)
+    guard configuration.role != .worker else { return router }
+    router.add(middleware: AuthMiddleware(authenticator: authenticator))
+
+    let admin = router.group("v1/admin", context: AdminContext.self)
+        .add(middleware: IdempotencyMiddleware<AdminContext>(store: store))
+    AdminController(store: store).addRoutes(to: admin)
+
+    let api = router.group("v1", context: OrganizationContext.self)
+        .add(middleware: IdempotencyMiddleware<OrganizationContext>(store: store))
+    APIKeyController(store: store, authenticator: authenticator).addRoutes(to: api)
+    ApplicationController(store: store).addRoutes(to: api)
+    EventTypeController(store: store).addRoutes(to: api)
+    EndpointController(store: store, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: api)
+    return router
+}
+
+/// A short, secret-free account of a database error for one line of output.
+public func describeDatabaseError(_ error: any Error) -> String {
+    let text = String(reflecting: error)
+    if text.contains("connectionError") || text.contains("Connection refused") || text.contains("connect(descriptor") {
+        return "connection refused or unreachable"
+    }
+    if text.contains("28P01") || text.contains("password authentication failed") { return "authentication failed" }
+    if text.contains("3D000") { return "the database does not exist" }
+    if let configuration = error as? ConfigurationError { return configuration.description }
+    return String(text.prefix(300))
+}

@@ -1,0 +1,103 @@
+import SQLKit
+import TernCore
+
+/// A new application's settings, already validated.
+public struct ApplicationInput: Sendable {
+    public var name: String
+    public var retrySchedule: [Int]
+    public var circuitBreaker: CircuitBreakerPolicy
+    public var portal: PortalSettings
+    public var allowUnregisteredEventTypes: Bool
+
+    public init(name: String, retrySchedule: [Int], circuitBreaker: CircuitBreakerPolicy, portal: PortalSettings, allowUnregisteredEventTypes: Bool) {
+        self.name = name
+        self.retrySchedule = retrySchedule
+        self.circuitBreaker = circuitBreaker
+        self.portal = portal
+        self.allowUnregisteredEventTypes = allowUnregisteredEventTypes
+    }
+}
+
+extension Store {
+    public func createApplication(organizationID: String, _ input: ApplicationInput) async throws -> Application {
+        try await self.database.write { sql in
+            let plan = try await self.lockedPlan(organizationID, sql)
+            let used = try await Self.count(sql, "SELECT COUNT(*) AS n FROM applications WHERE organization_id = \(bind: organizationID)")
+            try checkPlanLimit("applications", used: used, limit: plan.maxApplications, plan: plan.id)
+            let now = Timestamp.now()
+            let application = Application(
+                id: Identifier.make("app"), organizationID: organizationID, name: input.name, retrySchedule: input.retrySchedule,
+                circuitBreaker: input.circuitBreaker, portal: input.portal, allowUnregisteredEventTypes: input.allowUnregisteredEventTypes,
+                createdAt: now, updatedAt: now
+            )
+            try await sql.raw("""
+                INSERT INTO applications (id, organization_id, name, retry_schedule, failure_threshold, portal,
+                allow_unregistered_event_types, created_at, updated_at) VALUES (\(bind: application.id), \(bind: organizationID),
+                \(bind: input.name), \(bind: JSONColumn.encode(input.retrySchedule)), \(bind: input.circuitBreaker.failureThreshold),
+                \(bind: JSONColumn.encode(input.portal)), \(bind: input.allowUnregisteredEventTypes), \(bind: now.microseconds),
+                \(bind: now.microseconds))
+                """).run()
+            return application
+        }
+    }
+
+    /// Lists the organization's applications; a key restricted to one application sees only that one.
+    public func listApplications(organizationID: String, only applicationID: String?, _ page: PageRequest) async throws -> Page<Application> {
+        try await self.database.read { sql in
+            var query = sql.select().column("*").from("applications").where("organization_id", .equal, organizationID)
+            if let applicationID { query = query.where("id", .equal, applicationID) }
+            if let after = page.after { query = query.where("id", .lessThan, after) }
+            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.application)
+        }
+    }
+
+    public func application(organizationID: String, id: String) async throws -> Application {
+        try await self.database.read { sql in try await Self.application(organizationID, id, sql) }
+    }
+
+    static func application(_ organizationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> Application {
+        guard let row = try await sql.raw("""
+            SELECT * FROM applications WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)
+            """).first()
+        else { throw TernError.notFound("No application '\(id)'.") }
+        return try Self.application(row)
+    }
+
+    /// Replaces the application's settings with `update(current)`.
+    public func updateApplication(
+        organizationID: String, id: String, _ update: @Sendable (inout Application) throws -> Void
+    ) async throws -> Application {
+        try await self.database.write { sql in
+            var application = try await Self.application(organizationID, id, sql)
+            try update(&application)
+            application.updatedAt = .now()
+            try await sql.raw("""
+                UPDATE applications SET name = \(bind: application.name), retry_schedule = \(bind: JSONColumn.encode(application.retrySchedule)),
+                failure_threshold = \(bind: application.circuitBreaker.failureThreshold), portal = \(bind: JSONColumn.encode(application.portal)),
+                allow_unregistered_event_types = \(bind: application.allowUnregisteredEventTypes),
+                updated_at = \(bind: application.updatedAt.microseconds) WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)
+                """).run()
+            return application
+        }
+    }
+
+    /// Deletes the application with its event types and endpoints.
+    public func deleteApplication(organizationID: String, id: String) async throws {
+        try await self.database.write { sql in
+            _ = try await Self.application(organizationID, id, sql)
+            try await sql.raw("DELETE FROM applications WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)").run()
+        }
+    }
+
+    static func application(_ row: any SQLRow) throws -> Application {
+        Application(
+            id: try row.string("id"), organizationID: try row.string("organization_id"), name: try row.string("name"),
+            retrySchedule: try JSONColumn.decode([Int].self, try row.string("retry_schedule")) ?? RetrySchedule.standard,
+            circuitBreaker: CircuitBreakerPolicy(failureThreshold: try row.int("failure_threshold")),
+            portal: try JSONColumn.decode(PortalSettings.self, try row.string("portal")) ?? PortalSettings(),
+            allowUnregisteredEventTypes: try row.bool("allow_unregistered_event_types"),
+            createdAt: try row.timestamp("created_at"), updatedAt: try row.timestamp("updated_at")
+        )
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+import SQLKit
+import TernCore
+
+/// The repositories: every read and write of Tern's objects, scoped by organization (and application).
+/// Handlers call these; no SQL lives outside this target.
+public struct Store: Sendable {
+    public let database: Database
+    public let secretBox: SecretBox
+
+    public init(database: Database, secretBox: SecretBox) {
+        self.database = database
+        self.secretBox = secretBox
+    }
+}
+
+/// One page of a list, newest first.
+public struct Page<Item: Encodable & Sendable>: Encodable, Sendable {
+    public var data: [Item]
+    public var nextCursor: String?
+    public var hasMore: Bool
+
+    public init(data: [Item], nextCursor: String?, hasMore: Bool) {
+        self.data = data
+        self.nextCursor = nextCursor
+        self.hasMore = hasMore
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case data, nextCursor = "next_cursor", hasMore = "has_more"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.data, forKey: .data)
+        try container.encodeOrNull(self.nextCursor, forKey: .nextCursor)
+        try container.encode(self.hasMore, forKey: .hasMore)
+    }
+}
+
+/// `?limit=&cursor=` of a list request. The cursor is opaque to clients: base64url of the last sort key.
+public struct PageRequest: Sendable {
+    public static let defaultLimit = 50
+    public static let maxLimit = 250
+
+    public var limit: Int
+    public var after: String?
+
+    public init(limit: Int = PageRequest.defaultLimit, after: String? = nil) {
+        self.limit = limit
+        self.after = after
+    }
+
+    /// Parses the query values; invalid ones are 422.
+    public init(limit: String?, cursor: String?) throws {
+        var validator = Validator()
+        var parsedLimit = PageRequest.defaultLimit
+        if let limit {
+            if let value = Int(limit), (1...PageRequest.maxLimit).contains(value) {
+                parsedLimit = value
+            } else {
+                validator.fail("limit", "must be a whole number from 1 to \(PageRequest.maxLimit)")
+            }
+        }
+        var after: String?
+        if let cursor, !cursor.isEmpty {
+            if let bytes = Base64URL.decode(cursor), let key = String(bytes: bytes, encoding: .utf8), !key.isEmpty {
+                after = key
+            } else {
+                validator.fail("cursor", "is not a cursor this API returned")
+            }
+        }
+        try validator.check()
+        self.init(limit: parsedLimit, after: after)
+    }
+
+    /// Cuts the `limit + 1` rows fetched into a page.
+    func page<Row, Item>(_ rows: [Row], key: (Row) -> String, map: (Row) throws -> Item) rethrows -> Page<Item> {
+        let hasMore = rows.count > self.limit
+        let kept = Array(rows.prefix(self.limit))
+        let cursor = hasMore ? kept.last.map { Base64URL.encode(Array(key($0).utf8)) } : nil
+        return Page(data: try kept.map(map), nextCursor: cursor, hasMore: hasMore)
+    }
+}
+
+/// JSON columns: written with sorted keys so the same value is always the same text.
+enum JSONColumn {
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
+        guard let text else { return nil }
+        return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+}
+
+extension SQLRow {
+    func string(_ column: String) throws -> String { try self.decode(column: column, as: String.self) }
+    func optionalString(_ column: String) throws -> String? { try self.decode(column: column, as: String?.self) }
+    func int(_ column: String) throws -> Int { try self.decode(column: column, as: Int.self) }
+    func optionalInt(_ column: String) throws -> Int? { try self.decode(column: column, as: Int?.self) }
+    func bool(_ column: String) throws -> Bool { try self.decode(column: column, as: Bool.self) }
+    func timestamp(_ column: String) throws -> Timestamp { Timestamp(microseconds: Int64(try self.int(column))) }
+    func optionalTimestamp(_ column: String) throws -> Timestamp? { try self.optionalInt(column).map { Timestamp(microseconds: Int64($0)) } }
+}

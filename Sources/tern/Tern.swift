@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import TernHTTP
+import TernStorage
+
+/// `tern`: webhooks as a service.
+@main
+struct Tern: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tern",
+        abstract: "Webhooks as a service: sign, deliver, retry, and give every tenant a portal.",
+        subcommands: [Serve.self, Migrate.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Settings shared by the commands; each flag falls back to its `TERN_*` variable, then to the default.
+struct Settings: ParsableArguments {
+    @Option(help: "Address to listen on (TERN_HOST). Default 127.0.0.1.")
+    var host: String?
+
+    @Option(help: "Port to listen on (TERN_PORT). Default 8080.")
+    var port: String?
+
+    @Option(help: "sqlite:///path/file.sqlite, sqlite://:memory: or postgres://user:pass@host:port/db (TERN_DATABASE_URL). Default sqlite://tern.sqlite.")
+    var database: String?
+
+    @Option(help: "all, api or worker (TERN_ROLE). Default all.")
+    var role: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (TERN_LOG_LEVEL). Default info.")
+    var logLevel: String?
+
+    /// Builds the configuration, or fails with one line naming the bad setting.
+    func configuration(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> TernConfiguration {
+        guard let resources = TernConfiguration.locateResources(environment: environment) else {
+            throw ConfigurationError("cannot find the Migrations/ folder; run from the Tern checkout or set TERN_RESOURCES_DIR")
+        }
+        var configuration = TernConfiguration(resourcesDirectory: resources)
+        if let host = self.host ?? environment["TERN_HOST"] {
+            guard !host.isEmpty else { throw ConfigurationError("TERN_HOST / --host must not be empty") }
+            configuration.host = host
+        }
+        if let port = self.port ?? environment["TERN_PORT"] {
+            guard let value = Int(port), (1...65535).contains(value) else {
+                throw ConfigurationError("TERN_PORT / --port must be a port number from 1 to 65535 (got '\(port)')")
+            }
+            configuration.port = value
+        }
+        if let database = self.database ?? environment["TERN_DATABASE_URL"] {
+            configuration.databaseURL = database
+        }
+        _ = try DatabaseLocation(url: configuration.databaseURL)
+        if let role = self.role ?? environment["TERN_ROLE"] {
+            guard let value = Role(rawValue: role) else {
+                throw ConfigurationError("TERN_ROLE / --role must be all, api or worker (got '\(role)')")
+            }
+            configuration.role = value
+        }
+        if let level = self.logLevel ?? environment["TERN_LOG_LEVEL"] {
+            guard let value = Logger.Level(rawValue: level) else {
+                throw ConfigurationError("TERN_LOG_LEVEL / --log-level must be trace, debug, info, notice, warning or error (got '\(level)')")
+            }
+            configuration.logLevel = value
+        }
+        configuration.adminKey = environment["TERN_ADMIN_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if let adminKey = configuration.adminKey, adminKey.count < 16 {
+            throw ConfigurationError("TERN_ADMIN_KEY must be at least 16 characters")
+        }
+        configuration.publicURL = environment["TERN_PUBLIC_URL"]
+        if let url = configuration.publicURL, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw ConfigurationError("TERN_PUBLIC_URL must start with http:// or https:// (got '\(url)')")
+        }
+        configuration.encryptionKey = environment["TERN_ENCRYPTION_KEY"]
+        configuration.dataDirectory = environment["TERN_DATA_DIR"]
+        if let allow = environment["TERN_ALLOW_PRIVATE_ENDPOINTS"] {
+            guard ["true", "false", "1", "0", ""].contains(allow.lowercased()) else {
+                throw ConfigurationError("TERN_ALLOW_PRIVATE_ENDPOINTS must be true or false (got '\(allow)')")
+            }
+            configuration.allowPrivateEndpoints = allow.lowercased() == "true" || allow == "1"
+        }
+        return configuration
+    }
+}
+
+/// Prints a one-line error and exits with status 2, for settings and start-up failures.
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("tern: \(message)\n".utf8))
+    exit(2)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the API, the portal and the delivery workers (migrations are applied first).",
+        discussion: """
+            Environment: TERN_HOST, TERN_PORT, TERN_DATABASE_URL, TERN_ROLE, TERN_ADMIN_KEY, TERN_PUBLIC_URL,
+            TERN_ENCRYPTION_KEY (base64 of 32 bytes), TERN_ALLOW_PRIVATE_ENDPOINTS, TERN_DATA_DIR, TERN_LOG_LEVEL.
+            """
+    )
+
+    @OptionGroup var settings: Settings
+
+    func run() async throws {
+        do {
+            let configuration = try self.settings.configuration()
+            let app = try await buildApplication(configuration)
+            try await app.runService()
+        } catch let error as ConfigurationError {
+            fail(error.description)
+        } catch {
+            fail("cannot start: \(describeDatabaseError(error))")
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the database migrations and exit.")
+
+    @OptionGroup var settings: Settings
+
+    func run() async throws {
+        do {
+            let configuration = try self.settings.configuration()
+            var logger = Logger(label: "tern")
+            logger.logLevel = configuration.logLevel
+            let location = try DatabaseLocation(url: configuration.databaseURL)
+            let migrator = try Migrator(directory: configuration.resourcesDirectory.appendingPathComponent("Migrations"))
+            let database = try await Database.open(location, logger: logger)
+            let applied = try await database.whileRunning { [logger] in try await migrator.migrate(database, logger: logger) }
+            print(applied.isEmpty ? "Database is up to date." : "Applied: \(applied.joined(separator: ", "))")
+        } catch let error as ConfigurationError {
+            fail(error.description)
+        } catch {
+            fail("cannot migrate: \(describeDatabaseError(error))")
+        }
+    }
+}
