@@ -123,9 +123,12 @@ public final class Authenticator: Service, Sendable {
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: self.lastUsedFlushInterval)
-            await self.flushLastUsed()
+        let interval = self.lastUsedFlushInterval
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                await self.flushLastUsed()
+            }
         }
         await self.flushLastUsed()
     }

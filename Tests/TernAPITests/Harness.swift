@@ -1,0 +1,148 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import TernCore
+import TernHTTP
+import TernStorage
+import Testing
+
+/// The databases the API tests run on: SQLite always, PostgreSQL when `TERN_TEST_POSTGRES_URL` is set.
+enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite, postgres
+
+    static var available: [Backend] {
+        ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES_URL"].map { $0.isEmpty ? [.sqlite] : [.sqlite, .postgres] } ?? [.sqlite]
+    }
+
+    var testDescription: String { self.rawValue }
+
+    /// A fresh, empty database for one test: a new SQLite file, or a new PostgreSQL database.
+    func freshDatabaseURL() async throws -> String {
+        switch self {
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-tests-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            return "sqlite://\(directory.path)/tern.sqlite"
+        case .postgres:
+            let base = ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES_URL"]!
+            let name = "tern_test_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20))"
+            let database = try await Database.open(try DatabaseLocation(url: base), logger: Logger(label: "test"))
+            try await database.whileRunning {
+                try await database.read { sql in try await sql.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
+            }
+            var components = URLComponents(string: base)!
+            components.path = "/" + name
+            return components.string!
+        }
+    }
+}
+
+let testAdminKey = "test-admin-key-0123456789abcdef"
+let testEncryptionKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+func testConfiguration(_ databaseURL: String) -> TernConfiguration {
+    var configuration = TernConfiguration(resourcesDirectory: repositoryRoot)
+    configuration.databaseURL = databaseURL
+    configuration.adminKey = testAdminKey
+    configuration.encryptionKey = testEncryptionKey
+    configuration.allowPrivateEndpoints = true
+    configuration.logLevel = .warning
+    return configuration
+}
+
+/// Starts Tern on `backend` and runs `body` against it through HTTP.
+func withTern(
+    _ backend: Backend, configure: (inout TernConfiguration) -> Void = { _ in }, _ body: @escaping @Sendable (API) async throws -> Void
+) async throws {
+    var configuration = testConfiguration(try await backend.freshDatabaseURL())
+    configure(&configuration)
+    let app = try await buildApplication(configuration)
+    let databaseURL = configuration.databaseURL
+    try await app.test(.router) { client in
+        try await body(API(client: client, databaseURL: databaseURL))
+    }
+}
+
+/// A response, with its JSON parsed.
+struct Reply: @unchecked Sendable {
+    var status: Int
+    var headers: HTTPFields
+    var text: String
+    var json: Any?
+
+    subscript(_ key: String) -> Any? { (self.json as? [String: Any])?[key] }
+    func string(_ key: String) -> String? { self[key] as? String }
+    var items: [[String: Any]] { (self["data"] as? [[String: Any]]) ?? [] }
+    var fieldErrors: [String] { ((self["errors"] as? [[String: Any]]) ?? []).compactMap { $0["field"] as? String } }
+    var problemType: String { self.string("type") ?? "" }
+}
+
+/// A small client for the Tern API inside tests.
+struct API: Sendable {
+    let client: any TestClientProtocol
+    let databaseURL: String
+
+    @discardableResult
+    func call(
+        _ method: HTTPRequest.Method, _ path: String, key: String? = nil, json: String? = nil,
+        contentType: String? = "application/json", headers: [String: String] = [:]
+    ) async throws -> Reply {
+        var fields = HTTPFields()
+        if let key { fields[.authorization] = "Bearer \(key)" }
+        if json != nil, let contentType { fields[.contentType] = contentType }
+        for (name, value) in headers { fields[HTTPField.Name(name)!] = value }
+        return try await self.client.execute(uri: path, method: method, headers: fields, body: json.map { ByteBuffer(string: $0) }) { response in
+            let text = String(buffer: response.body)
+            return Reply(
+                status: Int(response.status.code), headers: response.headers, text: text,
+                json: text.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(text.utf8))
+            )
+        }
+    }
+
+    func get(_ path: String, key: String?) async throws -> Reply { try await self.call(.get, path, key: key) }
+
+    func post(_ path: String, key: String?, _ json: String, headers: [String: String] = [:]) async throws -> Reply {
+        try await self.call(.post, path, key: key, json: json, headers: headers)
+    }
+
+    /// Creates an organization (on `plan`) and a `*` key for it; returns (organization id, key).
+    func organization(_ name: String = "Acme", plan: String = "free", scopes: String? = nil, applicationID: String? = nil) async throws -> (String, String) {
+        let org = try await self.post("/v1/admin/organizations", key: testAdminKey, #"{"name": "\#(name)", "plan": "\#(plan)"}"#)
+        try #require(org.status == 201, "\(org.text)")
+        let orgID = try #require(org.string("id"))
+        let key = try await self.createKey(orgID: orgID, scopes: scopes, applicationID: applicationID)
+        return (orgID, key)
+    }
+
+    func createKey(orgID: String, scopes: String? = nil, applicationID: String? = nil) async throws -> String {
+        var body = #"{"name": "test key""#
+        if let scopes { body += #", "scopes": \#(scopes)"# }
+        if let applicationID { body += #", "application_id": "\#(applicationID)""# }
+        let reply = try await self.post("/v1/admin/organizations/\(orgID)/api-keys", key: testAdminKey, body + "}")
+        try #require(reply.status == 201, "\(reply.text)")
+        return try #require(reply.string("key"))
+    }
+
+    func application(_ key: String, name: String = "Shop", extra: String = "") async throws -> String {
+        let reply = try await self.post("/v1/applications", key: key, #"{"name": "\#(name)"\#(extra)}"#)
+        try #require(reply.status == 201, "\(reply.text)")
+        return try #require(reply.string("id"))
+    }
+
+    func eventType(_ key: String, app: String, name: String) async throws {
+        let reply = try await self.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "\#(name)", "description": "d"}"#)
+        try #require(reply.status == 201, "\(reply.text)")
+    }
+
+    func endpoint(_ key: String, app: String, tenant: String = "tenant-1", events: String = "[]") async throws -> Reply {
+        try await self.post(
+            "/v1/applications/\(app)/endpoints", key: key,
+            #"{"tenant_id": "\#(tenant)", "url": "http://127.0.0.1:9/hook", "events": \#(events)}"#
+        )
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import TernCore
+import TernHTTP
+import TernStorage
+import Testing
+import Yams
+
+/// Every route the router serves, read from the router itself so that a new route cannot be left out.
+func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)] {
+    let database = try await Database.open(.sqliteMemory, logger: Logger(label: "routes"))
+    let store = Store(database: database, secretBox: SecretBox(keyBase64: testEncryptionKey)!)
+    let authenticator = Authenticator(store: store, adminKey: nil, logger: Logger(label: "routes"))
+    let router = buildRouter(store: store, authenticator: authenticator, configuration: testConfiguration("sqlite://:memory:"))
+    let routes = router.routes.map { (method: $0.method, path: "/" + $0.path.description.split(separator: "/").joined(separator: "/")) }
+    try await database.whileRunning {}
+    return routes
+}
+
+@Suite struct IsolationTests {
+    @Test(arguments: Backend.available)
+    func anotherOrganizationsObjectsAre404OnEveryRoute(_ backend: Backend) async throws {
+        let routes = try await servedRoutes()
+        try await withTern(backend) { api in
+            let (_, keyA) = try await api.organization("A")
+            let (orgB, keyB) = try await api.organization("B")
+            _ = try await api.application(keyA, name: "A's")
+            let appB = try await api.application(keyB, name: "B's")
+            try await api.eventType(keyB, app: appB, name: "b.happened")
+            let endpointB = try #require(try await api.endpoint(keyB, app: appB, events: #"["b.happened"]"#).string("id"))
+            let keyBID = try #require(try await api.get("/v1/api-keys", key: keyB).items.first?["id"] as? String)
+            let values = [
+                "app_id": appB, "endpoint_id": endpointB, "name": "b.happened", "key_id": keyBID, "org_id": orgB, "plan_id": "free",
+            ]
+            let body = #"{"name": "x", "tenant_id": "t", "url": "http://127.0.0.1:9/x", "status": "paused", "description": "x"}"#
+            var checked = 0
+            for route in routes where route.path.hasPrefix("/v1") {
+                let path = route.path.split(separator: "/").map { segment in
+                    segment.hasPrefix(":") ? values[String(segment.dropFirst())]! : String(segment)
+                }.joined(separator: "/")
+                let sendsBody = [.post, .put, .patch].contains(route.method)
+                let reply = try await api.call(route.method, "/" + path, key: keyA, json: sendsBody ? body : nil)
+                if route.path.hasPrefix("/v1/admin") {
+                    #expect(reply.status == 403, "\(route.method) \(route.path) with an organization key")
+                } else if route.path.contains(":") {
+                    #expect(reply.status == 404, "\(route.method) \(route.path) answered \(reply.status): \(reply.text)")
+                } else if route.method == .get {
+                    #expect(!reply.text.contains(appB) && !reply.text.contains(endpointB) && !reply.text.contains(keyBID), "\(route.path) leaks")
+                }
+                checked += 1
+            }
+            #expect(checked >= 20)
+            // B's objects are untouched.
+            #expect(try await api.get("/v1/applications/\(appB)", key: keyB).string("name") == "B's")
+            let endpoint = try await api.get("/v1/applications/\(appB)/endpoints/\(endpointB)", key: keyB)
+            #expect(endpoint.string("status") == "active")
+            #expect(try await api.get("/v1/applications/\(appB)/event-types/b.happened", key: keyB)["archived"] as? Bool == false)
+            #expect(try await api.get("/v1/applications", key: keyB).status == 200)
+        }
+    }
+}
+
+@Suite struct OpenAPITests {
+    @Test func theSpecParsesAndDescribesEveryServedRoute() async throws {
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        let spec = try #require(try Yams.load(yaml: text) as? [String: Any])
+        #expect((spec["openapi"] as? String)?.hasPrefix("3.1") == true)
+        let paths = try #require(spec["paths"] as? [String: Any])
+        let routes = try await servedRoutes()
+        #expect(!routes.isEmpty)
+        for route in routes {
+            let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+            let operations = paths["/" + path] as? [String: Any]
+            #expect(operations?[route.method.rawValue.lowercased()] != nil, "docs/openapi.yaml lacks \(route.method) /\(path)")
+        }
+    }
+}

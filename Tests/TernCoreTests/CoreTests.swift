@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+@testable import TernCore
+
+@Suite struct IdentifierTests {
+    @Test func identifiersArePrefixedValidAndTimeSortable() {
+        let early = Identifier.make("app", at: Date(timeIntervalSince1970: 1_700_000_000))
+        let late = Identifier.make("app", at: Date(timeIntervalSince1970: 1_700_000_001))
+        #expect(early.hasPrefix("app_"))
+        #expect(Identifier.isValid(early, prefix: "app"))
+        #expect(!Identifier.isValid(early, prefix: "ep"))
+        #expect(early < late)
+        #expect(Set((0..<1000).map { _ in Identifier.make("x") }).count == 1000)
+    }
+
+    @Test func timestampsAreRFC3339UTC() {
+        let time = Timestamp(microseconds: 1_700_000_000_123_456)
+        #expect(time.description == "2023-11-14T22:13:20.123Z")
+        #expect(Timestamp(rfc3339: "2023-11-14T22:13:20.123Z")?.microseconds == 1_700_000_000_123_000)
+        #expect(Timestamp(rfc3339: "2023-11-14T23:13:20+01:00")?.microseconds == 1_700_000_000_000_000)
+        #expect(Timestamp(rfc3339: "yesterday") == nil)
+    }
+}
+
+@Suite struct APIKeyTests {
+    @Test func tokensRoundTripThroughParsing() throws {
+        let token = APIKeyToken.generate()
+        #expect(token.token.hasPrefix("tern_key_"))
+        #expect(try #require(Base64URL.decode(token.secret)).count == 32)
+        #expect(APIKeyToken(parsing: token.token) == token)
+        #expect(token.displayPrefix.count < token.token.count - 30)
+    }
+
+    @Test(arguments: ["", "tern_", "tern_key_abc_def", "Bearer x", "tern_app_01m85kc8g1vxt7zk8c3xn62s9y_" + String(repeating: "a", count: 43)])
+    func malformedTokensAreRejected(_ text: String) {
+        #expect(APIKeyToken(parsing: text) == nil)
+    }
+
+    @Test func argon2idHashesVerifyOnlyTheirSecret() {
+        let hash = Argon2id.hash("correct horse")
+        #expect(hash.hasPrefix("$argon2id$v=19$m=19456,t=2,p=1$"))
+        #expect(Argon2id.verify("correct horse", encoded: hash))
+        #expect(!Argon2id.verify("correct horsf", encoded: hash))
+        #expect(Argon2id.hash("correct horse") != hash)
+    }
+
+    @Test func scopesGrantWhatTheyName() {
+        #expect(Scopes.allows(["*"], action: .write, resource: "endpoints"))
+        #expect(Scopes.allows(["read:endpoints"], action: .read, resource: "endpoints"))
+        #expect(!Scopes.allows(["read:endpoints"], action: .write, resource: "endpoints"))
+        #expect(Scopes.allows(["write:endpoints"], action: .read, resource: "endpoints"))
+        #expect(!Scopes.allows(["write:endpoints"], action: .read, resource: "applications"))
+        #expect(Scopes.allows(["read:*"], action: .read, resource: "audit"))
+        #expect(Scopes.isValid("write:event_types") && Scopes.isValid("*") && Scopes.isValid("read:*"))
+        #expect(!Scopes.isValid("delete:endpoints") && !Scopes.isValid("read:nothing") && !Scopes.isValid("read"))
+    }
+}
+
+@Suite struct SecretTests {
+    @Test func secretBoxSealsAndOpens() throws {
+        let box = try #require(SecretBox(keyBase64: SecretBox.generateKeyBase64()))
+        let sealed = try box.seal("whsec_abc")
+        #expect(!sealed.contains("whsec_abc"))
+        #expect(try box.open(sealed) == "whsec_abc")
+        let other = try #require(SecretBox(keyBase64: SecretBox.generateKeyBase64()))
+        #expect(throws: (any Error).self) { try other.open(sealed) }
+        #expect(SecretBox(keyBase64: "c2hvcnQ=") == nil)
+    }
+
+    @Test func endpointSecretsAreWhsecBase64Of32Bytes() throws {
+        let secret = EndpointSecret.generate()
+        #expect(secret.hasPrefix("whsec_"))
+        #expect(try #require(Data(base64Encoded: String(secret.dropFirst(6)))).count == 32)
+        #expect(EndpointSecret.isValid(secret))
+        #expect(!EndpointSecret.isValid("whsec_short") && !EndpointSecret.isValid("secret"))
+    }
+}
+
+@Suite struct AddressClassifierTests {
+    @Test(arguments: [
+        "127.0.0.1", "127.9.9.9", "127.1", "2130706433", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1",
+        "169.254.169.254", "100.64.0.1", "100.127.255.255", "0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.255",
+        "255.255.255.255", "::1", "::", "[::1]", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
+        "[::ffff:127.0.0.1]", "::ffff:10.1.2.3", "::ffff:169.254.169.254", "64:ff9b::7f00:1",
+    ])
+    func internalAddressesAreForbidden(_ host: String) throws {
+        let address = try #require(AddressClassifier.parse(host))
+        #expect(AddressClassifier.isForbidden(address))
+        #expect(AddressClassifier.isForbiddenHostLiteral(host))
+    }
+
+    @Test(arguments: ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "192.169.0.1", "2606:4700::1111", "::ffff:8.8.8.8"])
+    func publicAddressesAreAllowed(_ host: String) throws {
+        let address = try #require(AddressClassifier.parse(host))
+        #expect(!AddressClassifier.isForbidden(address))
+    }
+
+    @Test func localhostNamesAreForbiddenAndOtherNamesAreLeftToResolution() {
+        #expect(AddressClassifier.isForbiddenHostLiteral("localhost"))
+        #expect(AddressClassifier.isForbiddenHostLiteral("LOCALHOST."))
+        #expect(AddressClassifier.isForbiddenHostLiteral("api.localhost"))
+        #expect(!AddressClassifier.isForbiddenHostLiteral("example.com"))
+        #expect(AddressClassifier.parse("example.com") == nil)
+    }
+}
+
+@Suite struct RuleTests {
+    @Test func endpointURLsMustBeHTTPWithAHost() {
+        #expect(Rules.endpointURLProblem("https://example.com/hook", allowPrivate: false) == nil)
+        #expect(Rules.endpointURLProblem("ftp://example.com", allowPrivate: false) != nil)
+        #expect(Rules.endpointURLProblem("https://", allowPrivate: false) != nil)
+        #expect(Rules.endpointURLProblem("not a url", allowPrivate: false) != nil)
+        #expect(Rules.endpointURLProblem("http://127.0.0.1:8080/x", allowPrivate: false) != nil)
+        #expect(Rules.endpointURLProblem("http://[::ffff:127.0.0.1]/x", allowPrivate: false) != nil)
+        #expect(Rules.endpointURLProblem("http://127.0.0.1:8080/x", allowPrivate: true) == nil)
+    }
+
+    @Test func eventTypeNamesTenantIDsAndHeaders() {
+        #expect(Rules.isEventTypeName("order.created") && Rules.isEventTypeName("A_b-1.2"))
+        #expect(!Rules.isEventTypeName("order created") && !Rules.isEventTypeName("") && !Rules.isEventTypeName("é"))
+        #expect(Rules.tenantIDProblem(String(repeating: "t", count: 255)) == nil)
+        #expect(Rules.tenantIDProblem(String(repeating: "t", count: 256)) != nil)
+        #expect(Rules.headerProblem(name: "X-Custom", value: "1") == nil)
+        #expect(Rules.headerProblem(name: "Transfer-Encoding", value: "chunked") != nil)
+        #expect(Rules.headerProblem(name: "Bad Header", value: "1") != nil)
+        #expect(Rules.headerProblem(name: "X-Split", value: "a\r\nInjected: 1") != nil)
+    }
+
+    @Test func planLimitsRefuseTheOneOverTheLimit() throws {
+        try checkPlanLimit("endpoints", used: 9, limit: 10, plan: "free")
+        #expect(throws: TernError.self) { try checkPlanLimit("endpoints", used: 10, limit: 10, plan: "free") }
+        try checkPlanLimit("endpoints", used: 1_000_000, limit: nil, plan: "enterprise")
+    }
+}
