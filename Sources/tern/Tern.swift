@@ -11,7 +11,7 @@ struct Tern: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Webhooks as a service: sign, deliver, retry, and give every tenant a portal.",
-        subcommands: [Serve.self, Migrate.self],
+        subcommands: [Serve.self, Migrate.self, Bench.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -134,6 +134,31 @@ struct Migrate: AsyncParsableCommand {
             fail(error.description)
         } catch {
             fail("cannot migrate: \(describeDatabaseError(error))")
+        }
+    }
+}
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks on 127.0.0.1; prints one JSON object.",
+        subcommands: [Auth.self]
+    )
+
+    struct Auth: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What authentication costs: a first (argon2id) verification against the warm key cache."
+        )
+
+        @Option(help: "Database URL (default: a temporary SQLite file).") var database: String?
+        @Option(help: "Keys verified for the first time (argon2id).") var keys = 10
+        @Option(help: "Verifications of one key from the warm cache.") var iterations = 200_000
+
+        func run() async throws {
+            guard let resources = TernConfiguration.locateResources() else { fail("cannot find the Migrations/ folder") }
+            let result = try await AuthBenchmark.run(resources: resources, databaseURL: self.database, keys: self.keys, warmIterations: self.iterations)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
         }
     }
 }
