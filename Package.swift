@@ -56,10 +56,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TernDelivery",
+            dependencies: [
+                "TernCore",
+                "TernStorage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TernHTTP",
             dependencies: [
                 "TernCore",
                 "TernStorage",
+                "TernDelivery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Mustache", package: "swift-mustache"),

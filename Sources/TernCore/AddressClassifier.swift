@@ -10,6 +10,49 @@ public enum AddressClassifier {
     public enum Address: Sendable, Equatable {
         case v4([UInt8])
         case v6([UInt8])
+
+        /// The address in its usual text form (`10.0.0.1`, `::1`).
+        public var text: String {
+            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            switch self {
+            case .v4(let bytes):
+                _ = bytes.withUnsafeBytes { inet_ntop(AF_INET, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
+            case .v6(let bytes):
+                _ = bytes.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
+            }
+            return String(cString: buffer)
+        }
+    }
+
+    /// Resolves a host name with the system resolver (`getaddrinfo`, blocking: call it off the event loops).
+    public static func resolve(_ host: String) throws -> [Address] {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let code = getaddrinfo(host, nil, &hints, &result)
+        guard code == 0 else { throw ResolutionError(host: host, reason: String(cString: gai_strerror(code))) }
+        defer { freeaddrinfo(result) }
+        var addresses: [Address] = []
+        var cursor = result
+        while let info = cursor {
+            if info.pointee.ai_family == AF_INET, let address = info.pointee.ai_addr {
+                var raw = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                addresses.append(.v4(withUnsafeBytes(of: &raw) { Array($0) }))
+            } else if info.pointee.ai_family == AF_INET6, let address = info.pointee.ai_addr {
+                var raw = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                addresses.append(.v6(withUnsafeBytes(of: &raw) { Array($0) }))
+            }
+            cursor = info.pointee.ai_next
+        }
+        return addresses
+    }
+
+    /// A host name that does not resolve.
+    public struct ResolutionError: Error, CustomStringConvertible {
+        public var host: String
+        public var reason: String
+        public var description: String { "cannot resolve \(self.host): \(self.reason)" }
     }
 
     /// Parses a host literal: dotted IPv4 in any form `inet_aton` takes (so `127.1` and `2130706433`

@@ -37,6 +37,9 @@ public struct SecretBox: Sendable {
 
 /// Endpoint signing secrets: `whsec_` + base64 of 32 random bytes.
 public enum EndpointSecret {
+    /// How long a rotated-out secret keeps signing beside the new one.
+    public static let rotationOverlapSeconds: Int64 = 24 * 3600
+
     public static func generate() -> String {
         "whsec_" + Data(randomBytes(32)).base64EncodedString()
     }

@@ -29,6 +29,10 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         Timestamp(microseconds: self.microseconds + seconds * 1_000_000)
     }
 
+    public func adding(microseconds: Int64) -> Timestamp {
+        Timestamp(microseconds: self.microseconds + microseconds)
+    }
+
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.microseconds < rhs.microseconds }
 
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-24T10:15:30.123Z`.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TernCore
+import TernDelivery
 import TernStorage
 
 /// Which parts of Tern a process runs.
@@ -32,6 +33,15 @@ public struct TernConfiguration: Sendable {
     /// The folder holding `Migrations/`, `Templates/` and `Public/`.
     public var resourcesDirectory: URL
     public var logLevel = Logger.Level.info
+    /// The delivery workers' settings; `allowPrivateEndpoints` is copied in from above.
+    public var deliverySettings = DeliveryWorkerSettings()
+
+    /// The workers' settings with the SSRF switch applied.
+    var delivery: DeliveryWorkerSettings {
+        var settings = self.deliverySettings
+        settings.allowPrivateEndpoints = self.allowPrivateEndpoints
+        return settings
+    }
 
     public init(resourcesDirectory: URL) {
         self.resourcesDirectory = resourcesDirectory

@@ -14,6 +14,9 @@ struct EndpointController {
         group.get("applications/:app_id/endpoints/:endpoint_id", use: self.get)
         group.patch("applications/:app_id/endpoints/:endpoint_id", use: self.update)
         group.delete("applications/:app_id/endpoints/:endpoint_id", use: self.delete)
+        group.post("applications/:app_id/endpoints/:endpoint_id/rotate-secret", use: self.rotateSecret)
+        group.post("applications/:app_id/endpoints/:endpoint_id/test", use: self.test)
+        group.post("applications/:app_id/endpoints/:endpoint_id/recover", use: self.recover)
         group.get("applications/:app_id/tenants", use: self.tenants)
     }
 
@@ -154,6 +157,80 @@ struct EndpointController {
         let applicationID = try context.applicationID()
         let page = try PageRequest(limit: request.uri.queryParameters.get("limit"), cursor: request.uri.queryParameters.get("cursor"))
         return try JSONResponse.make(try await self.store.listTenants(organizationID: context.organizationID, applicationID: applicationID, page))
+    }
+
+    struct RotateBody: Decodable, Sendable { var secret: String? }
+
+    struct Rotated: Encodable {
+        var secret: String
+        var previous_secret_expires_at: Timestamp
+    }
+
+    /// A new secret at once; the old one keeps signing beside it for 24 hours.
+    @Sendable func rotateSecret(_ request: Request, context: OrganizationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = try context.applicationID()
+        let id = try context.parameters.require("endpoint_id")
+        var request = request
+        let body = try await request.decodeOptionalJSON(RotateBody.self).value
+        if let secret = body.secret, !EndpointSecret.isValid(secret) {
+            throw TernError.invalid("secret", "must be 'whsec_' followed by base64 of 24 to 64 bytes")
+        }
+        let secret = body.secret ?? EndpointSecret.generate()
+        let expires = try await self.store.rotateSecret(
+            organizationID: context.organizationID, applicationID: applicationID, endpointID: id, newSecret: secret
+        )
+        return try JSONResponse.make(Rotated(secret: secret, previous_secret_expires_at: expires))
+    }
+
+    struct TestBody: Decodable, Sendable { var event_type: String? }
+
+    struct TestSent: Encodable { var message_id: String }
+
+    /// The event type of test events when none is named.
+    static let testEventType = "tern.test"
+
+    @Sendable func test(_ request: Request, context: OrganizationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = try context.applicationID()
+        let id = try context.parameters.require("endpoint_id")
+        var request = request
+        let body = try await request.decodeOptionalJSON(TestBody.self).value
+        if body.event_type != nil {
+            var validator = Validator()
+            validator.eventTypeName(body.event_type, "event_type")
+            try validator.check()
+        }
+        let message = try await self.store.sendTestMessage(
+            organizationID: context.organizationID, applicationID: applicationID, endpointID: id,
+            eventType: body.event_type ?? Self.testEventType
+        )
+        return try JSONResponse.make(TestSent(message_id: message.id), status: .accepted)
+    }
+
+    struct RecoverBody: Decodable, Sendable {
+        var since: String?
+        var until: String?
+    }
+
+    struct Count: Encodable { var count: Int }
+
+    /// Re-queues the endpoint's failed and exhausted deliveries created in the window.
+    @Sendable func recover(_ request: Request, context: OrganizationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = try context.applicationID()
+        let id = try context.parameters.require("endpoint_id")
+        var request = request
+        let body = try await request.decodeJSON(RecoverBody.self).value
+        guard let since = try TimeParameter.parse(body.since, "since") else {
+            throw TernError.invalid("since", "is required: an RFC 3339 time")
+        }
+        let until = try TimeParameter.parse(body.until, "until")
+        if let until, until <= since { throw TernError.invalid("until", "must be after 'since'") }
+        let count = try await self.store.recoverEndpoint(
+            organizationID: context.organizationID, applicationID: applicationID, endpointID: id, since: since, until: until
+        )
+        return try JSONResponse.make(Count(count: count), status: .accepted)
     }
 
     /// Drops repeated names, keeping the first of each.

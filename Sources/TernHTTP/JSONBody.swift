@@ -8,6 +8,8 @@ import TernCore
 struct JSONBody<Value: Decodable & Sendable>: Sendable {
     var value: Value
     var members: [String: JSONValue]
+    /// The body as received.
+    var raw: Data
 
     /// True when the body names `key` (with any value, `null` included).
     func has(_ key: String) -> Bool { self.members[key] != nil }
@@ -44,6 +46,20 @@ extension Request {
         return try Self.decode(type, from: data)
     }
 
+    /// Like `decodeJSON`, but an empty body (with or without a content type) reads as `{}`: for actions whose
+    /// fields are all optional.
+    mutating func decodeOptionalJSON<Value: Decodable & Sendable>(_ type: Value.Type) async throws -> JSONBody<Value> {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await self.collectBody(upTo: maxManagementBodyBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw TernError.payloadTooLarge(limit: maxManagementBodyBytes)
+        }
+        if buffer.readableBytes == 0 { return try Self.decode(type, from: Data("{}".utf8)) }
+        self.body = .init(buffer: buffer)
+        return try await self.decodeJSON(type)
+    }
+
     static func decode<Value: Decodable & Sendable>(_ type: Value.Type, from data: Data) throws -> JSONBody<Value> {
         let decoder = JSONDecoder()
         let members: [String: JSONValue]
@@ -56,7 +72,7 @@ extension Request {
             throw TernError.invalid("body", "must be a JSON object")
         }
         do {
-            return JSONBody(value: try decoder.decode(Value.self, from: data), members: members)
+            return JSONBody(value: try decoder.decode(Value.self, from: data), members: members, raw: data)
         } catch let error as DecodingError {
             throw Self.fieldError(error)
         }

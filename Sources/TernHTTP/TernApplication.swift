@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import TernCore
+import TernDelivery
 import TernStorage
 
 /// Opens the database, builds the router and registers the long-running services. Tests call this with a test
@@ -16,11 +17,17 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
     let database = try await Database.open(location, logger: logger)
     let store = Store(database: database, secretBox: secretBox)
     let authenticator = Authenticator(store: store, adminKey: configuration.adminKey, logger: logger)
+    TernMetrics.bootstrap()
     let router = buildRouter(store: store, authenticator: authenticator, configuration: configuration)
+    var services: [any Service] = [database, authenticator]
+    if configuration.role != .api {
+        // Last in, first out: on shutdown the workers finish their deliveries while the database is still open.
+        services.append(DeliveryWorker(store: store, settings: configuration.delivery, logger: logger))
+    }
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tern"),
-        services: [database, authenticator],
+        services: services,
         logger: logger
     )
     let startupLogger = logger
@@ -64,6 +71,7 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
     let router = Router(context: TernRequestContext.self)
     router.add(middleware: APIMiddleware())
     HealthController(database: store.database).addRoutes(to: router)
+    MetricsController(store: store).addRoutes(to: router)
     guard configuration.role != .worker else { return router }
     router.add(middleware: AuthMiddleware(authenticator: authenticator))
 
@@ -77,6 +85,8 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
     ApplicationController(store: store).addRoutes(to: api)
     EventTypeController(store: store).addRoutes(to: api)
     EndpointController(store: store, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: api)
+    EventController(store: store).addRoutes(to: api)
+    DeliveryController(store: store).addRoutes(to: api)
     return router
 }
 

@@ -76,6 +76,8 @@ public final class Database: Service, Sendable {
     public let kind: DatabaseKind
     let backend: Backend
     let logger: Logger
+    /// Rung after a commit that queued deliveries, to wake this process's workers at once.
+    public let deliveriesQueued = WakeSignal()
 
     enum Backend: Sendable {
         case sqlite(SQLitePool)
@@ -317,49 +319,44 @@ final class SQLitePool: Sendable {
     }
 }
 
-/// A counting semaphore for async code: waiters queue in order.
-final class AsyncSemaphore: Sendable {
-    struct State {
-        var permits: Int
-        var waiters: [CheckedContinuation<Void, Never>] = []
+
+// MARK: - The delivery queue's dialect: claiming and notifications
+
+extension Database {
+    /// The PostgreSQL channel that publishers notify and workers listen on.
+    static let deliveryChannel = "tern_deliveries"
+
+    /// ` FOR UPDATE OF d SKIP LOCKED` on PostgreSQL, so that workers claiming at once take different rows;
+    /// empty on SQLite, whose single writer already serializes claims.
+    var skipLockedClause: String {
+        self.kind == .postgres ? " FOR UPDATE OF d SKIP LOCKED" : ""
     }
 
-    let state: Mutex<State>
-
-    init(permits: Int) {
-        self.state = Mutex(State(permits: permits))
+    /// Inside a transaction that queued deliveries: tells workers in other processes (PostgreSQL `NOTIFY`, sent
+    /// at commit). Workers in this process are woken by `deliveriesQueued` after the commit.
+    func notifyWorkers(_ sql: any SQLDatabase) async throws {
+        guard self.kind == .postgres else { return }
+        try await sql.raw("SELECT pg_notify(\(bind: Self.deliveryChannel), '')").run()
     }
 
-    func wait() async {
-        let acquired = self.state.withLock { state -> Bool in
-            if state.permits > 0 {
-                state.permits -= 1
-                return true
-            }
-            return false
-        }
-        if acquired { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = self.state.withLock { state -> Bool in
-                if state.permits > 0 {
-                    state.permits -= 1
-                    return true
+    /// Calls `onNotify` whenever a process queues deliveries, until the task is cancelled. On SQLite, where
+    /// workers of other processes are not told, this returns at once and the workers' poll covers them.
+    public func listenForDeliveries(_ onNotify: @escaping @Sendable () -> Void) async {
+        guard case .postgres(let client) = self.backend else { return }
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.deliveryChannel) { notifications in
+                        // Anything queued while not listening is found by the first claim after this.
+                        onNotify()
+                        for try await _ in notifications { onNotify() }
+                    }
                 }
-                state.waiters.append(continuation)
-                return false
+            } catch {
+                if Task.isCancelled { return }
+                self.logger.warning("delivery notifications lost; listening again", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
             }
-            if resumeNow { continuation.resume() }
         }
-    }
-
-    func signal() {
-        let next = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.permits += 1
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
     }
 }

@@ -106,7 +106,7 @@ extension Store {
     public func updateEndpoint(
         organizationID: String, applicationID: String, id: String, _ update: @Sendable (inout Endpoint) throws -> Void
     ) async throws -> Endpoint {
-        try await self.database.write { sql in
+        let endpoint = try await self.database.write { sql in
             let application = try await Self.application(organizationID, applicationID, sql)
             let before = try await Self.endpoint(organizationID, applicationID, id, sql)
             var endpoint = before
@@ -144,8 +144,16 @@ extension Store {
                 try await sql.raw("DELETE FROM endpoint_event_types WHERE endpoint_id = \(bind: id)").run()
                 try await Self.writeSubscriptions(endpoint, sql)
             }
+            if endpoint.status == .disabled && before.status != .disabled {
+                try await Self.exhaustQueued(endpointID: id, reason: endpoint.disabledReason ?? CircuitBreaker.Reason.manual, sql)
+            }
+            if endpoint.status == .active && before.status != .active {
+                try await self.database.notifyWorkers(sql)
+            }
             return endpoint
         }
+        if endpoint.status == .active { self.database.deliveriesQueued.ring() }
+        return endpoint
     }
 
     public func deleteEndpoint(organizationID: String, applicationID: String, id: String) async throws {

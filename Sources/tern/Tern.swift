@@ -81,6 +81,18 @@ struct Settings: ParsableArguments {
             }
             configuration.allowPrivateEndpoints = allow.lowercased() == "true" || allow == "1"
         }
+        if let concurrency = environment["TERN_WORKER_CONCURRENCY"] {
+            guard let value = Int(concurrency), (1...10_000).contains(value) else {
+                throw ConfigurationError("TERN_WORKER_CONCURRENCY must be a whole number from 1 to 10000 (got '\(concurrency)')")
+            }
+            configuration.deliverySettings.concurrency = value
+        }
+        if let lease = environment["TERN_DELIVERY_LEASE_SECONDS"] {
+            guard let value = Int(lease), (2...3600).contains(value) else {
+                throw ConfigurationError("TERN_DELIVERY_LEASE_SECONDS must be a whole number from 2 to 3600 (got '\(lease)')")
+            }
+            configuration.deliverySettings.leaseSeconds = value
+        }
         return configuration
     }
 }
@@ -96,7 +108,9 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the API, the portal and the delivery workers (migrations are applied first).",
         discussion: """
             Environment: TERN_HOST, TERN_PORT, TERN_DATABASE_URL, TERN_ROLE, TERN_ADMIN_KEY, TERN_PUBLIC_URL,
-            TERN_ENCRYPTION_KEY (base64 of 32 bytes), TERN_ALLOW_PRIVATE_ENDPOINTS, TERN_DATA_DIR, TERN_LOG_LEVEL.
+            TERN_ENCRYPTION_KEY (base64 of 32 bytes), TERN_ALLOW_PRIVATE_ENDPOINTS, TERN_DATA_DIR, TERN_LOG_LEVEL,
+            TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
+            TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60).
             """
     )
 

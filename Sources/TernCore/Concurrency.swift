@@ -1,0 +1,127 @@
+import Synchronization
+
+/// A counting semaphore for async code: waiters queue in order.
+public final class AsyncSemaphore: Sendable {
+    struct State {
+        var permits: Int
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    let state: Mutex<State>
+
+    public init(permits: Int) {
+        self.state = Mutex(State(permits: permits))
+    }
+
+    public func wait() async {
+        let acquired = self.state.withLock { state -> Bool in
+            if state.permits > 0 {
+                state.permits -= 1
+                return true
+            }
+            return false
+        }
+        if acquired { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = self.state.withLock { state -> Bool in
+                if state.permits > 0 {
+                    state.permits -= 1
+                    return true
+                }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    public func signal() {
+        let next = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.permits += 1
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}
+
+/// A wake-up call for a sleeping loop: `ring()` wakes every waiter, or the next one to wait if none is waiting,
+/// so that a ring between two waits is never lost.
+public final class WakeSignal: Sendable {
+    struct State {
+        var rung = false
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextID = 0
+        /// Waits woken (by cancellation or timeout) before their continuation was stored.
+        var woken: Set<Int> = []
+    }
+
+    let state = Mutex(State())
+
+    public init() {}
+
+    /// Wakes the waiters (or the next wait).
+    public func ring() {
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            if state.waiters.isEmpty {
+                state.rung = true
+                return []
+            }
+            let waiting = Array(state.waiters.values)
+            state.waiters.removeAll()
+            return waiting
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns at the next ring, after `timeout`, or when the task is cancelled, whichever is first.
+    public func wait(timeout: Duration) async {
+        let id = self.state.withLock { state -> Int? in
+            if state.rung {
+                state.rung = false
+                return nil
+            }
+            state.nextID += 1
+            return state.nextID
+        }
+        guard let id else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        let resumeNow = self.state.withLock { state -> Bool in
+                            if state.rung || state.woken.contains(id) {
+                                state.rung = false
+                                state.woken.remove(id)
+                                return true
+                            }
+                            state.waiters[id] = continuation
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    self.wake(id)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                self.wake(id)
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        self.state.withLock { _ = $0.woken.remove(id) }
+    }
+
+    func wake(_ id: Int) {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
+            state.woken.insert(id)
+            return nil
+        }
+        waiter?.resume()
+    }
+}

@@ -1,0 +1,193 @@
+import AsyncHTTPClient
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+import TernCore
+import TernStorage
+
+/// How a process's delivery workers run.
+public struct DeliveryWorkerSettings: Sendable {
+    /// Deliveries in flight at once.
+    public var concurrency = 128
+    /// Deliveries claimed per query.
+    public var batchSize = 64
+    /// How long a claim lasts; a worker that dies releases its deliveries when it ends. Longer than any
+    /// endpoint timeout (at most 30 s).
+    public var leaseSeconds = 60
+    /// The safety-net poll when no wake-up comes.
+    public var pollInterval = Duration.seconds(5)
+    public var allowPrivateEndpoints = false
+    public var userAgent = "Tern/\(TernVersion.current)"
+
+    public init() {}
+}
+
+/// The delivery engine of one process: claims due deliveries in batches, sends them concurrently, records each
+/// attempt, and sleeps until publish wakes it (in process, or by PostgreSQL `NOTIFY`) or a retry falls due.
+/// On graceful shutdown it stops claiming and lets the deliveries in flight finish.
+public final class DeliveryWorker: Service, Sendable {
+    let store: Store
+    let settings: DeliveryWorkerSettings
+    let logger: Logger
+    let inFlight = Mutex(0)
+    let slotFreed = WakeSignal()
+    let stopping = Mutex(false)
+
+    public init(store: Store, settings: DeliveryWorkerSettings, logger: Logger) {
+        self.store = store
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let client = WebhookSender.makeClient(
+            connectionsPerHost: self.settings.concurrency, allowPrivateEndpoints: self.settings.allowPrivateEndpoints
+        )
+        let sender = WebhookSender(
+            client: client, egressGuard: self.settings.allowPrivateEndpoints ? nil : EgressGuard(), userAgent: self.settings.userAgent
+        )
+        let database = self.store.database
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await database.listenForDeliveries { database.deliveriesQueued.ring() } }
+                await self.deliverUntilStopped(sender)
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+        try await client.shutdown()
+        self.logger.info("delivery worker stopped")
+    }
+
+    /// Stops claiming; deliveries in flight finish.
+    func stop() {
+        self.stopping.withLock { $0 = true }
+        self.store.database.deliveriesQueued.ring()
+        self.slotFreed.ring()
+    }
+
+    var isStopping: Bool { self.stopping.withLock { $0 } || Task.isCancelled }
+
+    func deliverUntilStopped(_ sender: WebhookSender) async {
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                while !self.isStopping {
+                    let free = self.settings.concurrency - self.inFlight.withLock { $0 }
+                    if free <= 0 {
+                        await self.slotFreed.wait(timeout: self.settings.pollInterval)
+                        continue
+                    }
+                    let jobs: [DeliveryJob]
+                    do {
+                        jobs = try await self.store.claimDeliveries(limit: min(free, self.settings.batchSize), leaseSeconds: self.settings.leaseSeconds)
+                    } catch {
+                        self.logger.error("cannot claim deliveries", metadata: ["error": "\(error)"])
+                        await self.store.database.deliveriesQueued.wait(timeout: .seconds(1))
+                        continue
+                    }
+                    if jobs.isEmpty {
+                        await self.sleepUntilWork()
+                        continue
+                    }
+                    self.inFlight.withLock { $0 += jobs.count }
+                    for job in jobs {
+                        group.addTask {
+                            let record = await sender.send(job)
+                            await self.record(record)
+                            self.inFlight.withLock { $0 -= 1 }
+                            self.slotFreed.ring()
+                        }
+                    }
+                }
+            }
+        } onCancel: {
+            self.stop()
+        }
+    }
+
+    /// Sleeps until publish rings, the next retry is due, or the poll interval passes.
+    func sleepUntilWork() async {
+        var timeout = self.settings.pollInterval
+        if let due = try? await self.store.nextDueTime() {
+            let wait = Duration.microseconds(max(0, due.microseconds - Timestamp.now().microseconds))
+            timeout = min(timeout, wait)
+        }
+        if timeout > .zero {
+            await self.store.database.deliveriesQueued.wait(timeout: timeout)
+        }
+    }
+
+    /// Records the attempt, trying again while the database is unreachable; if it never is, the lease expires and
+    /// the delivery is sent again (at least once).
+    func record(_ record: AttemptRecord) async {
+        let job = record.job
+        var logger = self.logger
+        logger[metadataKey: "message_id"] = "\(job.messageID)"
+        logger[metadataKey: "delivery_id"] = "\(job.deliveryID)"
+        logger[metadataKey: "endpoint_id"] = "\(job.endpointID)"
+        DeliveryMetrics.attemptDuration.recordMilliseconds(record.durationMS)
+        for retry in 0..<5 {
+            do {
+                let result = try await self.store.recordAttempts([record])[0]
+                self.report(record, result, logger: logger)
+                // A retry was scheduled: let the claiming loop re-read when it is due.
+                if result.status == .failed { self.store.database.deliveriesQueued.ring() }
+                return
+            } catch {
+                logger.error("cannot record the attempt; retrying", metadata: ["error": "\(error)", "retry": "\(retry)"])
+                try? await Task.sleep(for: .seconds(retry + 1))
+            }
+        }
+    }
+
+    func report(_ record: AttemptRecord, _ result: RecordedAttempt, logger: Logger) {
+        let metadata: Logger.Metadata = [
+            "status_code": "\(record.statusCode.map(String.init) ?? "none")", "duration_ms": "\(record.durationMS)",
+            "attempt": "\(record.job.attemptCount + 1)", "trigger": "\(record.job.trigger.rawValue)",
+        ]
+        switch result.status {
+        case .delivered:
+            DeliveryMetrics.outcome(.delivered)
+            logger.debug("delivered", metadata: metadata)
+        case .failed:
+            DeliveryMetrics.outcome(.failed)
+            logger.info("attempt failed; retry scheduled", metadata: metadata.merging([
+                "error": "\(record.error ?? "HTTP \(record.statusCode ?? 0)")", "next_attempt_at": "\(result.nextAttemptAt?.description ?? "")",
+            ]) { $1 })
+        case .exhausted:
+            DeliveryMetrics.outcome(.exhausted)
+            logger.warning("delivery exhausted; in the dead-letter queue", metadata: metadata.merging([
+                "error": "\(record.error ?? "HTTP \(record.statusCode ?? 0)")",
+            ]) { $1 })
+        default:
+            logger.info("attempt recorded; another worker holds the delivery now", metadata: metadata)
+        }
+        if let reason = result.disabledReason {
+            DeliveryMetrics.breakerTrip(reason: reason)
+            logger.warning("endpoint disabled", metadata: ["disabled_reason": "\(reason)"])
+        }
+    }
+}
+
+/// The delivery engine's metrics (exported by `/metrics` when Prometheus is bootstrapped).
+public enum DeliveryMetrics {
+    static let attemptDuration = Metrics.Timer(label: "tern_attempt_duration_seconds", preferredDisplayUnit: .seconds)
+    static let delivered = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "delivered")])
+    static let failed = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "failed")])
+    static let exhausted = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "exhausted")])
+
+    static func outcome(_ status: DeliveryStatus) {
+        switch status {
+        case .delivered: Self.delivered.increment()
+        case .failed: Self.failed.increment()
+        case .exhausted: Self.exhausted.increment()
+        default: break
+        }
+    }
+
+    static func breakerTrip(reason: String) {
+        Counter(label: "tern_circuit_breaker_trips_total", dimensions: [("reason", reason)]).increment()
+    }
+}

@@ -1,0 +1,199 @@
+import SQLKit
+import TernCore
+
+/// A message to publish, already validated; `payload` is the exact JSON text the publisher sent.
+public struct PublishInput: Sendable {
+    public var eventType: String
+    public var tenantID: String
+    public var eventID: String?
+    public var payload: String
+
+    public init(eventType: String, tenantID: String, eventID: String?, payload: String) {
+        self.eventType = eventType
+        self.tenantID = tenantID
+        self.eventID = eventID
+        self.payload = payload
+    }
+}
+
+/// What publishing did: the message, how many deliveries it has, and whether it is new (false when an
+/// `event_id` repeated an earlier message, which is returned instead).
+public struct Published: Sendable {
+    public var message: Message
+    public var deliveries: Int
+    public var created: Bool
+}
+
+/// Filters of the message list.
+public struct MessageFilter: Sendable {
+    public var tenantID: String?
+    public var eventType: String?
+    public var since: Timestamp?
+    public var until: Timestamp?
+
+    public init(tenantID: String? = nil, eventType: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil) {
+        self.tenantID = tenantID
+        self.eventType = eventType
+        self.since = since
+        self.until = until
+    }
+}
+
+extension Store {
+    /// Stores the message and one pending delivery per matching endpoint (same tenant, subscribed to the type or
+    /// to everything, not disabled) in one transaction, counts it against the month's usage, and wakes the
+    /// workers. A repeated `event_id` returns the first message instead.
+    public func publish(organizationID: String, applicationID: String, _ input: PublishInput) async throws -> Published {
+        do {
+            let published = try await self.database.write { sql -> Published in
+                let application = try await Self.application(organizationID, applicationID, sql)
+                if let eventID = input.eventID, let existing = try await Self.message(applicationID: applicationID, eventID: eventID, sql) {
+                    return existing
+                }
+                if !application.allowUnregisteredEventTypes {
+                    try await Self.requirePublishable(applicationID, input.eventType, sql)
+                }
+                let endpoints = try await sql.raw("""
+                    SELECT id FROM endpoints WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: input.tenantID)
+                    AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
+                    WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type = \(bind: input.eventType)))
+                    """).all().map { try $0.string("id") }
+                let message = Message(
+                    id: Identifier.make("msg"), applicationID: applicationID, tenantID: input.tenantID, eventType: input.eventType,
+                    eventID: input.eventID, payload: input.payload, createdAt: .now()
+                )
+                try await self.insert(message, organizationID: organizationID, endpointIDs: endpoints, trigger: .scheduled, sql)
+                try await sql.raw("""
+                    INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID),
+                    \(bind: Self.usagePeriod(message.createdAt)), 1) ON CONFLICT (organization_id, period)
+                    DO UPDATE SET messages = usage_counters.messages + 1
+                    """).run()
+                return Published(message: message, deliveries: endpoints.count, created: true)
+            }
+            if published.deliveries > 0 { self.database.deliveriesQueued.ring() }
+            return published
+        } catch TernError.conflict where input.eventID != nil {
+            // Two publishes of one event_id raced; the other committed first.
+            return try await self.database.read { sql in
+                guard let existing = try await Self.message(applicationID: applicationID, eventID: input.eventID!, sql) else {
+                    throw TernError.conflict("the event is being published by another request; try again")
+                }
+                return existing
+            }
+        }
+    }
+
+    /// The plan an organization publishes under (for its payload limit).
+    public func plan(ofOrganization organizationID: String) async throws -> Plan {
+        try await self.database.read { sql in
+            let organization = try await Self.organization(organizationID, sql)
+            return try await Self.plan(organization.plan, sql)
+        }
+    }
+
+    /// Sends a test event to one endpoint: a message of `eventType` (registered or not) with one delivery.
+    public func sendTestMessage(organizationID: String, applicationID: String, endpointID: String, eventType: String) async throws -> Message {
+        let message = try await self.database.write { sql -> Message in
+            let endpoint = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
+            guard endpoint.status != .disabled else {
+                throw TernError.conflict("The endpoint is disabled; set its status to 'active' before sending a test event.")
+            }
+            let now = Timestamp.now()
+            let payload = JSONColumn.encode([
+                "type": JSONValue.string(eventType),
+                "timestamp": .string(now.description),
+                "data": .object(["test": .bool(true), "endpoint_id": .string(endpointID)]),
+            ])
+            let message = Message(
+                id: Identifier.make("msg"), applicationID: applicationID, tenantID: endpoint.tenantID, eventType: eventType,
+                eventID: nil, payload: payload, createdAt: now
+            )
+            try await self.insert(message, organizationID: organizationID, endpointIDs: [endpointID], trigger: .manual, sql)
+            return message
+        }
+        self.database.deliveriesQueued.ring()
+        return message
+    }
+
+    func insert(_ message: Message, organizationID: String, endpointIDs: [String], trigger: AttemptTrigger, _ sql: any SQLDatabase) async throws {
+        let now = message.createdAt.microseconds
+        try await sql.raw("""
+            INSERT INTO messages (id, organization_id, application_id, tenant_id, event_type, event_id, payload, created_at)
+            VALUES (\(bind: message.id), \(bind: organizationID), \(bind: message.applicationID), \(bind: message.tenantID),
+            \(bind: message.eventType), \(bind: message.eventID), \(bind: message.payload), \(bind: now))
+            """).run()
+        guard !endpointIDs.isEmpty else { return }
+        var insert = sql.insert(into: "deliveries").columns(
+            "id", "organization_id", "application_id", "message_id", "endpoint_id", "tenant_id", "event_type", "status",
+            "attempt_count", "next_attempt_at", "next_trigger", "created_at", "updated_at"
+        )
+        for endpointID in endpointIDs {
+            insert = insert.values(
+                SQLBind(Identifier.make("dlv")), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.id),
+                SQLBind(endpointID), SQLBind(message.tenantID), SQLBind(message.eventType), SQLBind(DeliveryStatus.pending.rawValue),
+                SQLBind(0), SQLBind(now), SQLBind(trigger.rawValue), SQLBind(now), SQLBind(now)
+            )
+        }
+        try await insert.run()
+        try await self.database.notifyWorkers(sql)
+    }
+
+    /// Publishing needs the type registered and not archived.
+    static func requirePublishable(_ applicationID: String, _ eventType: String, _ sql: any SQLDatabase) async throws {
+        let row = try await sql.raw("""
+            SELECT archived FROM event_types WHERE application_id = \(bind: applicationID) AND name = \(bind: eventType)
+            """).first()
+        guard let row else {
+            throw TernError.invalid("event_type", "'\(eventType)' is not a registered event type of this application")
+        }
+        if try row.bool("archived") {
+            throw TernError.invalid("event_type", "'\(eventType)' is archived; unarchive it or publish another type")
+        }
+    }
+
+    static func message(applicationID: String, eventID: String, _ sql: any SQLDatabase) async throws -> Published? {
+        guard let row = try await sql.raw("""
+            SELECT * FROM messages WHERE application_id = \(bind: applicationID) AND event_id = \(bind: eventID)
+            """).first()
+        else { return nil }
+        let message = try Self.message(row)
+        let count = try await Self.count(sql, "SELECT COUNT(*) AS n FROM deliveries WHERE message_id = \(bind: message.id)")
+        return Published(message: message, deliveries: count, created: false)
+    }
+
+    public func listMessages(organizationID: String, applicationID: String, filter: MessageFilter, _ page: PageRequest) async throws -> Page<Message> {
+        try await self.database.read { sql in
+            _ = try await Self.application(organizationID, applicationID, sql)
+            var query = sql.select().column("*").from("messages").where("application_id", .equal, applicationID)
+            if let tenantID = filter.tenantID { query = query.where("tenant_id", .equal, tenantID) }
+            if let eventType = filter.eventType { query = query.where("event_type", .equal, eventType) }
+            if let since = filter.since { query = query.where("created_at", .greaterThanOrEqual, since.microseconds) }
+            if let until = filter.until { query = query.where("created_at", .lessThan, until.microseconds) }
+            if let after = page.after { query = query.where("id", .lessThan, after) }
+            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.message)
+        }
+    }
+
+    /// A message with its deliveries.
+    public func message(organizationID: String, applicationID: String, id: String) async throws -> (Message, [Delivery]) {
+        try await self.database.read { sql in
+            guard let row = try await sql.raw("""
+                SELECT * FROM messages WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
+                AND organization_id = \(bind: organizationID)
+                """).first()
+            else { throw TernError.notFound("No message '\(id)'.") }
+            let deliveries = try await sql.raw("SELECT * FROM deliveries WHERE message_id = \(bind: id) ORDER BY id")
+                .all().map(Self.delivery)
+            return (try Self.message(row), deliveries)
+        }
+    }
+
+    static func message(_ row: any SQLRow) throws -> Message {
+        Message(
+            id: try row.string("id"), applicationID: try row.string("application_id"), tenantID: try row.string("tenant_id"),
+            eventType: try row.string("event_type"), eventID: try row.optionalString("event_id"), payload: try row.string("payload"),
+            createdAt: try row.timestamp("created_at")
+        )
+    }
+}

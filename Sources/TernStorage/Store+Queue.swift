@@ -1,0 +1,268 @@
+import Foundation
+import SQLKit
+import TernCore
+
+/// A claimed delivery with everything a worker needs to send it. Holds opened secrets: never log it whole.
+public struct DeliveryJob: Sendable {
+    public var deliveryID: String
+    public var messageID: String
+    public var endpointID: String
+    public var organizationID: String
+    public var applicationID: String
+    public var tenantID: String
+    public var eventType: String
+    public var payload: String
+    public var url: String
+    public var headers: [String: String]
+    public var timeoutSeconds: Int
+    /// The current secret, then a rotated-out one still within its 24 hours.
+    public var secrets: [String]
+    /// Attempts made before this one.
+    public var attemptCount: Int
+    public var trigger: AttemptTrigger
+    public var retrySchedule: [Int]
+    public var failureThreshold: Int
+    /// Proves this worker still holds the delivery when it records the attempt.
+    public var leaseToken: String
+}
+
+/// What a worker saw when it sent a job.
+public struct AttemptRecord: Sendable {
+    public var job: DeliveryJob
+    public var requestHeaders: [String: String]
+    public var statusCode: Int?
+    public var responseBody: String?
+    public var durationMS: Int
+    public var error: String?
+    public var outcome: AttemptOutcome
+    public var at: Timestamp
+
+    public init(
+        job: DeliveryJob, requestHeaders: [String: String], statusCode: Int?, responseBody: String?, durationMS: Int,
+        error: String?, outcome: AttemptOutcome, at: Timestamp
+    ) {
+        self.job = job
+        self.requestHeaders = requestHeaders
+        self.statusCode = statusCode
+        self.responseBody = responseBody
+        self.durationMS = durationMS
+        self.error = error
+        self.outcome = outcome
+        self.at = at
+    }
+}
+
+/// How recording an attempt left the delivery and its endpoint.
+public struct RecordedAttempt: Sendable {
+    public var status: DeliveryStatus?
+    public var nextAttemptAt: Timestamp?
+    /// Set when this attempt disabled the endpoint: `circuit_breaker` or `gone`.
+    public var disabledReason: String?
+}
+
+/// The queue's size, for `/metrics`.
+public struct QueueStats: Sendable {
+    public var depth: Int
+    public var oldestDueAgeSeconds: Double
+}
+
+extension Store {
+    /// Claims up to `limit` due deliveries of active endpoints for `leaseSeconds`: each becomes `delivering` and
+    /// due again when the lease ends, so that a worker that dies loses nothing.
+    public func claimDeliveries(limit: Int, leaseSeconds: Int) async throws -> [DeliveryJob] {
+        let token = Identifier.make("lease")
+        let rows = try await self.database.write { sql -> [any SQLRow] in
+            let now = Timestamp.now()
+            let leaseEnd = now.adding(seconds: Int64(leaseSeconds))
+            let claimed = try await sql.raw("""
+                UPDATE deliveries SET status = 'delivering', next_attempt_at = \(bind: leaseEnd.microseconds),
+                lease_token = \(bind: token), updated_at = \(bind: now.microseconds),
+                lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
+                WHERE id IN (SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                WHERE d.next_attempt_at <= \(bind: now.microseconds) AND e.status = 'active'
+                ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
+                RETURNING id
+                """).all().map { try $0.string("id") }
+            guard !claimed.isEmpty else { return [] }
+            return try await sql.raw("""
+                SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
+                d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
+                e.previous_secret, e.previous_secret_expires_at, a.retry_schedule, a.failure_threshold
+                FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
+                JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
+                """).all()
+        }
+        let now = Timestamp.now()
+        return try rows.map { row in
+            var secrets = [try self.secretBox.open(try row.string("secret"))]
+            if let previous = try row.optionalString("previous_secret"),
+               let expires = try row.optionalTimestamp("previous_secret_expires_at"), expires > now {
+                secrets.append(try self.secretBox.open(previous))
+            }
+            if try row.int("lease_expiries") > 0 {
+                let ids = (try row.string("id"), try row.string("message_id"), try row.string("endpoint_id"))
+                self.database.logger.warning("delivery lease expired; sending again", metadata: [
+                    "delivery_id": "\(ids.0)", "message_id": "\(ids.1)", "endpoint_id": "\(ids.2)",
+                ])
+            }
+            return DeliveryJob(
+                deliveryID: try row.string("id"), messageID: try row.string("message_id"), endpointID: try row.string("endpoint_id"),
+                organizationID: try row.string("organization_id"), applicationID: try row.string("application_id"),
+                tenantID: try row.string("tenant_id"), eventType: try row.string("event_type"), payload: try row.string("payload"),
+                url: try row.string("url"), headers: try JSONColumn.decode([String: String].self, try row.string("headers")) ?? [:],
+                timeoutSeconds: try row.int("timeout_seconds"), secrets: secrets, attemptCount: try row.int("attempt_count"),
+                trigger: AttemptTrigger(rawValue: try row.string("next_trigger")) ?? .scheduled,
+                retrySchedule: try JSONColumn.decode([Int].self, try row.string("retry_schedule")) ?? RetrySchedule.standard,
+                failureThreshold: try row.int("failure_threshold"), leaseToken: token
+            )
+        }
+    }
+
+    /// Records attempts in one transaction: each attempt row, the delivery's new status (delivered, rescheduled as
+    /// failed, or exhausted into the dead-letter queue), the endpoint's failure count, and the circuit breaker.
+    public func recordAttempts(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
+        try await self.database.write { sql in
+            var results: [RecordedAttempt] = []
+            for record in records {
+                results.append(try await self.record(record, sql))
+            }
+            return results
+        }
+    }
+
+    func record(_ record: AttemptRecord, _ sql: any SQLDatabase) async throws -> RecordedAttempt {
+        let job = record.job
+        let now = record.at.microseconds
+        var result = RecordedAttempt()
+        // The endpoint first: its failure count decides the breaker, its status whether retries make sense.
+        var endpointStatus = EndpointStatus.active
+        switch record.outcome {
+        case .success:
+            try await sql.raw("""
+                UPDATE endpoints SET consecutive_failures = 0 WHERE id = \(bind: job.endpointID) AND consecutive_failures <> 0
+                """).run()
+        case .gone:
+            if try await self.disableEndpoint(job, reason: CircuitBreaker.Reason.gone, detail: "the endpoint answered 410 Gone", sql) {
+                result.disabledReason = CircuitBreaker.Reason.gone
+            }
+            endpointStatus = .disabled
+        case .failure:
+            guard let row = try await sql.raw("""
+                UPDATE endpoints SET consecutive_failures = consecutive_failures + 1 WHERE id = \(bind: job.endpointID)
+                RETURNING consecutive_failures, status
+                """).first()
+            else { return result }
+            endpointStatus = EndpointStatus(rawValue: try row.string("status")) ?? .active
+            let failures = try row.int("consecutive_failures")
+            if endpointStatus != .disabled, CircuitBreaker.trips(consecutiveFailures: failures, threshold: job.failureThreshold) {
+                let detail = "\(failures) consecutive attempts failed (threshold \(job.failureThreshold))"
+                if try await self.disableEndpoint(job, reason: CircuitBreaker.Reason.circuitBreaker, detail: detail, sql) {
+                    result.disabledReason = CircuitBreaker.Reason.circuitBreaker
+                }
+                endpointStatus = .disabled
+            }
+        }
+
+        let attemptsMade = job.attemptCount + 1
+        var status: DeliveryStatus
+        var next: Timestamp?
+        switch record.outcome {
+        case .success:
+            status = .delivered
+        case .gone:
+            status = .exhausted
+        case .failure(let retryAfter):
+            let delay = job.trigger == .scheduled && endpointStatus != .disabled
+                ? RetryPolicy.delay(afterAttempt: attemptsMade, schedule: job.retrySchedule, retryAfterSeconds: retryAfter) : nil
+            if let delay {
+                status = .failed
+                next = record.at.adding(microseconds: Int64(delay * 1_000_000))
+            } else {
+                status = .exhausted
+            }
+        }
+        let lastError = record.error ?? (status == .delivered ? nil : record.statusCode.map { "HTTP \($0)" })
+        let updated = try await sql.raw("""
+            UPDATE deliveries SET status = \(bind: status.rawValue), attempt_count = attempt_count + 1,
+            next_attempt_at = \(bind: next?.microseconds), next_trigger = 'scheduled', lease_token = NULL,
+            last_status_code = \(bind: record.statusCode), last_error = \(bind: lastError), last_attempt_at = \(bind: now),
+            delivered_at = \(bind: status == .delivered ? now : nil), updated_at = \(bind: now)
+            WHERE id = \(bind: job.deliveryID) AND lease_token = \(bind: job.leaseToken) RETURNING id
+            """).all()
+        if updated.isEmpty {
+            // The lease ran out and another worker holds the delivery now, or the endpoint was deleted. Keep the
+            // attempt (it happened) if the delivery still exists; its status is the other worker's to write.
+            let exists = try await sql.raw("SELECT id FROM deliveries WHERE id = \(bind: job.deliveryID)").first() != nil
+            guard exists else { return result }
+            try await sql.raw("""
+                UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: now) WHERE id = \(bind: job.deliveryID)
+                """).run()
+        } else {
+            result.status = status
+            result.nextAttemptAt = next
+        }
+        try await sql.raw("""
+            INSERT INTO attempts (id, delivery_id, message_id, endpoint_id, url, request_headers, status_code, response_body,
+            duration_ms, error, trigger, created_at) VALUES (\(bind: Identifier.make("atmpt")), \(bind: job.deliveryID),
+            \(bind: job.messageID), \(bind: job.endpointID), \(bind: job.url), \(bind: JSONColumn.encode(record.requestHeaders)),
+            \(bind: record.statusCode), \(bind: record.responseBody), \(bind: record.durationMS), \(bind: record.error),
+            \(bind: job.trigger.rawValue), \(bind: now))
+            """).run()
+        return result
+    }
+
+    /// Disables the endpoint (if it is not already), moves its queued deliveries to the dead-letter queue and
+    /// writes an audit entry; true when this call disabled it.
+    func disableEndpoint(_ job: DeliveryJob, reason: String, detail: String, _ sql: any SQLDatabase) async throws -> Bool {
+        let now = Timestamp.now()
+        let changed = try await sql.raw("""
+            UPDATE endpoints SET status = 'disabled', disabled_reason = \(bind: reason), disabled_at = \(bind: now.microseconds),
+            paused_at = NULL, updated_at = \(bind: now.microseconds) WHERE id = \(bind: job.endpointID) AND status <> 'disabled' RETURNING id
+            """).all()
+        guard !changed.isEmpty else { return false }
+        try await Self.exhaustQueued(endpointID: job.endpointID, reason: reason, sql)
+        try await Self.audit(AuditEntry(
+            organizationID: job.organizationID, actorType: "system", actorID: nil, action: "endpoint.disabled", entityType: "endpoint",
+            entityID: job.endpointID, summary: ["disabled_reason": .string(reason), "detail": .string(detail), "status": .string("disabled")],
+            createdAt: now
+        ), sql)
+        self.database.logger.warning("endpoint disabled", metadata: [
+            "endpoint_id": "\(job.endpointID)", "disabled_reason": "\(reason)", "detail": "\(detail)",
+        ])
+        return true
+    }
+
+    /// A disabled endpoint sends nothing: its queued deliveries go to the dead-letter queue, from which `recover`
+    /// or a replay brings them back once it is enabled again.
+    static func exhaustQueued(endpointID: String, reason: String, _ sql: any SQLDatabase) async throws {
+        let now = Timestamp.now().microseconds
+        try await sql.raw("""
+            UPDATE deliveries SET status = 'exhausted', next_attempt_at = NULL, last_error = \(bind: "endpoint disabled (\(reason))"),
+            updated_at = \(bind: now) WHERE endpoint_id = \(bind: endpointID) AND status IN ('pending', 'failed', 'replaying')
+            """).run()
+    }
+
+    /// When the next queued delivery of an active endpoint falls due (a lease end counts), or nil when none is queued.
+    public func nextDueTime() async throws -> Timestamp? {
+        try await self.database.read { sql in
+            try await sql.raw("""
+                SELECT MIN(d.next_attempt_at) AS due FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                WHERE d.next_attempt_at IS NOT NULL AND e.status = 'active'
+                """).first()?.optionalTimestamp("due")
+        }
+    }
+
+    /// Deliveries waiting (queued or in flight) and how overdue the oldest due one is.
+    public func queueStats() async throws -> QueueStats {
+        try await self.database.read { sql in
+            let now = Timestamp.now().microseconds
+            let row = try await sql.raw("""
+                SELECT COUNT(*) AS n, MIN(CASE WHEN status <> 'delivering' AND next_attempt_at <= \(bind: now) THEN next_attempt_at END) AS oldest
+                FROM deliveries WHERE next_attempt_at IS NOT NULL
+                """).first()
+            let depth = try row?.int("n") ?? 0
+            let oldest = try row?.optionalInt("oldest")
+            return QueueStats(depth: depth, oldestDueAgeSeconds: oldest.map { Double(now - Int64($0)) / 1_000_000 } ?? 0)
+        }
+    }
+}
