@@ -101,7 +101,9 @@ let package = Package(
             name: "TernAPITests",
             dependencies: [
                 "TernHTTP",
+                "TernDelivery",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings

@@ -71,6 +71,7 @@ public final class DeliveryWorker: Service, Sendable {
     var isStopping: Bool { self.stopping.withLock { $0 } || Task.isCancelled }
 
     func deliverUntilStopped(_ sender: WebhookSender) async {
+        await self.store.database.migrated.wait { self.isStopping }
         await withTaskCancellationHandler {
             await withDiscardingTaskGroup { group in
                 while !self.isStopping {

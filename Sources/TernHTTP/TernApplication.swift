@@ -48,6 +48,7 @@ func prepare(
     } catch {
         throw ConfigurationError("cannot prepare the database at \(location): \(describeDatabaseError(error))")
     }
+    database.migrated.open()
     if configuration.adminKey == nil, try await !store.hasAdminKey() {
         let token = APIKeyToken.generate()
         let hash = await Task.detached { Argon2id.hash(token.secret) }.value

@@ -78,6 +78,8 @@ public final class Database: Service, Sendable {
     let logger: Logger
     /// Rung after a commit that queued deliveries, to wake this process's workers at once.
     public let deliveriesQueued = WakeSignal()
+    /// Opened once the schema is migrated; workers wait for it before their first claim.
+    public let migrated = Latch()
 
     enum Backend: Sendable {
         case sqlite(SQLitePool)

@@ -7,6 +7,7 @@ import NIOCore
 import TernCore
 import TernHTTP
 import TernStorage
+import SQLKit
 import Testing
 
 /// The databases the API tests run on: SQLite always, PostgreSQL when `TERN_TEST_POSTGRES_URL` is set.
@@ -56,9 +57,12 @@ func testConfiguration(_ databaseURL: String) -> TernConfiguration {
 
 /// Starts Tern on `backend` and runs `body` against it through HTTP.
 func withTern(
-    _ backend: Backend, configure: (inout TernConfiguration) -> Void = { _ in }, _ body: @escaping @Sendable (API) async throws -> Void
+    _ backend: Backend, databaseURL: String? = nil, configure: (inout TernConfiguration) -> Void = { _ in },
+    _ body: @escaping @Sendable (API) async throws -> Void
 ) async throws {
-    var configuration = testConfiguration(try await backend.freshDatabaseURL())
+    let url: String
+    if let databaseURL { url = databaseURL } else { url = try await backend.freshDatabaseURL() }
+    var configuration = testConfiguration(url)
     configure(&configuration)
     let app = try await buildApplication(configuration)
     let databaseURL = configuration.databaseURL
@@ -144,5 +148,49 @@ struct API: Sendable {
             "/v1/applications/\(app)/endpoints", key: key,
             #"{"tenant_id": "\#(tenant)", "url": "http://127.0.0.1:9/hook", "events": \#(events)}"#
         )
+    }
+}
+
+extension API {
+    /// Publishes `payload` (raw JSON text) and returns the reply.
+    func publish(_ key: String, app: String, type: String = "order.created", tenant: String = "tenant-1", payload: String = #"{"n": 1}"#,
+                 eventID: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
+        var body = #"{"event_type": "\#(type)", "tenant_id": "\#(tenant)", "payload": \#(payload)"#
+        if let eventID { body += #", "event_id": "\#(eventID)""# }
+        return try await self.post("/v1/applications/\(app)/events", key: key, body + "}", headers: headers)
+    }
+
+    /// Creates an endpoint at `url` and returns (id, secret).
+    func endpoint(_ key: String, app: String, url: String, tenant: String = "tenant-1", extra: String = "") async throws -> (String, String) {
+        let reply = try await self.post(
+            "/v1/applications/\(app)/endpoints", key: key, #"{"tenant_id": "\#(tenant)", "url": "\#(url)"\#(extra)}"#
+        )
+        try #require(reply.status == 201, "\(reply.text)")
+        return (try #require(reply.string("id")), try #require(reply.string("secret")))
+    }
+
+    func delivery(_ key: String, app: String, _ id: String) async throws -> [String: Any] {
+        (try await self.get("/v1/applications/\(app)/deliveries/\(id)", key: key).json as? [String: Any]) ?? [:]
+    }
+
+    /// The deliveries of one message.
+    func deliveries(_ key: String, app: String, message: String) async throws -> [[String: Any]] {
+        try await self.get("/v1/applications/\(app)/deliveries?message_id=\(message)", key: key).items
+    }
+
+    /// Waits until the delivery's status is `status`; returns the delivery last read.
+    func waitForDelivery(_ key: String, app: String, _ id: String, status: String, timeout: Duration = .seconds(30)) async throws -> [String: Any] {
+        var last: [String: Any] = [:]
+        _ = try await eventually(timeout: timeout) {
+            last = try await self.delivery(key, app: app, id)
+            return last["status"] as? String == status
+        }
+        return last
+    }
+
+    /// Runs `body` on this test's database directly: for what no API shows yet, or to move time forward.
+    func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let database = try await Database.open(try DatabaseLocation(url: self.databaseURL), logger: Logger(label: "test"))
+        return try await database.whileRunning { try await database.write(body) }
     }
 }
