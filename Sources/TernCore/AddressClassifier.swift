@@ -52,6 +52,12 @@ public enum AddressClassifier {
     public struct ResolutionError: Error, CustomStringConvertible {
         public var host: String
         public var reason: String
+
+        public init(host: String, reason: String) {
+            self.host = host
+            self.reason = reason
+        }
+
         public var description: String { "cannot resolve \(self.host): \(self.reason)" }
     }
 

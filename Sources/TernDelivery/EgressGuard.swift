@@ -15,6 +15,16 @@ final class EgressGuard: Sendable {
     /// Resolved addresses are reused for this long.
     static let cacheSeconds: Int64 = 30
     let cache = Mutex<[String: (addresses: [AddressClassifier.Address], until: Timestamp)]>([:])
+    /// Looks a name up; the system resolver, run off the event loops.
+    let resolver: @Sendable (String) async throws -> [AddressClassifier.Address]
+
+    init(resolver: @escaping @Sendable (String) async throws -> [AddressClassifier.Address] = EgressGuard.systemResolve) {
+        self.resolver = resolver
+    }
+
+    static func systemResolve(_ name: String) async throws -> [AddressClassifier.Address] {
+        try await NIOThreadPool.singleton.runIfActive { try AddressClassifier.resolve(name) }
+    }
 
     /// Throws `Refused` when the URL's host is or resolves to an internal address.
     func check(host: String) async throws {
@@ -38,7 +48,7 @@ final class EgressGuard: Sendable {
     func resolve(_ name: String) async throws -> [AddressClassifier.Address] {
         let now = Timestamp.now()
         if let cached = self.cache.withLock({ $0[name] }), cached.until > now { return cached.addresses }
-        let addresses = try await NIOThreadPool.singleton.runIfActive { try AddressClassifier.resolve(name) }
+        let addresses = try await self.resolver(name)
         self.cache.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
             cache[name] = (addresses, now.adding(seconds: Self.cacheSeconds))

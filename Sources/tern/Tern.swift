@@ -44,8 +44,8 @@ struct Settings: ParsableArguments {
             configuration.host = host
         }
         if let port = self.port ?? environment["TERN_PORT"] {
-            guard let value = Int(port), (1...65535).contains(value) else {
-                throw ConfigurationError("TERN_PORT / --port must be a port number from 1 to 65535 (got '\(port)')")
+            guard let value = Int(port), (0...65535).contains(value) else {
+                throw ConfigurationError("TERN_PORT / --port must be a port number from 0 (any free port) to 65535 (got '\(port)')")
             }
             configuration.port = value
         }

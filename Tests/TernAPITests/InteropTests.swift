@@ -1,0 +1,51 @@
+import Foundation
+import TernCore
+import Testing
+
+/// Real deliveries verified by the official Python libraries of Standard Webhooks and Svix (from PyPI).
+@Suite struct InteropTests {
+    @Test(arguments: Backend.available)
+    func theOfficialStandardWebhooksAndSvixLibrariesVerifyRealDeliveries(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(backend) { api in
+            let (_, key) = try await api.organization()
+            let app = try await api.application(key)
+            try await api.eventType(key, app: app, name: "order.created")
+            let (endpointID, firstSecret) = try await api.endpoint(key, app: app, url: receiver.url())
+            _ = try await api.publish(key, app: app, payload: #"{"order": {"id": 7, "total": 12.50}, "note": "naïve ✓"}"#)
+            await receiver.waitFor(1)
+            let rotated = try await api.post("/v1/applications/\(app)/endpoints/\(endpointID)/rotate-secret", key: key, "{}")
+            let secondSecret = try #require(rotated.string("secret"))
+            _ = try await api.publish(key, app: app, payload: #"{ "spaced" : [ 1 , 2 ] }"#)
+            let received = await receiver.waitFor(2)
+            try #require(received.count == 2)
+
+            // The first delivery was signed before rotation (one secret); the second by both secrets.
+            let deliveries: [[String: Any]] = zip(received, [[firstSecret], [secondSecret, firstSecret]]).map { request, secrets in
+                var headers: [String: String] = [:]
+                for field in request.headers { headers[field.name.canonicalName] = field.value }
+                return ["body_b64": Data(request.body).base64EncodedString(), "headers": headers, "secrets": secrets]
+            }
+            let input = FileManager.default.temporaryDirectory.appendingPathComponent("tern-interop-\(UUID().uuidString).json")
+            try JSONSerialization.data(withJSONObject: ["deliveries": deliveries]).write(to: input)
+            let (status, output) = try Self.python(repositoryRoot.appendingPathComponent("Tests/interop/verify_signatures.py").path, input.path)
+            #expect(status == 0, "\(output)")
+            #expect(output.contains(#""failed": []"#), "\(output)")
+        }
+    }
+
+    /// Runs a Python script; returns its exit status and output.
+    static func python(_ arguments: String...) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
