@@ -264,6 +264,7 @@ final class SQLitePool: Sendable {
     let readers: Mutex<[SQLiteConnection]>
     let readerPermits: AsyncSemaphore
     let hasReaders: Bool
+    let closed = Mutex(false)
 
     private init(writer: SQLiteConnection, readers: [SQLiteConnection]) {
         self.writer = writer
@@ -298,11 +299,13 @@ final class SQLitePool: Sendable {
     func withWriter<T>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
         await self.writerLock.wait()
         defer { self.writerLock.signal() }
+        guard !self.closed.withLock({ $0 }) else { throw TernError.unavailable("the database is closed") }
         return try await body(self.writer)
     }
 
     func withReader<T>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
         guard self.hasReaders else { return try await self.withWriter(body) }
+        guard !self.closed.withLock({ $0 }) else { throw TernError.unavailable("the database is closed") }
         await self.readerPermits.wait()
         let connection = self.readers.withLock { $0.removeLast() }
         defer {
@@ -312,8 +315,12 @@ final class SQLitePool: Sendable {
         return try await body(connection)
     }
 
+    /// Closes the connections once; later reads and writes fail at once instead of waiting.
     func close() async {
         await self.writerLock.wait()
+        defer { self.writerLock.signal() }
+        guard !self.closed.withLock({ $0 }) else { return }
+        self.closed.withLock { $0 = true }
         try? await self.writer.close()
         for reader in self.readers.withLock({ $0 }) {
             try? await reader.close()

@@ -155,8 +155,36 @@ struct Migrate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks on 127.0.0.1; prints one JSON object.",
-        subcommands: [Auth.self]
+        subcommands: [Auth.self, Delivery.self]
     )
+
+    struct Delivery: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish and deliver through Tern to a receiver, both on 127.0.0.1: throughput, then open-loop latency."
+        )
+
+        @Option(help: "Database URL (default: a temporary SQLite file).") var database: String?
+        @Option(help: "Events in the closed-loop burst.") var events = 5_000
+        @Option(help: "Concurrent publishing clients in the burst.") var concurrency = 32
+        @Option(help: "Events per second in the open-loop run.") var rate = 200
+        @Option(help: "Seconds of the open-loop run.") var seconds = 10
+        @Option(help: "Approximate payload size in bytes.") var payloadBytes = 1_024
+
+        func run() async throws {
+            guard let resources = TernConfiguration.locateResources() else { fail("cannot find the Migrations/ folder") }
+            var options = DeliveryBenchmark.Options(resources: resources)
+            options.databaseURL = self.database
+            options.events = self.events
+            options.concurrency = self.concurrency
+            options.rate = self.rate
+            options.seconds = self.seconds
+            options.payloadBytes = self.payloadBytes
+            let result = try await DeliveryBenchmark.run(options)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        }
+    }
 
     struct Auth: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
