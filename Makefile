@@ -1,6 +1,7 @@
 # `make run` starts Tern on SQLite; `make test` runs every test. Both first make sure the one system library
-# Tern needs (libargon2) is installed.
-.PHONY: run test deps build
+# Tern needs (libargon2) is installed; `make test` also installs the two Python libraries the interop tests verify
+# signatures with (standardwebhooks and svix, from PyPI).
+.PHONY: run test deps pydeps build
 
 deps:
 	@if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libargon2; then :; \
@@ -11,10 +12,20 @@ deps:
 		echo "Tern needs libargon2. Run: sudo apt-get install -y libargon2-dev pkg-config"; exit 1; \
 	fi
 
+pydeps:
+	@if python3 -c 'import standardwebhooks, svix' >/dev/null 2>&1; then :; \
+	elif python3 -m pip --version >/dev/null 2>&1; then \
+		echo "Installing the Python libraries standardwebhooks and svix (interop tests)…"; \
+		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix 2>/dev/null \
+			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix; \
+	else \
+		echo "The interop tests need Python 3 with pip. Run: sudo apt-get install -y python3-pip"; exit 1; \
+	fi
+
 run: deps
 	swift run tern serve
 
-test: deps
+test: deps pydeps
 	swift test
 
 build: deps
