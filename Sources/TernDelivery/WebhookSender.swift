@@ -22,6 +22,9 @@ struct WebhookSender: Sendable {
             decompression: .disabled
         )
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
+        // A refused or unreachable receiver fails the attempt at once (the retry schedule tries again later)
+        // instead of the pool re-dialling until the endpoint's timeout, holding a worker slot all that time.
+        configuration.connectionPool.retryConnectionEstablishment = false
         if !allowPrivateEndpoints {
             configuration.http1_1ConnectionDebugInitializer = { EgressGuard.checkConnected($0) }
             configuration.http2ConnectionDebugInitializer = { EgressGuard.checkConnected($0) }

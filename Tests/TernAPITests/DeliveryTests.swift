@@ -402,6 +402,30 @@ import Testing
     }
 
     @Test(arguments: Backend.available)
+    func aRefusedConnectionOrATimeoutIsAFailedAttemptWithAClearError(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/stuck", then: .init(status: 200, delay: .seconds(3)))
+        let closedPort = try WorkerProcess.freePort()
+        try await withTern(backend) { api in
+            let (_, key) = try await api.organization()
+            let app = try await api.application(key, extra: #", "retry_schedule": []"#)
+            try await api.eventType(key, app: app, name: "order.created")
+            _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:\(closedPort)/hook")
+            _ = try await api.endpoint(key, app: app, url: receiver.url("/stuck"), extra: #", "timeout_seconds": 1"#)
+            let message = try #require(try await api.publish(key, app: app).string("id"))
+            var deliveries: [[String: Any]] = []
+            _ = try await eventually {
+                deliveries = try await api.deliveries(key, app: app, message: message)
+                return deliveries.count == 2 && deliveries.allSatisfy { $0["status"] as? String == "exhausted" }
+            }
+            let errors = Set(deliveries.compactMap { $0["last_error"] as? String })
+            #expect(errors == ["connection refused", "timed out after 1 s"], "\(errors)")
+            #expect(deliveries.allSatisfy { $0["last_status_code"] is NSNull })
+        }
+    }
+
+    @Test(arguments: Backend.available)
     func aTestEventReachesTheEndpoint(_ backend: Backend) async throws {
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
