@@ -38,9 +38,8 @@ extension Store {
 
     public func listAPIKeys(organizationID: String, _ page: PageRequest) async throws -> Page<APIKey> {
         try await self.database.read { sql in
-            var query = sql.select().column("*").from("api_keys").where("organization_id", .equal, organizationID)
-            if let after = page.after { query = query.where("id", .lessThan, after) }
-            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            let query = sql.select().column("*").from("api_keys").where("organization_id", .equal, organizationID)
+            let rows = try await Self.newestFirst(query, page)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.apiKey)
         }
     }

@@ -46,8 +46,7 @@ extension Store {
         try await self.database.read { sql in
             var query = sql.select().column("*").from("applications").where("organization_id", .equal, organizationID)
             if let applicationID { query = query.where("id", .equal, applicationID) }
-            if let after = page.after { query = query.where("id", .lessThan, after) }
-            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            let rows = try await Self.newestFirst(query, page)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.application)
         }
     }

@@ -32,10 +32,7 @@ extension Store {
             if let endpointID = filter.endpointID { query = query.where("endpoint_id", .equal, endpointID) }
             if let tenantID = filter.tenantID { query = query.where("tenant_id", .equal, tenantID) }
             if let messageID = filter.messageID { query = query.where("message_id", .equal, messageID) }
-            if let since = filter.since { query = query.where("created_at", .greaterThanOrEqual, since.microseconds) }
-            if let until = filter.until { query = query.where("created_at", .lessThan, until.microseconds) }
-            if let after = page.after { query = query.where("id", .lessThan, after) }
-            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            let rows = try await Self.newestFirst(query, page, since: filter.since, until: filter.until)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.delivery)
         }
     }
@@ -57,9 +54,8 @@ extension Store {
     public func listAttempts(organizationID: String, applicationID: String, deliveryID: String, _ page: PageRequest) async throws -> Page<Attempt> {
         try await self.database.read { sql in
             _ = try await Self.delivery(organizationID, applicationID, deliveryID, sql)
-            var query = sql.select().column("*").from("attempts").where("delivery_id", .equal, deliveryID)
-            if let after = page.after { query = query.where("id", .lessThan, after) }
-            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            let query = sql.select().column("*").from("attempts").where("delivery_id", .equal, deliveryID)
+            let rows = try await Self.newestFirst(query, page)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.attempt)
         }
     }
@@ -168,8 +164,7 @@ extension Store {
         try await self.database.read { sql in
             var query = sql.select().column("*").from("audit_entries").where("organization_id", .equal, organizationID)
             if let entityID { query = query.where("entity_id", .equal, entityID) }
-            if let after = page.after { query = query.where("id", .lessThan, after) }
-            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            let rows = try await Self.newestFirst(query, page)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }) { row in
                 AuditEntry(
                     id: try row.string("id"), organizationID: try row.string("organization_id"), actorType: try row.string("actor_type"),

@@ -83,8 +83,7 @@ extension Store {
             var query = sql.select().column("*").from("endpoints").where("application_id", .equal, applicationID)
             if let tenantID = filter.tenantID { query = query.where("tenant_id", .equal, tenantID) }
             if let status = filter.status { query = query.where("status", .equal, status.rawValue) }
-            if let after = page.after { query = query.where("id", .lessThan, after) }
-            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            let rows = try await Self.newestFirst(query, page)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.endpoint)
         }
     }

@@ -167,10 +167,7 @@ extension Store {
             var query = sql.select().column("*").from("messages").where("application_id", .equal, applicationID)
             if let tenantID = filter.tenantID { query = query.where("tenant_id", .equal, tenantID) }
             if let eventType = filter.eventType { query = query.where("event_type", .equal, eventType) }
-            if let since = filter.since { query = query.where("created_at", .greaterThanOrEqual, since.microseconds) }
-            if let until = filter.until { query = query.where("created_at", .lessThan, until.microseconds) }
-            if let after = page.after { query = query.where("id", .lessThan, after) }
-            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            let rows = try await Self.newestFirst(query, page, since: filter.since, until: filter.until)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.message)
         }
     }

@@ -128,9 +128,8 @@ extension Store {
 
     public func listOrganizations(_ page: PageRequest) async throws -> Page<Organization> {
         try await self.database.read { sql in
-            var query = sql.select().column("*").from("organizations")
-            if let after = page.after { query = query.where("id", .lessThan, after) }
-            let rows = try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+            let query = sql.select().column("*").from("organizations")
+            let rows = try await Self.newestFirst(query, page)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.organization)
         }
     }

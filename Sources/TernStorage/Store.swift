@@ -84,6 +84,20 @@ public struct PageRequest: Sendable {
     }
 }
 
+extension Store {
+    /// Runs a list query newest first (by id), within `since`/`until` on `created_at`, after the page's cursor;
+    /// fetches one row more than the page holds so that the page knows whether there are more.
+    static func newestFirst(
+        _ query: SQLSelectBuilder, _ page: PageRequest, since: Timestamp? = nil, until: Timestamp? = nil
+    ) async throws -> [any SQLRow] {
+        var query = query
+        if let since { query = query.where("created_at", .greaterThanOrEqual, since.microseconds) }
+        if let until { query = query.where("created_at", .lessThan, until.microseconds) }
+        if let after = page.after { query = query.where("id", .lessThan, after) }
+        return try await query.orderBy("id", .descending).limit(page.limit + 1).all()
+    }
+}
+
 /// JSON columns: written with sorted keys so the same value is always the same text.
 enum JSONColumn {
     static func encode<T: Encodable>(_ value: T) -> String {

@@ -11,9 +11,7 @@ import Testing
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop()
             try await api.eventType(key, app: app, name: "order.shipped")
             let (subscribed, secret) = try await api.endpoint(
                 key, app: app, url: receiver.url("/subscribed"), extra: #", "events": ["order.created"], "headers": {"X-Shop": "acme"}"#
@@ -121,9 +119,7 @@ import Testing
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop()
             _ = try await api.endpoint(key, app: app, url: receiver.url())
 
             let first = try await api.publish(key, app: app, eventID: "evt-1")
@@ -161,9 +157,7 @@ import Testing
         defer { Task { await receiver.stop() } }
         receiver.script("/hook", then: .init(status: 500, body: "down"))
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key, extra: #", "retry_schedule": [1, 1]"#)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop(#", "retry_schedule": [1, 1]"#)
             let (endpointID, _) = try await api.endpoint(key, app: app, url: receiver.url())
 
             let first = try #require(try await api.publish(key, app: app).string("id"))
@@ -213,9 +207,7 @@ import Testing
         receiver.script("/busy", [.init(status: 429, headers: ["Retry-After": "3"])])
         receiver.script("/moved", then: .init(status: 302, headers: ["Location": receiver.url("/elsewhere")]))
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key, extra: #", "retry_schedule": [1]"#)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop(#", "retry_schedule": [1]"#)
             _ = try await api.endpoint(key, app: app, url: receiver.url("/busy"))
             _ = try await api.endpoint(key, app: app, url: receiver.url("/moved"))
             let message = try #require(try await api.publish(key, app: app).string("id"))
@@ -249,9 +241,7 @@ import Testing
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop()
             let (endpointID, oldSecret) = try await api.endpoint(key, app: app, url: receiver.url())
 
             let rotated = try await api.post("/v1/applications/\(app)/endpoints/\(endpointID)/rotate-secret", key: key, "{}")
@@ -296,9 +286,7 @@ import Testing
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop()
             let (paused, _) = try await api.endpoint(key, app: app, url: receiver.url("/paused"), extra: #", "status": "paused""#)
             let (doomed, _) = try await api.endpoint(key, app: app, url: receiver.url("/doomed"), tenant: "tenant-2", extra: #", "status": "paused""#)
             _ = try await api.endpoint(key, app: app, url: receiver.url("/disabled"), tenant: "tenant-3", extra: #", "status": "disabled""#)
@@ -386,9 +374,7 @@ import Testing
         defer { Task { await receiver.stop() } }
         receiver.script("/gone", then: .init(status: 410))
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key, extra: #", "retry_schedule": [0, 0, 0]"#)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop(#", "retry_schedule": [0, 0, 0]"#)
             let (endpointID, _) = try await api.endpoint(key, app: app, url: receiver.url("/gone"))
             let message = try #require(try await api.publish(key, app: app).string("id"))
             let deliveryID = try #require(try await api.deliveries(key, app: app, message: message).first?["id"] as? String)
@@ -408,9 +394,7 @@ import Testing
         receiver.script("/stuck", then: .init(status: 200, delay: .seconds(3)))
         let closedPort = try WorkerProcess.freePort()
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key, extra: #", "retry_schedule": []"#)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop(#", "retry_schedule": []"#)
             _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:\(closedPort)/hook")
             _ = try await api.endpoint(key, app: app, url: receiver.url("/stuck"), extra: #", "timeout_seconds": 1"#)
             let message = try #require(try await api.publish(key, app: app).string("id"))
@@ -451,9 +435,7 @@ import Testing
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop()
             _ = try await api.endpoint(key, app: app, url: receiver.url())
             _ = try await api.publish(key, app: app)
             await receiver.waitFor(1)
@@ -475,9 +457,7 @@ import Testing
         let databaseURL = try await backend.freshDatabaseURL()
         // Made while private endpoints were allowed, as a developer would on a laptop…
         try await withTern(backend, databaseURL: databaseURL) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key, extra: #", "retry_schedule": []"#)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop(#", "retry_schedule": []"#)
             _ = try await api.endpoint(key, app: app, url: receiver.url())
             try await api.withDatabase { sql in
                 try await sql.raw("UPDATE organizations SET name = \(bind: key + " " + app)").run()

@@ -152,6 +152,14 @@ struct API: Sendable {
 }
 
 extension API {
+    /// A new organization with a key and an application that has the event type `order.created`; returns (key, app).
+    func shop(_ applicationExtra: String = "") async throws -> (String, String) {
+        let (_, key) = try await self.organization()
+        let app = try await self.application(key, extra: applicationExtra)
+        try await self.eventType(key, app: app, name: "order.created")
+        return (key, app)
+    }
+
     /// Publishes `payload` (raw JSON text) and returns the reply.
     func publish(_ key: String, app: String, type: String = "order.created", tenant: String = "tenant-1", payload: String = #"{"n": 1}"#,
                  eventID: String? = nil, headers: [String: String] = [:]) async throws -> Reply {

@@ -9,9 +9,7 @@ import Testing
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         try await withTern(backend) { api in
-            let (_, key) = try await api.organization()
-            let app = try await api.application(key)
-            try await api.eventType(key, app: app, name: "order.created")
+            let (key, app) = try await api.shop()
             let (endpointID, firstSecret) = try await api.endpoint(key, app: app, url: receiver.url())
             _ = try await api.publish(key, app: app, payload: #"{"order": {"id": 7, "total": 12.50}, "note": "naïve ✓"}"#)
             await receiver.waitFor(1)
