@@ -24,12 +24,8 @@ public enum WebhookSignature {
         guard let expected = Self.sign(secret: secret, messageID: messageID, timestamp: timestamp, body: body) else { return false }
         let expectedBytes = Array(expected.utf8)
         var found = false
-        for candidate in header.split(separator: " ") {
-            let bytes = Array(candidate.utf8)
-            guard bytes.count == expectedBytes.count else { continue }
-            var difference: UInt8 = 0
-            for index in bytes.indices { difference |= bytes[index] ^ expectedBytes[index] }
-            if difference == 0 { found = true }
+        for candidate in header.split(separator: " ") where constantTimeEqual(Array(candidate.utf8), expectedBytes) {
+            found = true
         }
         return found
     }
@@ -38,4 +34,12 @@ public enum WebhookSignature {
         let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst("whsec_".count)) : secret
         return Data(base64Encoded: encoded)
     }
+}
+
+/// Compares two byte strings in time that depends only on their length.
+public func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+    guard lhs.count == rhs.count else { return false }
+    var difference: UInt8 = 0
+    for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
+    return difference == 0
 }

@@ -31,6 +31,8 @@ public struct TernRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var requestID: String = ""
     public var identity: Identity?
+    /// The portal or admin browser session, on `/portal` and `/admin` pages.
+    public var webSession: WebSession?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -18,6 +18,8 @@ extension HTTPField.Name {
 /// error as problem+json, and puts `X-Request-Id` on every response.
 struct APIMiddleware: RouterMiddleware {
     typealias Context = TernRequestContext
+    /// Renders errors of `/portal` and `/admin` pages as HTML.
+    var pages: WebPages?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -36,8 +38,17 @@ struct APIMiddleware: RouterMiddleware {
             if problem.status >= 500 {
                 context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
             }
-            response = try JSONResponse.make(problem, status: problem.httpStatus)
-            response.headers[.contentType] = "application/problem+json"
+            let path = request.uri.path
+            if let pages = self.pages, path == "/portal" || path.hasPrefix("/portal/") || path == "/admin" || path.hasPrefix("/admin/") {
+                if problem.status == 401 && path.hasPrefix("/admin") && request.method == .get {
+                    response = WebPages.redirect("/admin/login")
+                } else {
+                    response = pages.errorPage(problem)
+                }
+            } else {
+                response = try JSONResponse.make(problem, status: problem.httpStatus)
+                response.headers[.contentType] = "application/problem+json"
+            }
             if problem.status == 405 { response.headers[.allow] = "GET, POST, PUT, PATCH, DELETE" }
         }
         response.headers[.requestID] = context.requestID

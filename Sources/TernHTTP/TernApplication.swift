@@ -18,7 +18,7 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
     let store = Store(database: database, secretBox: secretBox)
     let authenticator = Authenticator(store: store, adminKey: configuration.adminKey, logger: logger)
     TernMetrics.bootstrap()
-    let router = buildRouter(store: store, authenticator: authenticator, configuration: configuration)
+    let router = try buildRouter(store: store, authenticator: authenticator, configuration: configuration)
     var services: [any Service] = [database, authenticator]
     if configuration.role != .api {
         // Last in, first out: on shutdown the workers finish their deliveries while the database is still open.
@@ -67,13 +67,29 @@ func prepare(
     logger.info("Tern is ready", metadata: ["database": "\(location)", "url": "\(configuration.publicBaseURL)"])
 }
 
-/// The routes: `/health`, the admin API under `/v1/admin`, and the organization API under `/v1`.
-public func buildRouter(store: Store, authenticator: Authenticator, configuration: TernConfiguration) -> Router<TernRequestContext> {
+/// The routes: `/health`, `/metrics`, the admin API under `/v1/admin`, the organization API under `/v1`, the
+/// portal under `/portal` and the admin pages under `/admin` (with their files from `Public/` under `/static`).
+public func buildRouter(store: Store, authenticator: Authenticator, configuration: TernConfiguration) throws -> Router<TernRequestContext> {
     let router = Router(context: TernRequestContext.self)
-    router.add(middleware: APIMiddleware())
+    guard configuration.role != .worker else {
+        router.add(middleware: APIMiddleware())
+        HealthController(database: store.database).addRoutes(to: router)
+        MetricsController(store: store).addRoutes(to: router)
+        return router
+    }
+    let signer = SessionSigner(secretBox: store.secretBox)
+    let pages = WebPages(
+        library: try WebPages.loadTemplates(configuration.resourcesDirectory.appendingPathComponent("Templates")),
+        signer: signer, secureCookies: configuration.publicBaseURL.hasPrefix("https://")
+    )
+    router.add(middleware: APIMiddleware(pages: pages))
+    router.add(middleware: FileMiddleware(
+        configuration.resourcesDirectory.appendingPathComponent("Public").path, urlBasePath: "/static",
+        cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])])
+    ))
     HealthController(database: store.database).addRoutes(to: router)
     MetricsController(store: store).addRoutes(to: router)
-    guard configuration.role != .worker else { return router }
+    router.add(middleware: WebSessionMiddleware(signer: signer))
     router.add(middleware: AuthMiddleware(authenticator: authenticator))
 
     let admin = router.group("v1/admin", context: AdminContext.self)
@@ -88,6 +104,10 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
     EndpointController(store: store, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: api)
     EventController(store: store).addRoutes(to: api)
     DeliveryController(store: store).addRoutes(to: api)
+    PortalSessionController(store: store, signer: signer, publicBaseURL: configuration.publicBaseURL).addRoutes(to: api)
+
+    PortalController(store: store, pages: pages, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: router)
+    AdminWebController(store: store, pages: pages, authenticator: authenticator).addRoutes(to: router)
     return router
 }
 
