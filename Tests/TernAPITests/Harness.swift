@@ -55,9 +55,9 @@ func testConfiguration(_ databaseURL: String) -> TernConfiguration {
     return configuration
 }
 
-/// Starts Tern on `backend` and runs `body` against it through HTTP.
+/// Starts Tern on `backend` and runs `body` against it through HTTP (`.live`: on a real port on 127.0.0.1).
 func withTern(
-    _ backend: Backend, databaseURL: String? = nil, configure: (inout TernConfiguration) -> Void = { _ in },
+    _ backend: Backend, databaseURL: String? = nil, live: Bool = false, configure: (inout TernConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (API) async throws -> Void
 ) async throws {
     let url: String
@@ -66,7 +66,7 @@ func withTern(
     configure(&configuration)
     let app = try await buildApplication(configuration)
     let databaseURL = configuration.databaseURL
-    try await app.test(.router) { client in
+    try await app.test(live ? .live : .router) { client in
         try await body(API(client: client, databaseURL: databaseURL))
     }
 }
@@ -113,6 +113,9 @@ struct API: Sendable {
     func post(_ path: String, key: String?, _ json: String, headers: [String: String] = [:]) async throws -> Reply {
         try await self.call(.post, path, key: key, json: json, headers: headers)
     }
+
+    /// The port of a `.live` test server.
+    var port: Int? { self.client.port }
 
     /// Creates an organization (on `plan`) and a `*` key for it; returns (organization id, key).
     func organization(_ name: String = "Acme", plan: String = "free", scopes: String? = nil, applicationID: String? = nil) async throws -> (String, String) {

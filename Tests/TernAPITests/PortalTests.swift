@@ -1,0 +1,181 @@
+import Foundation
+import HTTPTypes
+import TernCore
+import Testing
+
+/// The portal and admin pages through HTTP: sessions, tenant isolation, CSRF, escaping, embedding.
+@Suite struct PortalTests {
+    /// Opens a portal session for `tenant` and returns its cookie header value.
+    static func session(_ api: API, key: String, app: String, tenant: String = "tenant-1", seconds: Int? = nil) async throws -> (String, String) {
+        let extra = seconds.map { #", "expires_in_seconds": \#($0)"# } ?? ""
+        let created = try await api.post("/v1/applications/\(app)/portal-sessions", key: key, #"{"tenant_id": "\#(tenant)"\#(extra)}"#)
+        try #require(created.status == 201, "\(created.text)")
+        let url = try #require(created.string("url"))
+        let token = try #require(created.string("token"))
+        #expect(url.hasSuffix("/portal?token=\(token)"))
+        return (token, "tern_portal=\(token)")
+    }
+
+    static func page(_ api: API, _ path: String, cookie: String?, method: HTTPRequest.Method = .get, form: String? = nil) async throws -> Reply {
+        var headers: [String: String] = [:]
+        if let cookie { headers["Cookie"] = cookie }
+        return try await api.call(method, path, json: form, contentType: "application/x-www-form-urlencoded", headers: headers)
+    }
+
+    static func csrf(_ html: String) -> String {
+        guard let range = html.range(of: #"name="_csrf" value=""#) else { return "" }
+        return String(html[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    @Test(arguments: Backend.available)
+    func aPortalLinkOpensOneTenantsPagesAndNothingElse(_ backend: Backend) async throws {
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop(##", "portal": {"allowed_origins": ["https://app.example.com"], "brand_color": "#7b2cbf"}"##)
+            let (mine, _) = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/mine")
+            let (theirs, _) = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/theirs", tenant: "tenant-2")
+            let theirMessage = try #require(try await api.publish(key, app: app, tenant: "tenant-2").string("id"))
+            let theirDelivery = try #require(try await api.deliveries(key, app: app, message: theirMessage).first?["id"] as? String)
+            let (token, cookie) = try await Self.session(api, key: key, app: app)
+
+            let opened = try await api.get("/portal?token=\(token)", key: nil)
+            #expect(opened.status == 303)
+            #expect(opened.headers[.location] == "/portal/endpoints")
+            let setCookie = try #require(opened.headers[.setCookie])
+            #expect(setCookie.contains("tern_portal=\(token)") && setCookie.contains("HttpOnly") && setCookie.contains("SameSite="))
+
+            let endpoints = try await Self.page(api, "/portal/endpoints", cookie: cookie)
+            #expect(endpoints.status == 200)
+            #expect(endpoints.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(endpoints.text.contains(mine) && !endpoints.text.contains(theirs))
+            let csp = try #require(endpoints.headers[HTTPField.Name("Content-Security-Policy")!])
+            #expect(csp.contains("frame-ancestors https://app.example.com"))
+            #expect(endpoints.text.contains("--brand: #7b2cbf"))
+            for path in ["/portal/endpoints/new", "/portal/events", "/portal/deliveries", "/portal/endpoints/\(mine)"] {
+                #expect(try await Self.page(api, path, cookie: cookie).status == 200, "\(path)")
+            }
+            // Another tenant's objects are not found, whatever the path says.
+            #expect(try await Self.page(api, "/portal/endpoints/\(theirs)", cookie: cookie).status == 404)
+            #expect(try await Self.page(api, "/portal/deliveries/\(theirDelivery)", cookie: cookie).status == 404)
+            let csrf = Self.csrf(try await Self.page(api, "/portal/endpoints/\(mine)", cookie: cookie).text)
+            #expect(!csrf.isEmpty)
+            let replay = try await Self.page(api, "/portal/deliveries/\(theirDelivery)/replay", cookie: cookie, method: .post, form: "_csrf=\(csrf)")
+            #expect(replay.status == 404)
+            let deleted = try await Self.page(api, "/portal/endpoints/\(theirs)/delete", cookie: cookie, method: .post, form: "_csrf=\(csrf)")
+            #expect(deleted.status == 404)
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(theirs)", key: key).status == 200)
+
+            // Without a session, with a tampered or an expired token: a clear page, never data.
+            let none = try await Self.page(api, "/portal/endpoints", cookie: nil)
+            #expect(none.status == 401 && none.text.contains("session has ended"))
+            let tampered = String(token.dropLast(2)) + (token.hasSuffix("AA") ? "BB" : "AA")
+            #expect(try await api.get("/portal?token=\(tampered)", key: nil).status == 401)
+            #expect(try await Self.page(api, "/portal/endpoints", cookie: "tern_portal=\(tampered)").status == 401)
+            #expect(try await api.get("/portal", key: nil).status == 401)
+            let (short, shortCookie) = try await Self.session(api, key: key, app: app, seconds: 1)
+            try await Task.sleep(for: .milliseconds(2100))
+            let expired = try await api.get("/portal?token=\(short)", key: nil)
+            #expect(expired.status == 401 && expired.text.contains("expired"))
+            #expect(try await Self.page(api, "/portal/endpoints", cookie: shortCookie).status == 401)
+            let bad = try await api.post("/v1/applications/\(app)/portal-sessions", key: key, #"{"tenant_id": "t", "expires_in_seconds": 0}"#)
+            #expect(bad.status == 422)
+            let defaultFrame = try await api.application(key, name: "Plain")
+            let (_, plainCookie) = try await Self.session(api, key: key, app: defaultFrame)
+            let plain = try await Self.page(api, "/portal/endpoints", cookie: plainCookie)
+            #expect(plain.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("frame-ancestors 'none'") == true)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func formsNeedTheCSRFTokenAndReRenderWithMessages(_ backend: Backend) async throws {
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop()
+            let (_, cookie) = try await Self.session(api, key: key, app: app)
+            let form = try await Self.page(api, "/portal/endpoints/new", cookie: cookie)
+            let csrf = Self.csrf(form.text)
+            #expect(!csrf.isEmpty)
+            #expect(form.text.contains(#"name="url""#) && form.text.contains(#"<label for="url">"#))
+
+            let forged = try await Self.page(api, "/portal/endpoints", cookie: cookie, method: .post, form: "url=https%3A%2F%2Fexample.com%2Fhook")
+            #expect(forged.status == 403)
+            let wrong = try await Self.page(api, "/portal/endpoints", cookie: cookie, method: .post, form: "_csrf=nope&url=https%3A%2F%2Fexample.com%2Fhook")
+            #expect(wrong.status == 403)
+            #expect(try await api.get("/v1/applications/\(app)/endpoints", key: key).items.isEmpty, "nothing was created")
+
+            let invalid = try await Self.page(api, "/portal/endpoints", cookie: cookie, method: .post, form: "_csrf=\(csrf)&url=ftp%3A%2F%2Fx&name=Mine")
+            #expect(invalid.status == 422)
+            #expect(invalid.text.contains(#"aria-invalid="true""#) && invalid.text.contains("value=\"Mine\""))
+
+            let created = try await Self.page(
+                api, "/portal/endpoints", cookie: cookie, method: .post,
+                form: "_csrf=\(csrf)&url=https%3A%2F%2Fexample.com%2Fhook&name=Orders&events%5B%5D=order.created"
+            )
+            #expect(created.status == 201)
+            let endpoints = try await api.get("/v1/applications/\(app)/endpoints", key: key).items
+            #expect(endpoints.count == 1)
+            #expect(endpoints.first?["events"] as? [String] == ["order.created"])
+            #expect(endpoints.first?["tenant_id"] as? String == "tenant-1", "the portal's tenant, whatever the form says")
+            #expect(created.text.contains("whsec_"), "the secret is shown once")
+            let id = try #require(endpoints.first?["id"] as? String)
+            #expect(!(try await Self.page(api, "/portal/endpoints/\(id)", cookie: cookie).text.contains("whsec_")))
+
+            let paused = try await Self.page(api, "/portal/endpoints/\(id)/status", cookie: cookie, method: .post, form: "_csrf=\(csrf)&status=paused")
+            #expect(paused.status == 303)
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(id)", key: key).string("status") == "paused")
+            let deleted = try await Self.page(api, "/portal/endpoints/\(id)/delete", cookie: cookie, method: .post, form: "_csrf=\(csrf)")
+            #expect(deleted.status == 303)
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(id)", key: key).status == 404)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func scriptInjectionThroughNamesURLsAndPayloadsIsEscaped(_ backend: Backend) async throws {
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop()
+            let attack = "<script>alert(1)</script>"
+            let reply = try await api.post("/v1/applications/\(app)/endpoints", key: key, """
+                {"tenant_id": "tenant-1", "url": "http://127.0.0.1:9/x?q=\\"><script>alert(2)</script>", "name": "\(attack)",
+                 "description": "<img src=x onerror=alert(3)>"}
+                """)
+            try #require(reply.status == 201, "\(reply.text)")
+            let endpointID = try #require(reply.string("id"))
+            let message = try #require(try await api.publish(key, app: app, payload: #"{"note": "</pre><script>alert(4)</script>"}"#).string("id"))
+            let delivery = try #require(try await api.deliveries(key, app: app, message: message).first?["id"] as? String)
+            let (_, cookie) = try await Self.session(api, key: key, app: app)
+            for path in ["/portal/endpoints", "/portal/endpoints/\(endpointID)", "/portal/deliveries", "/portal/deliveries/\(delivery)"] {
+                let page = try await Self.page(api, path, cookie: cookie)
+                #expect(page.status == 200, "\(path)")
+                #expect(!page.text.contains("<script>alert") && !page.text.contains("<img src=x"), "\(path) renders markup from data")
+            }
+            let detail = try await Self.page(api, "/portal/deliveries/\(delivery)", cookie: cookie)
+            #expect(detail.text.contains("&lt;script&gt;alert(4)&lt;/script&gt;"))
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func theAdminAreaSignsInWithTheAdminKeyAndChangesPlans(_ backend: Backend) async throws {
+        try await withTern(backend) { api in
+            let (orgID, _) = try await api.organization("Acme")
+            #expect(try await api.get("/admin", key: nil).status == 303, "to the sign-in page")
+            let refused = try await Self.page(api, "/admin/login", cookie: nil, method: .post, form: "key=wrong-key-000000000000")
+            #expect(refused.status == 401)
+            let signedIn = try await Self.page(api, "/admin/login", cookie: nil, method: .post, form: "key=\(testAdminKey)")
+            #expect(signedIn.status == 303)
+            let cookie = try #require(signedIn.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+            #expect(cookie.hasPrefix("tern_admin="))
+            let organizations = try await Self.page(api, "/admin", cookie: cookie)
+            #expect(organizations.status == 200 && organizations.text.contains("Acme") && organizations.text.contains("0 / 10"))
+            let page = try await Self.page(api, "/admin/organizations/\(orgID)", cookie: cookie)
+            let csrf = Self.csrf(page.text)
+            #expect(try await Self.page(api, "/admin/organizations/\(orgID)/plan", cookie: cookie, method: .post, form: "plan=pro").status == 403)
+            let changed = try await Self.page(api, "/admin/organizations/\(orgID)/plan", cookie: cookie, method: .post, form: "_csrf=\(csrf)&plan=pro")
+            #expect(changed.status == 303)
+            #expect(try await api.get("/v1/admin/organizations/\(orgID)", key: testAdminKey).string("plan") == "pro")
+            let keyPage = try await Self.page(api, "/admin/organizations/\(orgID)/api-keys", cookie: cookie, method: .post, form: "_csrf=\(csrf)&name=backend")
+            #expect(keyPage.status == 201)
+            let newKey = try #require(keyPage.text.range(of: #"tern_key_[A-Za-z0-9_-]+"#, options: .regularExpression).map { String(keyPage.text[$0]) })
+            #expect(try await api.get("/v1/applications", key: newKey).status == 200, "the key shown once works")
+            #expect(try await Self.page(api, "/admin/plans", cookie: cookie).text.contains("enterprise"))
+            #expect(try await Self.page(api, "/admin", cookie: "tern_admin=forged.token").status == 303)
+        }
+    }
+}
