@@ -1,7 +1,8 @@
 # `make run` starts Tern on SQLite; `make test` runs every test. Both first make sure the one system library
-# Tern needs (libargon2) is installed; `make test` also installs the two Python libraries the interop tests verify
-# signatures with (standardwebhooks and svix, from PyPI).
-.PHONY: run test deps pydeps build
+# Tern needs (libargon2) is installed. `make test` also installs what the tests drive: headless Chromium and its
+# driver (Debian's chromium, chromium-driver) for the browser test, and from PyPI the Standard Webhooks and Svix
+# libraries (signature interop) and Selenium.
+.PHONY: run test deps testdeps build
 
 deps:
 	@if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libargon2; then :; \
@@ -12,20 +13,27 @@ deps:
 		echo "Tern needs libargon2. Run: sudo apt-get install -y libargon2-dev pkg-config"; exit 1; \
 	fi
 
-pydeps:
-	@if python3 -c 'import standardwebhooks, svix' >/dev/null 2>&1; then :; \
-	elif python3 -m pip --version >/dev/null 2>&1; then \
-		echo "Installing the Python libraries standardwebhooks and svix (interop tests)…"; \
-		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix 2>/dev/null \
-			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix; \
+testdeps:
+	@if command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing chromium and chromium-driver with apt-get (browser test)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else \
-		echo "The interop tests need Python 3 with pip. Run: sudo apt-get install -y python3-pip"; exit 1; \
+		echo "The browser test needs Chromium. Run: sudo apt-get install -y chromium chromium-driver"; exit 1; \
+	fi
+	@if python3 -c 'import standardwebhooks, svix, selenium' >/dev/null 2>&1; then :; \
+	elif python3 -m pip --version >/dev/null 2>&1; then \
+		echo "Installing standardwebhooks, svix and selenium from PyPI (interop and browser tests)…"; \
+		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix selenium 2>/dev/null \
+			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix selenium; \
+	else \
+		echo "The interop and browser tests need Python 3 with pip. Run: sudo apt-get install -y python3-pip"; exit 1; \
 	fi
 
 run: deps
 	swift run tern serve
 
-test: deps pydeps
+test: deps testdeps
 	swift test
 
 build: deps
