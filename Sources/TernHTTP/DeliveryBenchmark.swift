@@ -228,12 +228,15 @@ public enum DeliveryBenchmark {
             guard status == 202 else { throw ConfigurationError("publish answered \(status): \(body)") }
         }
 
-        func send(_ path: String, key: String, _ json: String) async throws -> (Int, String) {
+        /// POSTs `json`, or GETs when it is nil; returns the status and body.
+        func send(_ path: String, key: String, _ json: String?) async throws -> (Int, String) {
             var request = HTTPClientRequest(url: self.base + path)
-            request.method = .POST
             request.headers.add(name: "authorization", value: "Bearer \(key)")
-            request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: json))
+            if let json {
+                request.method = .POST
+                request.headers.add(name: "content-type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: json))
+            }
             let response = try await self.http.execute(request, timeout: .seconds(30))
             let body = try await response.body.collect(upTo: 1 << 20)
             return (Int(response.status.code), String(buffer: body))

@@ -155,7 +155,7 @@ struct Migrate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks on 127.0.0.1; prints one JSON object.",
-        subcommands: [Auth.self, Delivery.self]
+        subcommands: [Auth.self, Delivery.self, Portal.self]
     )
 
     struct Delivery: AsyncParsableCommand {
@@ -180,6 +180,27 @@ struct Bench: AsyncParsableCommand {
             options.seconds = self.seconds
             options.payloadBytes = self.payloadBytes
             let result = try await DeliveryBenchmark.run(options)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        }
+    }
+
+    struct Portal: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time the portal's pages for a tenant with many endpoints and deliveries (all on 127.0.0.1)."
+        )
+
+        @Option(help: "Database URL (default: a temporary SQLite file).") var database: String?
+        @Option(help: "Endpoints of the tenant.") var endpoints = 100
+        @Option(help: "Deliveries of the tenant (rounded up to a multiple of the endpoints).") var deliveries = 10_000
+        @Option(help: "Timed requests per page.") var requests = 50
+
+        func run() async throws {
+            guard let resources = TernConfiguration.locateResources() else { fail("cannot find the Migrations/ folder") }
+            let result = try await PortalBenchmark.run(
+                resources: resources, databaseURL: self.database, endpoints: self.endpoints, deliveries: self.deliveries, requests: self.requests
+            )
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(result), as: UTF8.self))

@@ -1,0 +1,116 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TernCore
+import TernStorage
+
+/// `tern bench portal`: how long portal pages take for a tenant with many endpoints and deliveries. Starts Tern
+/// and a receiver on 127.0.0.1, creates `endpoints` endpoints for one tenant and publishes until it has
+/// `deliveries` deliveries, waits for them to be delivered, then times each page over a keep-alive connection
+/// (client-side, so the figures include the HTTP round trip on loopback). Prints one JSON object.
+public enum PortalBenchmark {
+    public struct Result: Encodable, Sendable {
+        var database: String
+        var endpoints: Int
+        var deliveries: Int
+        var requests_per_page: Int
+        var pages_ms: [String: DeliveryBenchmark.Percentiles]
+    }
+
+    public static func run(resources: URL, databaseURL: String?, endpoints: Int, deliveries: Int, requests: Int) async throws -> Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var quiet = Logger(label: "bench")
+        quiet.logLevel = .error
+        let receiverRouter = Router()
+        receiverRouter.post("hook") { _, _ -> HTTPResponse.Status in .noContent }
+        let receiverPort = try DeliveryBenchmark.freePort()
+        let receiver = Application(router: receiverRouter, configuration: .init(address: .hostname("127.0.0.1", port: receiverPort)), logger: quiet)
+        var configuration = TernConfiguration(resourcesDirectory: resources)
+        configuration.databaseURL = databaseURL ?? "sqlite://\(directory.path)/bench.sqlite"
+        configuration.port = try DeliveryBenchmark.freePort()
+        configuration.adminKey = "bench-admin-" + Base64URL.encode(randomBytes(18))
+        configuration.encryptionKey = SecretBox.generateKeyBase64()
+        configuration.allowPrivateEndpoints = true
+        configuration.logLevel = .error
+        let tern = try await buildApplication(configuration)
+        let services = ServiceGroup(configuration: .init(services: [receiver, tern], logger: quiet))
+        let running = Task { try await services.run() }
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        let outcome: Swift.Result<Result, any Error>
+        do {
+            let api = DeliveryBenchmark.Client(http: client, base: "http://127.0.0.1:\(configuration.port)")
+            guard await api.waitForHealth() else { throw ConfigurationError("Tern did not start") }
+            let admin = configuration.adminKey!
+            let org = try await api.post("/v1/admin/organizations", key: admin, #"{"name": "bench", "plan": "enterprise"}"#)
+            let key = try await api.post("/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "bench"}"#)["key"]!
+            let app = try await api.post("/v1/applications", key: key, #"{"name": "bench"}"#)["id"]!
+            for name in ["order.created", "order.shipped", "invoice.paid"] {
+                _ = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "\#(name)", "description": "An event", "example": {"id": 1}}"#)
+            }
+            for index in 0..<endpoints {
+                _ = try await api.post("/v1/applications/\(app)/endpoints", key: key,
+                                       #"{"tenant_id": "tenant-1", "name": "Endpoint \#(index)", "url": "http://127.0.0.1:\#(receiverPort)/hook"}"#)
+            }
+            let publishes = (deliveries + endpoints - 1) / max(endpoints, 1)
+            for index in 0..<publishes {
+                try await api.publish("/v1/applications/\(app)/events", key: key,
+                                      #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": \#(index)}}"#)
+            }
+            let total = publishes * endpoints
+            let delivered = await DeliveryBenchmark.until(timeout: .seconds(600)) {
+                let (_, body) = (try? await api.send("/v1/applications/\(app)/deliveries?status=pending&limit=1", key: key, nil)) ?? (0, "")
+                let (_, failed) = (try? await api.send("/v1/applications/\(app)/deliveries?status=failed&limit=1", key: key, nil)) ?? (0, "")
+                return body.contains(#""data":[]"#) && failed.contains(#""data":[]"#)
+            }
+            guard delivered else { throw ConfigurationError("the deliveries did not finish") }
+            let session = try await api.post("/v1/applications/\(app)/portal-sessions", key: key, #"{"tenant_id": "tenant-1"}"#)
+            let cookie = "tern_portal=\(session["token"]!)"
+            let (_, list) = try await api.send("/v1/applications/\(app)/deliveries?limit=1", key: key, nil)
+            let deliveryID = list.range(of: #"dlv_[0-9a-z]+"#, options: .regularExpression).map { String(list[$0]) } ?? ""
+            let (_, endpointList) = try await api.send("/v1/applications/\(app)/endpoints?limit=1", key: key, nil)
+            let endpointID = endpointList.range(of: #"ep_[0-9a-z]+"#, options: .regularExpression).map { String(endpointList[$0]) } ?? ""
+            let pages = [
+                "/portal/endpoints", "/portal/endpoints/\(endpointID)", "/portal/events", "/portal/deliveries",
+                "/portal/deliveries?status=delivered", "/portal/deliveries/\(deliveryID)",
+            ]
+            var figures: [String: DeliveryBenchmark.Percentiles] = [:]
+            for page in pages {
+                var times: [Double] = []
+                for round in 0..<(requests + 5) {
+                    let start = ContinuousClock.now
+                    let status = try await api.page(page, cookie: cookie)
+                    guard status == 200 else { throw ConfigurationError("\(page) answered \(status)") }
+                    if round >= 5 { times.append(Double((ContinuousClock.now - start).nanoseconds) / 1_000_000) }
+                }
+                figures[page.replacingOccurrences(of: endpointID, with: "{endpoint_id}").replacingOccurrences(of: deliveryID, with: "{delivery_id}")] =
+                    DeliveryBenchmark.Percentiles(times)
+            }
+            outcome = .success(Result(
+                database: configuration.databaseURL.hasPrefix("postgres") ? "postgres" : "sqlite", endpoints: endpoints, deliveries: total,
+                requests_per_page: requests, pages_ms: figures
+            ))
+        } catch {
+            outcome = .failure(error)
+        }
+        try? await client.shutdown()
+        await services.triggerGracefulShutdown()
+        _ = await running.result
+        return try outcome.get()
+    }
+}
+
+extension DeliveryBenchmark.Client {
+    /// GETs a page with a cookie and reads it whole; returns the status.
+    func page(_ path: String, cookie: String) async throws -> Int {
+        var request = HTTPClientRequest(url: self.base + path)
+        request.headers.add(name: "cookie", value: cookie)
+        let response = try await self.http.execute(request, timeout: .seconds(30))
+        _ = try await response.body.collect(upTo: 16 << 20)
+        return Int(response.status.code)
+    }
+}
