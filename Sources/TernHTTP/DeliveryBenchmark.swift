@@ -96,119 +96,74 @@ public enum DeliveryBenchmark {
     }
 
     public static func run(_ options: Options) async throws -> Result {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let base = ContinuousClock.now
-        let sink = Sink(base: base)
-
-        // The receiver.
-        let receiverRouter = Router()
-        receiverRouter.post("hook") { request, _ -> HTTPResponse.Status in
-            sink.receive(try await request.body.collect(upTo: 1 << 20))
-            return .noContent
+        let sink = Sink(base: ContinuousClock.now)
+        return try await BenchRig.run(
+            resources: options.resources, databaseURL: options.databaseURL, connections: max(options.concurrency, 64), receive: sink.receive
+        ) { rig in
+            try await Self.measure(options, rig: rig, sink: sink)
         }
-        var quiet = Logger(label: "bench")
-        quiet.logLevel = .error
-        let receiverPort = try Self.freePort()
-        let receiver = Application(router: receiverRouter, configuration: .init(address: .hostname("127.0.0.1", port: receiverPort)), logger: quiet)
-
-        // Tern.
-        var configuration = TernConfiguration(resourcesDirectory: options.resources)
-        configuration.databaseURL = options.databaseURL ?? "sqlite://\(directory.path)/bench.sqlite"
-        configuration.port = try Self.freePort()
-        configuration.adminKey = "bench-admin-" + Base64URL.encode(randomBytes(18))
-        configuration.encryptionKey = SecretBox.generateKeyBase64()
-        configuration.allowPrivateEndpoints = true
-        configuration.logLevel = .error
-        let tern = try await buildApplication(configuration)
-
-        let services = ServiceGroup(configuration: .init(services: [receiver, tern], logger: quiet))
-        let running = Task { try await services.run() }
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(options.concurrency, 64))
-        ))
-        let outcome: Swift.Result<Result, any Error>
-        do {
-            outcome = .success(try await Self.measure(options, client: client, configuration: configuration, receiverPort: receiverPort, sink: sink))
-        } catch {
-            outcome = .failure(error)
-        }
-        try? await client.shutdown()
-        await services.triggerGracefulShutdown()
-        _ = await running.result
-        return try outcome.get()
     }
 
-    static func measure(
-        _ options: Options, client: HTTPClient, configuration: TernConfiguration, receiverPort: Int, sink: Sink
-    ) async throws -> Result {
-            let base = sink.base
-            let api = Client(http: client, base: "http://127.0.0.1:\(configuration.port)")
-            guard await api.waitForHealth() else { throw ConfigurationError("Tern did not start") }
+    static func measure(_ options: Options, rig: BenchRig, sink: Sink) async throws -> Result {
+        let base = sink.base
+        let (api, key, app) = (rig.api, rig.key, rig.app)
+        _ = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "bench.event"}"#)
+        try await rig.endpoint()
+        let path = "/v1/applications/\(app)/events"
+        let padding = String(repeating: "x", count: max(0, options.payloadBytes - 40))
+        func body(_ sentNanos: Int64) -> String {
+            #"{"event_type": "bench.event", "tenant_id": "tenant-1", "payload": {"t":\#(sentNanos),"pad":"\#(padding)"}}"#
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let idle = Self.residentMiB().current
 
-            let admin = configuration.adminKey!
-            let org = try await api.post("/v1/admin/organizations", key: admin, #"{"name": "bench", "plan": "enterprise"}"#)
-            let key = try await api.post("/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "bench"}"#)["key"]!
-            let app = try await api.post("/v1/applications", key: key, #"{"name": "bench"}"#)["id"]!
-            _ = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "bench.event"}"#)
-            _ = try await api.post("/v1/applications/\(app)/endpoints", key: key,
-                                   #"{"tenant_id": "tenant-1", "url": "http://127.0.0.1:\#(receiverPort)/hook"}"#)
-            let path = "/v1/applications/\(app)/events"
-            let padding = String(repeating: "x", count: max(0, options.payloadBytes - 40))
-            func body(_ sentNanos: Int64) -> String {
-                #"{"event_type": "bench.event", "tenant_id": "tenant-1", "payload": {"t":\#(sentNanos),"pad":"\#(padding)"}}"#
-            }
-            try await Task.sleep(for: .milliseconds(500))
-            let idle = Self.residentMiB().current
-
-            // 1. Closed loop: `concurrency` clients publish `events` as fast as they are answered.
-            let burstStart = ContinuousClock.now
-            let publishLatencies = try await withThrowingTaskGroup(of: [Double].self) { clients in
-                for client in 0..<options.concurrency {
-                    clients.addTask {
-                        var latencies: [Double] = []
-                        for _ in stride(from: client, to: options.events, by: options.concurrency) {
-                            let start = ContinuousClock.now
-                            try await api.publish(path, key: key, body((start - base).nanoseconds))
-                            latencies.append(Double((ContinuousClock.now - start).nanoseconds) / 1_000_000)
-                        }
-                        return latencies
+        // 1. Closed loop: `concurrency` clients publish `events` as fast as they are answered.
+        let burstStart = ContinuousClock.now
+        let publishLatencies = try await withThrowingTaskGroup(of: [Double].self) { clients in
+            for client in 0..<options.concurrency {
+                clients.addTask {
+                    var latencies: [Double] = []
+                    for _ in stride(from: client, to: options.events, by: options.concurrency) {
+                        let start = ContinuousClock.now
+                        try await api.publish(path, key: key, body((start - base).nanoseconds))
+                        latencies.append(Double((ContinuousClock.now - start).nanoseconds) / 1_000_000)
                     }
+                    return latencies
                 }
-                return try await clients.reduce(into: [Double]()) { $0 += $1 }
             }
-            let publishSeconds = Double((ContinuousClock.now - burstStart).nanoseconds) / 1e9
-            let delivered = await Self.until(timeout: .seconds(300)) { sink.count >= options.events }
-            guard delivered, let last = sink.state.withLock({ $0.last }) else { throw ConfigurationError("not every event was delivered") }
-            let deliverySeconds = Double((last - burstStart).nanoseconds) / 1e9
+            return try await clients.reduce(into: [Double]()) { $0 += $1 }
+        }
+        let publishSeconds = Double((ContinuousClock.now - burstStart).nanoseconds) / 1e9
+        let delivered = await Self.until(timeout: .seconds(300)) { sink.count >= options.events }
+        guard delivered, let last = sink.state.withLock({ $0.last }) else { throw ConfigurationError("not every event was delivered") }
+        let deliverySeconds = Double((last - burstStart).nanoseconds) / 1e9
 
-            // 2. Open loop: one event every 1/rate s, each timed from when it was due to be sent.
-            sink.reset()
-            let total = options.rate * options.seconds
-            let openStart = ContinuousClock.now + .milliseconds(100)
-            try await withThrowingTaskGroup(of: Void.self) { sends in
-                for index in 0..<total {
-                    let due = openStart + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(options.rate))
-                    try await Task.sleep(until: due, clock: .continuous)
-                    sends.addTask { try await api.publish(path, key: key, body((due - base).nanoseconds)) }
-                }
-                try await sends.waitForAll()
+        // 2. Open loop: one event every 1/rate s, each timed from when it was due to be sent.
+        sink.reset()
+        let total = options.rate * options.seconds
+        let openStart = ContinuousClock.now + .milliseconds(100)
+        try await withThrowingTaskGroup(of: Void.self) { sends in
+            for index in 0..<total {
+                let due = openStart + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(options.rate))
+                try await Task.sleep(until: due, clock: .continuous)
+                sends.addTask { try await api.publish(path, key: key, body((due - base).nanoseconds)) }
             }
-            _ = await Self.until(timeout: .seconds(120)) { sink.count >= total }
-            let openLatencies = sink.state.withLock { $0.latencies }
-            let memory = Self.residentMiB()
+            try await sends.waitForAll()
+        }
+        _ = await Self.until(timeout: .seconds(120)) { sink.count >= total }
+        let openLatencies = sink.state.withLock { $0.latencies }
+        let memory = Self.residentMiB()
 
-            return Result(
-                database: configuration.databaseURL.hasPrefix("postgres") ? "postgres" : "sqlite", events: options.events,
-                concurrency: options.concurrency, payload_bytes: options.payloadBytes,
-                publish_per_second: (Double(options.events) / publishSeconds).rounded(),
-                publish_latency_ms: Percentiles(publishLatencies),
-                deliveries_per_second: (Double(options.events) / deliverySeconds).rounded(),
-                open_loop_rate: options.rate, open_loop_seconds: options.seconds,
-                open_loop_publish_to_receipt_ms: Percentiles(openLatencies),
-                rss_idle_mib: idle, rss_peak_mib: memory.peak
-            )
+        return Result(
+            database: rig.databaseKind, events: options.events,
+            concurrency: options.concurrency, payload_bytes: options.payloadBytes,
+            publish_per_second: (Double(options.events) / publishSeconds).rounded(),
+            publish_latency_ms: Percentiles(publishLatencies),
+            deliveries_per_second: (Double(options.events) / deliverySeconds).rounded(),
+            open_loop_rate: options.rate, open_loop_seconds: options.seconds,
+            open_loop_publish_to_receipt_ms: Percentiles(openLatencies),
+            rss_idle_mib: idle, rss_peak_mib: memory.peak
+        )
     }
 
     /// A small JSON client over async-http-client.

@@ -21,41 +21,12 @@ public enum PortalBenchmark {
     }
 
     public static func run(resources: URL, databaseURL: String?, endpoints: Int, deliveries: Int, requests: Int) async throws -> Result {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        var quiet = Logger(label: "bench")
-        quiet.logLevel = .error
-        let receiverRouter = Router()
-        receiverRouter.post("hook") { _, _ -> HTTPResponse.Status in .noContent }
-        let receiverPort = try DeliveryBenchmark.freePort()
-        let receiver = Application(router: receiverRouter, configuration: .init(address: .hostname("127.0.0.1", port: receiverPort)), logger: quiet)
-        var configuration = TernConfiguration(resourcesDirectory: resources)
-        configuration.databaseURL = databaseURL ?? "sqlite://\(directory.path)/bench.sqlite"
-        configuration.port = try DeliveryBenchmark.freePort()
-        configuration.adminKey = "bench-admin-" + Base64URL.encode(randomBytes(18))
-        configuration.encryptionKey = SecretBox.generateKeyBase64()
-        configuration.allowPrivateEndpoints = true
-        configuration.logLevel = .error
-        let tern = try await buildApplication(configuration)
-        let services = ServiceGroup(configuration: .init(services: [receiver, tern], logger: quiet))
-        let running = Task { try await services.run() }
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
-        let outcome: Swift.Result<Result, any Error>
-        do {
-            let api = DeliveryBenchmark.Client(http: client, base: "http://127.0.0.1:\(configuration.port)")
-            guard await api.waitForHealth() else { throw ConfigurationError("Tern did not start") }
-            let admin = configuration.adminKey!
-            let org = try await api.post("/v1/admin/organizations", key: admin, #"{"name": "bench", "plan": "enterprise"}"#)
-            let key = try await api.post("/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "bench"}"#)["key"]!
-            let app = try await api.post("/v1/applications", key: key, #"{"name": "bench"}"#)["id"]!
+        try await BenchRig.run(resources: resources, databaseURL: databaseURL) { rig in
+            let (api, key, app) = (rig.api, rig.key, rig.app)
             for name in ["order.created", "order.shipped", "invoice.paid"] {
                 _ = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "\#(name)", "description": "An event", "example": {"id": 1}}"#)
             }
-            for index in 0..<endpoints {
-                _ = try await api.post("/v1/applications/\(app)/endpoints", key: key,
-                                       #"{"tenant_id": "tenant-1", "name": "Endpoint \#(index)", "url": "http://127.0.0.1:\#(receiverPort)/hook"}"#)
-            }
+            for index in 0..<endpoints { try await rig.endpoint(name: "Endpoint \(index)") }
             let publishes = (deliveries + endpoints - 1) / max(endpoints, 1)
             for index in 0..<publishes {
                 try await api.publish("/v1/applications/\(app)/events", key: key,
@@ -90,17 +61,10 @@ public enum PortalBenchmark {
                 figures[page.replacingOccurrences(of: endpointID, with: "{endpoint_id}").replacingOccurrences(of: deliveryID, with: "{delivery_id}")] =
                     DeliveryBenchmark.Percentiles(times)
             }
-            outcome = .success(Result(
-                database: configuration.databaseURL.hasPrefix("postgres") ? "postgres" : "sqlite", endpoints: endpoints, deliveries: total,
-                requests_per_page: requests, pages_ms: figures
-            ))
-        } catch {
-            outcome = .failure(error)
+            return Result(
+                database: rig.databaseKind, endpoints: endpoints, deliveries: total, requests_per_page: requests, pages_ms: figures
+            )
         }
-        try? await client.shutdown()
-        await services.triggerGracefulShutdown()
-        _ = await running.result
-        return try outcome.get()
     }
 }
 
