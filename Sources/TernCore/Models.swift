@@ -365,16 +365,29 @@ public struct Usage: Sendable, Equatable, Encodable {
     public var applications: UsageFigure
     public var endpoints: UsageFigure
     public var messagesThisMonth: UsageFigure
+    /// The plan's limits that are not counted against a total: the publish rate per tenant and the payload size.
+    public var rateLimitPerMinute: Int?
+    public var rateLimitBurst: Int?
+    public var maxPayloadBytes: Int?
 
-    public init(organizationID: String, plan: String, applications: UsageFigure, endpoints: UsageFigure, messagesThisMonth: UsageFigure) {
+    public init(
+        organizationID: String, plan: String, applications: UsageFigure, endpoints: UsageFigure, messagesThisMonth: UsageFigure,
+        rateLimitPerMinute: Int? = nil, rateLimitBurst: Int? = nil, maxPayloadBytes: Int? = nil
+    ) {
         self.organizationID = organizationID
         self.plan = plan
         self.applications = applications
         self.endpoints = endpoints
         self.messagesThisMonth = messagesThisMonth
+        self.rateLimitPerMinute = rateLimitPerMinute
+        self.rateLimitBurst = rateLimitBurst
+        self.maxPayloadBytes = maxPayloadBytes
     }
 
-    enum CodingKeys: String, CodingKey { case organizationID = "organization_id", plan, usage }
+    enum CodingKeys: String, CodingKey { case organizationID = "organization_id", plan, usage, limits }
+    enum LimitKeys: String, CodingKey {
+        case rateLimitPerMinute = "rate_limit_per_minute", rateLimitBurst = "rate_limit_burst", maxPayloadBytes = "max_payload_bytes"
+    }
     enum UsageKeys: String, CodingKey { case applications, endpoints, messagesThisMonth = "messages_this_month" }
 
     public func encode(to encoder: any Encoder) throws {
@@ -385,6 +398,10 @@ public struct Usage: Sendable, Equatable, Encodable {
         try usage.encode(self.applications, forKey: .applications)
         try usage.encode(self.endpoints, forKey: .endpoints)
         try usage.encode(self.messagesThisMonth, forKey: .messagesThisMonth)
+        var limits = container.nestedContainer(keyedBy: LimitKeys.self, forKey: .limits)
+        try limits.encodeOrNull(self.rateLimitPerMinute, forKey: .rateLimitPerMinute)
+        try limits.encodeOrNull(self.rateLimitBurst, forKey: .rateLimitBurst)
+        try limits.encodeOrNull(self.maxPayloadBytes, forKey: .maxPayloadBytes)
     }
 }
 

@@ -33,6 +33,8 @@ public enum TernError: Error, Sendable, Equatable {
     case validation([FieldError])
     /// A dependency (the database) is unavailable (503).
     case unavailable(String)
+    /// Over the rate limit (429): the bucket's state gives `Retry-After` and the `RateLimit-*` headers.
+    case rateLimited(RateLimitState)
 
     /// A validation error about one field.
     public static func invalid(_ field: String, _ message: String) -> TernError {

@@ -17,7 +17,9 @@ struct AdminWebController {
     func addRoutes(to router: Router<TernRequestContext>) {
         router.get("admin/login", use: self.loginPage)
         router.post("admin/login", use: self.login)
-        let admin = router.group("admin", context: AdminWebContext.self).add(middleware: CSRFMiddleware<AdminWebContext>(signer: self.pages.signer))
+        let admin = router.group("admin", context: AdminWebContext.self)
+            .add(middleware: CSRFMiddleware<AdminWebContext>(signer: self.pages.signer))
+            .add(middleware: AuditMiddleware<AdminWebContext>(store: self.store))
         admin.get("", use: self.organizations)
         admin.get("organizations/:org_id", use: self.organization)
         admin.post("organizations/:org_id/plan", use: self.changePlan)
@@ -135,8 +137,10 @@ struct AdminWebController {
         _ = try await self.store.organization(id)
         let token = APIKeyToken.generate()
         let hash = await Task.detached { Argon2id.hash(token.secret) }.value
-        _ = try await self.store.createAPIKey(organizationID: id, name: fields.name!, scopes: [Scopes.all], applicationID: nil, token: token, secretHash: hash)
-        return try await self.renderOrganization(context, id, flash: "API key created. Copy it now: it is not shown again.", newKey: token.token, status: .created)
+        let key = try await self.store.createAPIKey(organizationID: id, name: fields.name!, scopes: [Scopes.all], applicationID: nil, token: token, secretHash: hash)
+        var response = try await self.renderOrganization(context, id, flash: "API key created. Copy it now: it is not shown again.", newKey: token.token, status: .created)
+        response.headers[.entityID] = key.id
+        return response
     }
 
     @Sendable func plans(_ request: Request, context: AdminWebContext) async throws -> Response {

@@ -74,17 +74,21 @@ struct EventController {
         let payload = String(decoding: bytes[range], as: UTF8.self)
         let published = try await self.store.publish(
             organizationID: context.organizationID, applicationID: applicationID,
-            PublishInput(eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload)
+            PublishInput(
+                eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload, limits: PublishLimits(plan: plan)
+            )
         )
         if published.created { Self.published.increment() }
         let message = published.message
-        return try JSONResponse.make(
+        var response = try JSONResponse.make(
             PublishReply(
                 id: message.id, event_type: message.eventType, tenant_id: message.tenantID, event_id: message.eventID,
                 created_at: message.createdAt, deliveries: published.deliveries
             ),
             status: published.created ? .accepted : .ok
         )
+        if let rate = published.rate { response.headers.setRateLimit(rate) }
+        return response
     }
 
     @Sendable func list(_ request: Request, context: OrganizationContext) async throws -> Response {
@@ -132,5 +136,16 @@ enum TimeParameter {
             throw TernError.invalid(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
         }
         return time
+    }
+}
+
+extension HTTPFields {
+    /// `RateLimit-Limit` (the bucket size), `RateLimit-Remaining` (tokens left) and `RateLimit-Reset` (seconds until
+    /// the bucket is full), plus `Retry-After` when the request was refused.
+    mutating func setRateLimit(_ state: RateLimitState) {
+        self[HTTPField.Name("RateLimit-Limit")!] = String(state.limit)
+        self[HTTPField.Name("RateLimit-Remaining")!] = String(state.remaining)
+        self[HTTPField.Name("RateLimit-Reset")!] = String(state.resetSeconds)
+        if let retryAfter = state.retryAfterSeconds { self[.retryAfter] = String(retryAfter) }
     }
 }

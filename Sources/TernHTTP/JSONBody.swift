@@ -143,7 +143,12 @@ enum JSONResponse {
 
     static func make<Value: Encodable>(_ value: Value, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try Self.encoder.encode(value)
-        return Self.raw(ByteBuffer(bytes: data), status: status, contentType: "application/json")
+        var response = Self.raw(ByteBuffer(bytes: data), status: status, contentType: "application/json")
+        // A created object's id, for the audit log (the audit middleware removes the header).
+        if status == .created, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let id = object["id"] as? String {
+            response.headers[.entityID] = id
+        }
+        return response
     }
 
     static func raw(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String) -> Response {

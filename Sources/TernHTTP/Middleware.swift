@@ -50,6 +50,7 @@ struct APIMiddleware: RouterMiddleware {
                 response.headers[.contentType] = "application/problem+json"
             }
             if problem.status == 405 { response.headers[.allow] = "GET, POST, PUT, PATCH, DELETE" }
+            if case .rateLimited(let state)? = error as? TernError { response.headers.setRateLimit(state) }
         }
         response.headers[.requestID] = context.requestID
         return response

@@ -58,7 +58,9 @@ struct PortalController {
 
     func addRoutes(to router: Router<TernRequestContext>) {
         router.get("portal", use: self.open)
-        let portal = router.group("portal", context: PortalContext.self).add(middleware: CSRFMiddleware<PortalContext>(signer: self.pages.signer))
+        let portal = router.group("portal", context: PortalContext.self)
+            .add(middleware: CSRFMiddleware<PortalContext>(signer: self.pages.signer))
+            .add(middleware: AuditMiddleware<PortalContext>(store: self.store))
         portal.get("endpoints", use: self.endpoints)
         portal.get("endpoints/new", use: self.newEndpoint)
         portal.post("endpoints", use: self.createEndpoint)
@@ -255,10 +257,12 @@ struct PortalController {
             )
             do {
                 let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, input)
-                return try await self.render(
+                var response = try await self.render(
                     "portal_secret", context, title: "Endpoint added", section: "endpoints", status: .created,
                     page: SecretView(endpointID: endpoint.id, url: endpoint.url, secret: secret, created: true)
                 )
+                response.headers[.entityID] = endpoint.id
+                return response
             } catch TernError.validation(let problems) {
                 errors = problems
             } catch TernError.planLimitExceeded(let detail) {

@@ -46,6 +46,9 @@ struct Problem: Encodable {
                 let summary = errors.map { "\($0.field) \($0.message)" }.joined(separator: "; ")
                 return (.unprocessableContent, "validation-failed", "Validation failed", summary, errors)
             case .unavailable(let detail): return (.serviceUnavailable, "unavailable", "Service unavailable", detail, nil)
+            case .rateLimited(let state):
+                return (.tooManyRequests, "rate-limited", "Rate limited",
+                        "This tenant's publish rate is over its plan's limit; retry after \(state.retryAfterSeconds ?? 1) s.", nil)
             }
         case let error as HTTPError:
             switch error.status {

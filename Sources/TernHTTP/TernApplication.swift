@@ -94,10 +94,12 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
 
     let admin = router.group("v1/admin", context: AdminContext.self)
         .add(middleware: IdempotencyMiddleware<AdminContext>(store: store))
+        .add(middleware: AuditMiddleware<AdminContext>(store: store))
     AdminController(store: store).addRoutes(to: admin)
 
     let api = router.group("v1", context: OrganizationContext.self)
         .add(middleware: IdempotencyMiddleware<OrganizationContext>(store: store))
+        .add(middleware: AuditMiddleware<OrganizationContext>(store: store))
     APIKeyController(store: store, authenticator: authenticator).addRoutes(to: api)
     ApplicationController(store: store).addRoutes(to: api)
     EventTypeController(store: store).addRoutes(to: api)
@@ -105,6 +107,9 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
     EventController(store: store).addRoutes(to: api)
     DeliveryController(store: store).addRoutes(to: api)
     PortalSessionController(store: store, signer: signer, publicBaseURL: configuration.publicBaseURL).addRoutes(to: api)
+    AuditController(store: store).addRoutes(to: api)
+    SourceController(store: store, baseURL: configuration.publicBaseURL).addRoutes(to: api)
+    IngressController(store: store, baseURL: configuration.publicBaseURL).addRoutes(to: router)
 
     PortalController(store: store, pages: pages, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: router)
     AdminWebController(store: store, pages: pages, authenticator: authenticator).addRoutes(to: router)

@@ -149,6 +149,11 @@ extension Store {
         }
     }
 
+    /// Writes an audit entry on its own.
+    public func audit(_ entry: AuditEntry) async throws {
+        try await self.database.write { sql in try await Self.audit(entry, sql) }
+    }
+
     /// Writes an audit entry inside the caller's transaction.
     static func audit(_ entry: AuditEntry, _ sql: any SQLDatabase) async throws {
         try await sql.raw("""
@@ -159,11 +164,15 @@ extension Store {
             """).run()
     }
 
-    /// An organization's audit entries, newest first (for tests and the audit API).
-    public func listAuditEntries(organizationID: String, entityID: String? = nil, _ page: PageRequest) async throws -> Page<AuditEntry> {
+    /// An organization's audit entries, newest first, optionally of one entity type, entity or action.
+    public func listAuditEntries(
+        organizationID: String, entityType: String? = nil, entityID: String? = nil, action: String? = nil, _ page: PageRequest
+    ) async throws -> Page<AuditEntry> {
         try await self.database.read { sql in
             var query = sql.select().column("*").from("audit_entries").where("organization_id", .equal, organizationID)
+            if let entityType { query = query.where("entity_type", .equal, entityType) }
             if let entityID { query = query.where("entity_id", .equal, entityID) }
+            if let action { query = query.where("action", .equal, action) }
             let rows = try await Self.newestFirst(query, page)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }) { row in
                 AuditEntry(

@@ -7,12 +7,21 @@ public struct PublishInput: Sendable {
     public var tenantID: String
     public var eventID: String?
     public var payload: String
+    /// The plan's rate limit and monthly quota.
+    public var limits: PublishLimits
+    /// Inbound sources publish whatever type the provider sends, registered or not.
+    public var allowUnregisteredType: Bool
 
-    public init(eventType: String, tenantID: String, eventID: String?, payload: String) {
+    public init(
+        eventType: String, tenantID: String, eventID: String?, payload: String,
+        limits: PublishLimits = PublishLimits(bucket: nil, messagesPerMonth: nil), allowUnregisteredType: Bool = false
+    ) {
         self.eventType = eventType
         self.tenantID = tenantID
         self.eventID = eventID
         self.payload = payload
+        self.limits = limits
+        self.allowUnregisteredType = allowUnregisteredType
     }
 }
 
@@ -22,6 +31,8 @@ public struct Published: Sendable {
     public var message: Message
     public var deliveries: Int
     public var created: Bool
+    /// The tenant's bucket after this publish, when the plan limits the rate.
+    public var rate: RateLimitState?
 }
 
 /// Filters of the message list.
@@ -50,8 +61,12 @@ extension Store {
                 if let eventID = input.eventID, let existing = try await Self.message(applicationID: applicationID, eventID: eventID, sql) {
                     return existing
                 }
-                if !application.allowUnregisteredEventTypes {
+                if !application.allowUnregisteredEventTypes && !input.allowUnregisteredType {
                     try await Self.requirePublishable(applicationID, input.eventType, sql)
+                }
+                var rate: RateLimitState?
+                if let bucket = input.limits.bucket {
+                    rate = try await self.takeToken(bucket, applicationID: applicationID, tenantID: input.tenantID, sql)
                 }
                 let endpoints = try await sql.raw("""
                     SELECT id FROM endpoints WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: input.tenantID)
@@ -63,12 +78,15 @@ extension Store {
                     eventID: input.eventID, payload: input.payload, createdAt: .now()
                 )
                 try await self.insert(message, organizationID: organizationID, endpointIDs: endpoints, trigger: .scheduled, sql)
-                try await sql.raw("""
+                let used = try await sql.raw("""
                     INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID),
                     \(bind: Self.usagePeriod(message.createdAt)), 1) ON CONFLICT (organization_id, period)
-                    DO UPDATE SET messages = usage_counters.messages + 1
-                    """).run()
-                return Published(message: message, deliveries: endpoints.count, created: true)
+                    DO UPDATE SET messages = usage_counters.messages + 1 RETURNING messages
+                    """).first()?.int("messages") ?? 1
+                if let quota = input.limits.messagesPerMonth, used > quota {
+                    throw TernError.planLimitExceeded("The plan allows \(quota) messages a month and this month's are used up.")
+                }
+                return Published(message: message, deliveries: endpoints.count, created: true, rate: rate)
             }
             if published.deliveries > 0 { self.database.deliveriesQueued.ring() }
             return published
@@ -138,6 +156,31 @@ extension Store {
         try await self.database.notifyWorkers(sql)
     }
 
+    /// Takes one token from the tenant's bucket, inside the publish transaction: the row lock (PostgreSQL) or the
+    /// single writer (SQLite) makes concurrent publishes take turns, on one process or many. Over the limit it
+    /// throws `rateLimited`, and the transaction (this bucket's change included) rolls back.
+    func takeToken(_ bucket: TokenBucket, applicationID: String, tenantID: String, _ sql: any SQLDatabase) async throws -> RateLimitState {
+        let now = Timestamp.now()
+        try await sql.raw("""
+            INSERT INTO rate_buckets (application_id, tenant_id, tokens, updated_at) VALUES (\(bind: applicationID), \(bind: tenantID),
+            \(bind: Double(bucket.burst)), \(bind: now.microseconds)) ON CONFLICT (application_id, tenant_id) DO NOTHING
+            """).run()
+        guard let row = try await sql.raw("""
+            SELECT tokens, updated_at FROM rate_buckets WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
+            \(unsafeRaw: self.database.lockRowsClause)
+            """).first()
+        else { throw TernError.unavailable("the rate limiter lost its bucket") }
+        let (tokens, state) = bucket.take(
+            tokens: try row.decode(column: "tokens", as: Double.self), last: try row.timestamp("updated_at"), now: now
+        )
+        guard state.allowed else { throw TernError.rateLimited(state) }
+        try await sql.raw("""
+            UPDATE rate_buckets SET tokens = \(bind: tokens), updated_at = \(bind: now.microseconds)
+            WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
+            """).run()
+        return state
+    }
+
     /// Publishing needs the type registered and not archived.
     static func requirePublishable(_ applicationID: String, _ eventType: String, _ sql: any SQLDatabase) async throws {
         let row = try await sql.raw("""
@@ -158,7 +201,7 @@ extension Store {
         else { return nil }
         let message = try Self.message(row)
         let count = try await Self.count(sql, "SELECT COUNT(*) AS n FROM deliveries WHERE message_id = \(bind: message.id)")
-        return Published(message: message, deliveries: count, created: false)
+        return Published(message: message, deliveries: count, created: false, rate: nil)
     }
 
     public func listMessages(organizationID: String, applicationID: String, filter: MessageFilter, _ page: PageRequest) async throws -> Page<Message> {

@@ -200,7 +200,8 @@ extension Store {
                 organizationID: organizationID, plan: plan.id,
                 applications: UsageFigure(used: applications, limit: plan.maxApplications),
                 endpoints: UsageFigure(used: endpoints, limit: plan.maxEndpoints),
-                messagesThisMonth: UsageFigure(used: messages, limit: plan.maxMessagesPerMonth)
+                messagesThisMonth: UsageFigure(used: messages, limit: plan.maxMessagesPerMonth),
+                rateLimitPerMinute: plan.rateLimitPerMinute, rateLimitBurst: plan.rateLimitBurst, maxPayloadBytes: plan.maxPayloadBytes
             )
         }
     }

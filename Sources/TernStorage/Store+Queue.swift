@@ -176,7 +176,8 @@ extension Store {
                 ? RetryPolicy.delay(afterAttempt: attemptsMade, schedule: job.retrySchedule, retryAfterSeconds: retryAfter) : nil
             if let delay {
                 status = .failed
-                next = record.at.adding(microseconds: Int64(delay * 1_000_000))
+                // From when the answer came, as Retry-After means it.
+                next = record.at.adding(microseconds: Int64(record.durationMS) * 1000 + Int64(delay * 1_000_000))
             } else {
                 status = .exhausted
             }

@@ -344,7 +344,7 @@ import Testing
             #expect(try await api.publish(key, app: app)["deliveries"] as? Int == 0, "a disabled endpoint gets no new deliveries")
 
             let audit = try await api.withDatabase { sql in
-                try await sql.raw("SELECT action, actor_type, summary FROM audit_entries WHERE entity_id = \(bind: endpointID) AND organization_id = \(bind: orgID)").all()
+                try await sql.raw("SELECT action, actor_type, summary FROM audit_entries WHERE entity_id = \(bind: endpointID) AND organization_id = \(bind: orgID) AND actor_type = 'system'").all()
                     .map { "\(try $0.decode(column: "action", as: String.self))/\(try $0.decode(column: "actor_type", as: String.self))/\(try $0.decode(column: "summary", as: String.self))" }
             }
             #expect(audit.count == 1)
