@@ -145,3 +145,54 @@ public final class Latch: Sendable {
         }
     }
 }
+
+/// Group commit: items submitted while a commit is running wait and go together in the next one, so that N
+/// concurrent callers cost one transaction instead of N. `commit` returns one result per item, in order.
+public final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
+    public typealias Commit = @Sendable ([Item]) async -> [Result<Output, any Error>]
+
+    struct State {
+        var pending: [(Item, CheckedContinuation<Result<Output, any Error>, Never>)] = []
+        var committing = false
+    }
+
+    let state = Mutex(State())
+    let maxBatch: Int
+    let commit: Commit
+
+    public init(maxBatch: Int, commit: @escaping Commit) {
+        self.maxBatch = maxBatch
+        self.commit = commit
+    }
+
+    /// Submits one item and waits for the commit that includes it.
+    public func submit(_ item: Item) async throws -> Output {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Output, any Error>, Never>) in
+            let lead = self.state.withLock { state -> Bool in
+                state.pending.append((item, continuation))
+                if state.committing { return false }
+                state.committing = true
+                return true
+            }
+            if lead { Task { await self.drain() } }
+        }
+        return try result.get()
+    }
+
+    /// Commits batches until nothing is pending.
+    func drain() async {
+        while true {
+            let batch = self.state.withLock { state -> [(Item, CheckedContinuation<Result<Output, any Error>, Never>)] in
+                let batch = Array(state.pending.prefix(self.maxBatch))
+                state.pending.removeFirst(batch.count)
+                if batch.isEmpty { state.committing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            let results = await self.commit(batch.map(\.0))
+            for (index, entry) in batch.enumerated() {
+                entry.1.resume(returning: index < results.count ? results[index] : .failure(CancellationError()))
+            }
+        }
+    }
+}

@@ -56,42 +56,9 @@ extension Store {
     /// workers. A repeated `event_id` returns the first message instead.
     public func publish(organizationID: String, applicationID: String, _ input: PublishInput) async throws -> Published {
         do {
-            let published = try await self.database.write { sql -> Published in
-                let application = try await Self.application(organizationID, applicationID, sql)
-                if let eventID = input.eventID, let existing = try await Self.message(applicationID: applicationID, eventID: eventID, sql) {
-                    return existing
-                }
-                if !application.allowUnregisteredEventTypes && !input.allowUnregisteredType {
-                    try await Self.requirePublishable(applicationID, input.eventType, sql)
-                }
-                var rate: RateLimitState?
-                if let bucket = input.limits.bucket {
-                    rate = try await self.takeToken(bucket, applicationID: applicationID, tenantID: input.tenantID, sql)
-                }
-                let endpoints = try await sql.raw("""
-                    SELECT id FROM endpoints WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: input.tenantID)
-                    AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
-                    WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type = \(bind: input.eventType)))
-                    """).all().map { try $0.string("id") }
-                let message = Message(
-                    id: Identifier.make("msg"), applicationID: applicationID, tenantID: input.tenantID, eventType: input.eventType,
-                    eventID: input.eventID, payload: input.payload, createdAt: .now()
-                )
-                try await self.insert(message, organizationID: organizationID, endpointIDs: endpoints, trigger: .scheduled, sql)
-                let used = try await sql.raw("""
-                    INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID),
-                    \(bind: Self.usagePeriod(message.createdAt)), 1) ON CONFLICT (organization_id, period)
-                    DO UPDATE SET messages = usage_counters.messages + 1 RETURNING messages
-                    """).first()?.int("messages") ?? 1
-                if let quota = input.limits.messagesPerMonth, used > quota {
-                    throw TernError.planLimitExceeded("The plan allows \(quota) messages a month and this month's are used up.")
-                }
-                return Published(message: message, deliveries: endpoints.count, created: true, rate: rate)
-            }
-            if published.deliveries > 0 { self.database.deliveriesQueued.ring() }
-            return published
+            return try await self.publisher.submit(PublishRequest(organizationID: organizationID, applicationID: applicationID, input: input))
         } catch TernError.conflict where input.eventID != nil {
-            // Two publishes of one event_id raced; the other committed first.
+            // Two publishes of one event_id raced on two processes; the other committed first.
             return try await self.database.read { sql in
                 guard let existing = try await Self.message(applicationID: applicationID, eventID: input.eventID!, sql) else {
                     throw TernError.conflict("the event is being published by another request; try again")
@@ -154,31 +121,6 @@ extension Store {
         }
         try await insert.run()
         try await self.database.notifyWorkers(sql)
-    }
-
-    /// Takes one token from the tenant's bucket, inside the publish transaction: the row lock (PostgreSQL) or the
-    /// single writer (SQLite) makes concurrent publishes take turns, on one process or many. Over the limit it
-    /// throws `rateLimited`, and the transaction (this bucket's change included) rolls back.
-    func takeToken(_ bucket: TokenBucket, applicationID: String, tenantID: String, _ sql: any SQLDatabase) async throws -> RateLimitState {
-        let now = Timestamp.now()
-        try await sql.raw("""
-            INSERT INTO rate_buckets (application_id, tenant_id, tokens, updated_at) VALUES (\(bind: applicationID), \(bind: tenantID),
-            \(bind: Double(bucket.burst)), \(bind: now.microseconds)) ON CONFLICT (application_id, tenant_id) DO NOTHING
-            """).run()
-        guard let row = try await sql.raw("""
-            SELECT tokens, updated_at FROM rate_buckets WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
-            \(unsafeRaw: self.database.lockRowsClause)
-            """).first()
-        else { throw TernError.unavailable("the rate limiter lost its bucket") }
-        let (tokens, state) = bucket.take(
-            tokens: try row.decode(column: "tokens", as: Double.self), last: try row.timestamp("updated_at"), now: now
-        )
-        guard state.allowed else { throw TernError.rateLimited(state) }
-        try await sql.raw("""
-            UPDATE rate_buckets SET tokens = \(bind: tokens), updated_at = \(bind: now.microseconds)
-            WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
-            """).run()
-        return state
     }
 
     /// Publishing needs the type registered and not archived.

@@ -8,10 +8,13 @@ import TernCore
 public struct Store: Sendable {
     public let database: Database
     public let secretBox: SecretBox
+    /// Concurrent publishes share transactions (group commit).
+    let publisher: GroupCommitter<PublishRequest, Published>
 
     public init(database: Database, secretBox: SecretBox) {
         self.database = database
         self.secretBox = secretBox
+        self.publisher = GroupCommitter(maxBatch: 256) { [database] requests in await Store.publishBatch(database, requests) }
     }
 }
 
