@@ -33,11 +33,20 @@ public final class DeliveryWorker: Service, Sendable {
     let inFlight = Mutex(0)
     let slotFreed = WakeSignal()
     let stopping = Mutex(false)
+    /// Attempts finishing together are recorded in one transaction.
+    let recorder: GroupCommitter<AttemptRecord, RecordedAttempt>
 
     public init(store: Store, settings: DeliveryWorkerSettings, logger: Logger) {
         self.store = store
         self.settings = settings
         self.logger = logger
+        self.recorder = GroupCommitter(maxBatch: 256) { [store] records in
+            do {
+                return try await store.recordAttempts(records).map { .success($0) }
+            } catch {
+                return records.map { _ in .failure(error) }
+            }
+        }
     }
 
     public func run() async throws {
@@ -131,7 +140,7 @@ public final class DeliveryWorker: Service, Sendable {
         DeliveryMetrics.attemptDuration.recordMilliseconds(record.durationMS)
         for retry in 0..<5 {
             do {
-                let result = try await self.store.recordAttempts([record])[0]
+                let result = try await self.recorder.submit(record)
                 self.report(record, result, logger: logger)
                 // A retry was scheduled: let the claiming loop re-read when it is due.
                 if result.status == .failed { self.store.database.deliveriesQueued.ring() }

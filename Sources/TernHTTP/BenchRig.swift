@@ -3,13 +3,14 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import ServiceLifecycle
 import TernCore
 import TernStorage
 
 /// What the benchmarks run against: Tern (all roles, on a temporary SQLite file unless a database URL is given)
-/// and a receiver answering 204 at `/hook`, both on 127.0.0.1 in this process, with an organization on the
-/// enterprise plan, its API key and an application.
+/// and a receiver answering 204 at `/hook`, both on 127.0.0.1 in this process, with an organization on a plan
+/// without publish limits, its API key and an application.
 struct BenchRig: Sendable {
     let api: DeliveryBenchmark.Client
     let key: String
@@ -53,7 +54,12 @@ struct BenchRig: Sendable {
             let api = DeliveryBenchmark.Client(http: client, base: "http://127.0.0.1:\(configuration.port)")
             guard await api.waitForHealth() else { throw ConfigurationError("Tern did not start") }
             let admin = configuration.adminKey!
-            let org = try await api.post("/v1/admin/organizations", key: admin, #"{"name": "bench", "plan": "enterprise"}"#)
+            // No publish rate limit or quota: the benchmark measures the engine, not the plan.
+            let (planStatus, planBody) = try await api.send(
+                "/v1/admin/plans/bench", key: admin, #"{"name": "Bench", "rate_limit_per_minute": null, "max_messages_per_month": null}"#, method: .PUT
+            )
+            guard planStatus == 201 || planStatus == 200 else { throw ConfigurationError("cannot create the bench plan: \(planBody)") }
+            let org = try await api.post("/v1/admin/organizations", key: admin, #"{"name": "bench", "plan": "bench"}"#)
             let key = try await api.post("/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "bench"}"#)["key"]!
             let app = try await api.post("/v1/applications", key: key, #"{"name": "bench"}"#)["id"]!
             let rig = BenchRig(

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -184,11 +185,11 @@ public enum DeliveryBenchmark {
         }
 
         /// POSTs `json`, or GETs when it is nil; returns the status and body.
-        func send(_ path: String, key: String, _ json: String?) async throws -> (Int, String) {
+        func send(_ path: String, key: String, _ json: String?, method: HTTPMethod = .POST) async throws -> (Int, String) {
             var request = HTTPClientRequest(url: self.base + path)
             request.headers.add(name: "authorization", value: "Bearer \(key)")
             if let json {
-                request.method = .POST
+                request.method = method
                 request.headers.add(name: "content-type", value: "application/json")
                 request.body = .bytes(ByteBuffer(string: json))
             }

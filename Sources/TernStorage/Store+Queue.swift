@@ -122,12 +122,66 @@ extension Store {
     /// failed, or exhausted into the dead-letter queue), the endpoint's failure count, and the circuit breaker.
     public func recordAttempts(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
         try await self.database.write { sql in
-            var results: [RecordedAttempt] = []
-            for record in records {
-                results.append(try await self.record(record, sql))
+            // Successes, the common case, are written with a few statements for the whole batch; failures one by one
+            // (each may reschedule, exhaust, or trip the breaker).
+            let successes = records.indices.filter { records[$0].outcome == .success }
+            var results = [RecordedAttempt](repeating: RecordedAttempt(), count: records.count)
+            if !successes.isEmpty {
+                let recorded = try await self.recordSuccesses(successes.map { records[$0] }, sql)
+                for (offset, index) in successes.enumerated() { results[index] = recorded[offset] }
+            }
+            for index in records.indices where records[index].outcome != .success {
+                results[index] = try await self.record(records[index], sql)
             }
             return results
         }
+    }
+
+    /// Records successful attempts in a batch: the endpoints' failure counts reset, the deliveries still held by
+    /// their lease marked delivered, and one attempt row each (unless the delivery was deleted meanwhile).
+    func recordSuccesses(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws -> [RecordedAttempt] {
+        let endpointIDs = Array(Set(records.map(\.job.endpointID)))
+        try await sql.raw("""
+            UPDATE endpoints SET consecutive_failures = 0 WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0
+            """).run()
+        var values: [SQLQueryString] = []
+        for record in records {
+            values.append("(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))")
+        }
+        let updated = Set(try await sql.raw("""
+            UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
+            lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
+            updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
+            WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 RETURNING deliveries.id
+            """).all().map { try $0.string("id") })
+        var kept = records.filter { updated.contains($0.job.deliveryID) }
+        let lost = records.filter { !updated.contains($0.job.deliveryID) }
+        if !lost.isEmpty {
+            // Another worker holds these now (their lease ran out): keep the attempt if the delivery still exists.
+            let existing = Set(try await sql.raw("SELECT id FROM deliveries WHERE id IN (\(binds: lost.map(\.job.deliveryID)))").all()
+                .map { try $0.string("id") })
+            for record in lost where existing.contains(record.job.deliveryID) {
+                try await sql.raw("""
+                    UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: record.at.microseconds) WHERE id = \(bind: record.job.deliveryID)
+                    """).run()
+                kept.append(record)
+            }
+        }
+        if !kept.isEmpty {
+            var insert = sql.insert(into: "attempts").columns(
+                "id", "delivery_id", "message_id", "endpoint_id", "url", "request_headers", "status_code", "response_body", "duration_ms",
+                "error", "trigger", "created_at"
+            )
+            for record in kept {
+                insert = insert.values(
+                    SQLBind(Identifier.make("atmpt")), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
+                    SQLBind(record.job.url), SQLBind(JSONColumn.encode(record.requestHeaders)), SQLBind(record.statusCode), SQLBind(record.responseBody),
+                    SQLBind(record.durationMS), SQLBind(record.error), SQLBind(record.job.trigger.rawValue), SQLBind(record.at.microseconds)
+                )
+            }
+            try await insert.run()
+        }
+        return records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }
     }
 
     func record(_ record: AttemptRecord, _ sql: any SQLDatabase) async throws -> RecordedAttempt {
