@@ -33,6 +33,8 @@ public struct TernConfiguration: Sendable {
     /// The folder holding `Migrations/`, `Templates/` and `Public/`.
     public var resourcesDirectory: URL
     public var logLevel = Logger.Level.info
+    /// How long delivered messages and dead-lettered deliveries are kept.
+    public var retention = RetentionPolicy.standard
     /// The delivery workers' settings; `allowPrivateEndpoints` is copied in from above.
     public var deliverySettings = DeliveryWorkerSettings()
 

@@ -22,6 +22,7 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
     var services: [any Service] = [database, authenticator]
     if configuration.role != .api {
         // Last in, first out: on shutdown the workers finish their deliveries while the database is still open.
+        services.append(Pruner(store: store, policy: configuration.retention, logger: logger))
         services.append(DeliveryWorker(store: store, settings: configuration.delivery, logger: logger))
     }
     var app = Application(

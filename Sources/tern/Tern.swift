@@ -87,6 +87,13 @@ struct Settings: ParsableArguments {
             }
             configuration.deliverySettings.concurrency = value
         }
+        for (name, keyPath) in [("TERN_RETENTION_DAYS", \RetentionPolicy.messageDays), ("TERN_DLQ_RETENTION_DAYS", \RetentionPolicy.deadLetterDays)] {
+            guard let text = environment[name] else { continue }
+            guard let days = Int(text), (1...3650).contains(days) else {
+                throw ConfigurationError("\(name) must be a whole number of days from 1 to 3650 (got '\(text)')")
+            }
+            configuration.retention[keyPath: keyPath] = days
+        }
         if let lease = environment["TERN_DELIVERY_LEASE_SECONDS"] {
             guard let value = Int(lease), (2...3600).contains(value) else {
                 throw ConfigurationError("TERN_DELIVERY_LEASE_SECONDS must be a whole number from 2 to 3600 (got '\(lease)')")
@@ -110,7 +117,8 @@ struct Serve: AsyncParsableCommand {
             Environment: TERN_HOST, TERN_PORT, TERN_DATABASE_URL, TERN_ROLE, TERN_ADMIN_KEY, TERN_PUBLIC_URL,
             TERN_ENCRYPTION_KEY (base64 of 32 bytes), TERN_ALLOW_PRIVATE_ENDPOINTS, TERN_DATA_DIR, TERN_LOG_LEVEL,
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
-            TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60).
+            TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
+            TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7).
             """
     )
 

@@ -199,6 +199,13 @@ extension API {
         return last
     }
 
+    /// Runs `body` with a store on this test's database, for what runs on a schedule rather than through HTTP.
+    func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) async throws -> T) async throws -> T {
+        let database = try await Database.open(try DatabaseLocation(url: self.databaseURL), logger: Logger(label: "test"))
+        let store = Store(database: database, secretBox: SecretBox(keyBase64: testEncryptionKey)!)
+        return try await database.whileRunning { try await body(store) }
+    }
+
     /// Runs `body` on this test's database directly: for what no API shows yet, or to move time forward.
     func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let database = try await Database.open(try DatabaseLocation(url: self.databaseURL), logger: Logger(label: "test"))
