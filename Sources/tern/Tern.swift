@@ -166,6 +166,19 @@ struct Bench: AsyncParsableCommand {
         subcommands: [Auth.self, Delivery.self, Portal.self]
     )
 
+    /// The checkout's `Migrations/` folder, or exit with one line.
+    static func resources() -> URL {
+        guard let resources = TernConfiguration.locateResources() else { fail("cannot find the Migrations/ folder") }
+        return resources
+    }
+
+    /// The result as one line of JSON with sorted keys: the last line a benchmark prints.
+    static func printJSON<T: Encodable>(_ result: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(result), as: UTF8.self))
+    }
+
     struct Delivery: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Publish and deliver through Tern to a receiver, both on 127.0.0.1: throughput, then open-loop latency."
@@ -179,7 +192,7 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Approximate payload size in bytes.") var payloadBytes = 1_024
 
         func run() async throws {
-            guard let resources = TernConfiguration.locateResources() else { fail("cannot find the Migrations/ folder") }
+            let resources = Bench.resources()
             var options = DeliveryBenchmark.Options(resources: resources)
             options.databaseURL = self.database
             options.events = self.events
@@ -188,9 +201,7 @@ struct Bench: AsyncParsableCommand {
             options.seconds = self.seconds
             options.payloadBytes = self.payloadBytes
             let result = try await DeliveryBenchmark.run(options)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try Bench.printJSON(result)
         }
     }
 
@@ -205,13 +216,11 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Timed requests per page.") var requests = 50
 
         func run() async throws {
-            guard let resources = TernConfiguration.locateResources() else { fail("cannot find the Migrations/ folder") }
+            let resources = Bench.resources()
             let result = try await PortalBenchmark.run(
                 resources: resources, databaseURL: self.database, endpoints: self.endpoints, deliveries: self.deliveries, requests: self.requests
             )
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try Bench.printJSON(result)
         }
     }
 
@@ -225,11 +234,9 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Verifications of one key from the warm cache.") var iterations = 200_000
 
         func run() async throws {
-            guard let resources = TernConfiguration.locateResources() else { fail("cannot find the Migrations/ folder") }
+            let resources = Bench.resources()
             let result = try await AuthBenchmark.run(resources: resources, databaseURL: self.database, keys: self.keys, warmIterations: self.iterations)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try Bench.printJSON(result)
         }
     }
 }
