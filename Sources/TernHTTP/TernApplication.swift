@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import ServiceLifecycle
 import TernCore
@@ -25,8 +26,15 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
         services.append(Pruner(store: store, policy: configuration.retention, logger: logger))
         services.append(DeliveryWorker(store: store, settings: configuration.delivery, logger: logger))
     }
+    // Connections idle for 30 s are closed (slow clients cannot hold them for ever); headers are capped at 16 KB each,
+    // 64 KB in all and 100 fields, refused before they are buffered whole.
+    let server = HTTPServerBuilder.http1(configuration: .init(
+        idleTimeout: .seconds(30),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100)
+    ))
     var app = Application(
         router: router,
+        server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tern"),
         services: services,
         logger: logger

@@ -41,6 +41,9 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
             // Bodies valid for every route of their method, so that only ownership decides the answer.
             let createBody = #"{"name": "x", "tenant_id": "t", "url": "http://127.0.0.1:9/x", "description": "x", "event_type": "b.happened", "payload": {}, "since": "2020-01-01T00:00:00Z", "provider": "token"}"#
             let changeBody = #"{"description": "x", "status": "paused"}"#
+            // A key of B's own organization that is restricted to B's other application.
+            let appB2 = try await api.application(keyB, name: "B's second")
+            let restrictedB = try await api.createKey(orgID: orgB, applicationID: appB2)
             var checked = 0
             for route in routes where route.path.hasPrefix("/v1") {
                 // The router shows parameters as `{name}`.
@@ -58,6 +61,10 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
                     #expect(reply.status == 404, "\(route.method) \(route.path) answered \(reply.status): \(reply.text)")
                 } else if route.method == .get {
                     #expect(!reply.text.contains(appB) && !reply.text.contains(endpointB) && !reply.text.contains(keyBID), "\(route.path) leaks")
+                }
+                if route.path.hasPrefix("/v1/applications/{app_id}") {
+                    let restricted = try await api.call(route.method, "/" + path, key: restrictedB, json: body)
+                    #expect(restricted.status == 404, "a key restricted to another application: \(route.method) \(route.path) answered \(restricted.status)")
                 }
                 checked += 1
             }

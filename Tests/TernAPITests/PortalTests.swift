@@ -63,6 +63,16 @@ import Testing
             let deleted = try await Self.page(api, "/portal/endpoints/\(theirs)/delete", cookie: cookie, method: .post, form: "_csrf=\(csrf)")
             #expect(deleted.status == 404)
             #expect(try await api.get("/v1/applications/\(app)/endpoints/\(theirs)", key: key).status == 200)
+            // Every portal route that names an object, generated from the router: tenant-2's objects are 404.
+            var covered = 0
+            for route in try await servedRoutes() where route.path.hasPrefix("/portal/") && route.path.contains("{") {
+                let path = route.path.replacingOccurrences(of: "{endpoint_id}", with: theirs).replacingOccurrences(of: "{delivery_id}", with: theirDelivery)
+                #expect(!path.contains("{"), "\(route.path) has a parameter this test does not fill")
+                let reply = try await Self.page(api, path, cookie: cookie, method: route.method, form: route.method == .post ? "_csrf=\(csrf)&status=paused&url=https%3A%2F%2Fx.example" : nil)
+                #expect(reply.status == 404, "\(route.method) \(route.path) answered \(reply.status) for another tenant's object")
+                covered += 1
+            }
+            #expect(covered >= 9)
 
             // Without a session, with a tampered or an expired token: a clear page, never data.
             let none = try await Self.page(api, "/portal/endpoints", cookie: nil)
