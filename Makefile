@@ -1,7 +1,7 @@
 # `make run` starts Tern on SQLite; `make test` runs every test. Both first make sure the one system library
 # Tern needs (libargon2) is installed. `make test` also installs what the tests drive: headless Chromium and its
 # driver (Debian's chromium, chromium-driver) for the browser test, and from PyPI the Standard Webhooks and Svix
-# libraries (signature interop) and Selenium.
+# libraries (signature interop), Selenium and schemathesis (API fuzzing).
 .PHONY: run test deps testdeps build
 
 deps:
@@ -21,11 +21,11 @@ testdeps:
 	else \
 		echo "The browser test needs Chromium. Run: sudo apt-get install -y chromium chromium-driver"; exit 1; \
 	fi
-	@if python3 -c 'import standardwebhooks, svix, selenium' >/dev/null 2>&1; then :; \
+	@if python3 -c 'import standardwebhooks, svix, selenium, schemathesis' >/dev/null 2>&1; then :; \
 	elif python3 -m pip --version >/dev/null 2>&1; then \
-		echo "Installing standardwebhooks, svix and selenium from PyPI (interop and browser tests)…"; \
-		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix selenium 2>/dev/null \
-			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix selenium; \
+		echo "Installing standardwebhooks, svix, selenium and schemathesis from PyPI (interop, browser and fuzz tests)…"; \
+		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix selenium schemathesis 2>/dev/null \
+			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix selenium schemathesis; \
 	else \
 		echo "The interop and browser tests need Python 3 with pip. Run: sudo apt-get install -y python3-pip"; exit 1; \
 	fi

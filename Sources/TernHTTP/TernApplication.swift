@@ -19,7 +19,13 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
     let store = Store(database: database, secretBox: secretBox)
     let authenticator = Authenticator(store: store, adminKey: configuration.adminKey, logger: logger)
     TernMetrics.bootstrap()
-    let router = try buildRouter(store: store, authenticator: authenticator, configuration: configuration)
+    let router: Router<TernRequestContext>
+    do {
+        router = try buildRouter(store: store, authenticator: authenticator, configuration: configuration)
+    } catch {
+        await database.close()
+        throw error
+    }
     var services: [any Service] = [database, authenticator]
     if configuration.role != .api {
         // Last in, first out: on shutdown the workers finish their deliveries while the database is still open.

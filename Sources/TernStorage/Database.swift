@@ -129,6 +129,11 @@ public final class Database: Service, Sendable {
         }
     }
 
+    /// Closes the SQLite connections of a database that will not run (PostgreSQL's pool closes when `run()` ends).
+    public func close() async {
+        if case .sqlite(let pool) = self.backend { await pool.close() }
+    }
+
     /// Runs `body` with the connection pool running, outside a service group (commands and tests).
     public func whileRunning<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         switch self.backend {
@@ -313,6 +318,15 @@ final class SQLitePool: Sendable {
             self.readerPermits.signal()
         }
         return try await body(connection)
+    }
+
+    /// A pool dropped without `close()` (a start-up that failed half-way) still closes its connections.
+    deinit {
+        guard !self.closed.withLock({ $0 }) else { return }
+        for connection in [self.writer] + self.readers.withLock({ $0 }) {
+            let closing: EventLoopFuture<Void> = connection.close()
+            _ = closing
+        }
     }
 
     /// Closes the connections once; later reads and writes fail at once instead of waiting.

@@ -28,7 +28,7 @@ import Testing
             ]
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("tern-browser-\(UUID().uuidString).json")
             try JSONSerialization.data(withJSONObject: input).write(to: file)
-            let (status, output) = try InteropTests.python(repositoryRoot.appendingPathComponent("Tests/browser/portal_browser.py").path, file.path)
+            let (status, output) = try await InteropTests.python(repositoryRoot.appendingPathComponent("Tests/browser/portal_browser.py").path, file.path)
             #expect(status == 0, "\(output)")
             let result = try #require(output.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
 

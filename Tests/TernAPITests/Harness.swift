@@ -212,3 +212,27 @@ extension API {
         return try await database.whileRunning { try await database.write(body) }
     }
 }
+
+/// Runs a program to its end without blocking a thread of the concurrency pool (the tests share two cores); returns
+/// its exit status and its output (standard output and error, through a file so that no pipe fills up).
+func runProgram(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("tern-program-\(UUID().uuidString).log")
+    FileManager.default.createFile(atPath: output.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: output)
+    defer { try? handle.close() }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [executable] + arguments
+    process.standardOutput = handle
+    process.standardError = handle
+    let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do {
+            try process.run()
+        } catch {
+            process.terminationHandler = nil
+            continuation.resume(throwing: error)
+        }
+    }
+    return (status, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+}

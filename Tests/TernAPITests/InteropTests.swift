@@ -27,23 +27,14 @@ import Testing
             }
             let input = FileManager.default.temporaryDirectory.appendingPathComponent("tern-interop-\(UUID().uuidString).json")
             try JSONSerialization.data(withJSONObject: ["deliveries": deliveries]).write(to: input)
-            let (status, output) = try Self.python(repositoryRoot.appendingPathComponent("Tests/interop/verify_signatures.py").path, input.path)
+            let (status, output) = try await Self.python(repositoryRoot.appendingPathComponent("Tests/interop/verify_signatures.py").path, input.path)
             #expect(status == 0, "\(output)")
             #expect(output.contains(#""failed": []"#), "\(output)")
         }
     }
 
     /// Runs a Python script; returns its exit status and output.
-    static func python(_ arguments: String...) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func python(_ arguments: String...) async throws -> (Int32, String) {
+        try await runProgram("python3", arguments)
     }
 }
