@@ -20,7 +20,7 @@ final class WorkerProcess: Sendable {
         return repositoryRoot.appendingPathComponent(".build/debug/tern")
     }
 
-    static func start(databaseURL: String, leaseSeconds: Int = 60, concurrency: Int = 128) throws -> WorkerProcess {
+    static func start(databaseURL: String, role: String = "worker", leaseSeconds: Int = 60, concurrency: Int = 128) throws -> WorkerProcess {
         let port = try freePort()
         let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("tern-worker-\(UUID().uuidString).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -29,7 +29,7 @@ final class WorkerProcess: Sendable {
         process.arguments = ["serve"]
         process.currentDirectoryURL = repositoryRoot
         process.environment = [
-            "TERN_DATABASE_URL": databaseURL, "TERN_ROLE": "worker", "TERN_PORT": String(port), "TERN_ADMIN_KEY": testAdminKey,
+            "TERN_DATABASE_URL": databaseURL, "TERN_ROLE": role, "TERN_PORT": String(port), "TERN_ADMIN_KEY": testAdminKey,
             "TERN_ENCRYPTION_KEY": testEncryptionKey, "TERN_ALLOW_PRIVATE_ENDPOINTS": "true", "TERN_LOG_LEVEL": "info",
             "TERN_DELIVERY_LEASE_SECONDS": String(leaseSeconds), "TERN_WORKER_CONCURRENCY": String(concurrency),
             "TERN_RESOURCES_DIR": repositoryRoot.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
@@ -49,9 +49,9 @@ final class WorkerProcess: Sendable {
 
     var log: String { (try? String(contentsOfFile: self.logPath, encoding: .utf8)) ?? "" }
 
-    func kill() {
+    func kill() async {
         Foundation.kill(self.process.processIdentifier, SIGKILL)
-        self.process.waitUntilExit()
+        _ = await eventually(timeout: .seconds(10)) { !self.process.isRunning }
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
@@ -110,7 +110,7 @@ final class WorkerProcess: Sendable {
             }
             let doomed = try WorkerProcess.start(databaseURL: databaseURL, leaseSeconds: 3, concurrency: 8)
             await receiver.waitFor(10)
-            doomed.kill()
+            await doomed.kill()
             let killedAt = receiver.received.count
             #expect(killedAt < 30, "the worker died in the middle of the work")
 
