@@ -216,19 +216,7 @@ struct PortalController {
         validator.url(fields.url, allowPrivate: self.allowPrivateEndpoints)
         if let name = fields.name, !name.isEmpty { validator.name(name, required: false) }
         validator.text(fields.description, "description", max: 4096)
-        if case .validation(let errors)? = Self.errors(of: validator) { return errors }
-        return []
-    }
-
-    static func errors(of validator: Validator) -> TernError? {
-        do {
-            try validator.check()
-            return nil
-        } catch let error as TernError {
-            return error
-        } catch {
-            return nil
-        }
+        return validator.errors
     }
 
     func form(_ context: PortalContext, _ fields: EndpointFields, action: String, submit: String, errors: [FieldError]) async throws -> EndpointForm {

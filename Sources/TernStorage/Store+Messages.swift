@@ -71,8 +71,11 @@ extension Store {
     /// The plan an organization publishes under (for its payload limit).
     public func plan(ofOrganization organizationID: String) async throws -> Plan {
         try await self.database.read { sql in
-            let organization = try await Self.organization(organizationID, sql)
-            return try await Self.plan(organization.plan, sql)
+            guard let row = try await sql.raw("""
+                SELECT p.* FROM plans p JOIN organizations o ON o.plan_id = p.id WHERE o.id = \(bind: organizationID)
+                """).first()
+            else { throw TernError.notFound("No organization '\(organizationID)'.") }
+            return try Self.plan(row)
         }
     }
 
@@ -93,34 +96,13 @@ extension Store {
                 id: Identifier.make("msg"), applicationID: applicationID, tenantID: endpoint.tenantID, eventType: eventType,
                 eventID: nil, payload: payload, createdAt: now
             )
-            try await self.insert(message, organizationID: organizationID, endpointIDs: [endpointID], trigger: .manual, sql)
+            try await Self.insertMessages([(message, organizationID)], sql)
+            try await Self.insertDeliveries([(message, endpointID, organizationID)], trigger: .manual, now: now, sql)
+            try await self.database.notifyWorkers(sql)
             return message
         }
         self.database.deliveriesQueued.ring()
         return message
-    }
-
-    func insert(_ message: Message, organizationID: String, endpointIDs: [String], trigger: AttemptTrigger, _ sql: any SQLDatabase) async throws {
-        let now = message.createdAt.microseconds
-        try await sql.raw("""
-            INSERT INTO messages (id, organization_id, application_id, tenant_id, event_type, event_id, payload, created_at)
-            VALUES (\(bind: message.id), \(bind: organizationID), \(bind: message.applicationID), \(bind: message.tenantID),
-            \(bind: message.eventType), \(bind: message.eventID), \(bind: message.payload), \(bind: now))
-            """).run()
-        guard !endpointIDs.isEmpty else { return }
-        var insert = sql.insert(into: "deliveries").columns(
-            "id", "organization_id", "application_id", "message_id", "endpoint_id", "tenant_id", "event_type", "status",
-            "attempt_count", "next_attempt_at", "next_trigger", "created_at", "updated_at"
-        )
-        for endpointID in endpointIDs {
-            insert = insert.values(
-                SQLBind(Identifier.make("dlv")), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.id),
-                SQLBind(endpointID), SQLBind(message.tenantID), SQLBind(message.eventType), SQLBind(DeliveryStatus.pending.rawValue),
-                SQLBind(0), SQLBind(now), SQLBind(trigger.rawValue), SQLBind(now), SQLBind(now)
-            )
-        }
-        try await insert.run()
-        try await self.database.notifyWorkers(sql)
     }
 
     /// Publishing needs the type registered and not archived.

@@ -167,20 +167,7 @@ extension Store {
                 kept.append(record)
             }
         }
-        if !kept.isEmpty {
-            var insert = sql.insert(into: "attempts").columns(
-                "id", "delivery_id", "message_id", "endpoint_id", "url", "request_headers", "status_code", "response_body", "duration_ms",
-                "error", "trigger", "created_at"
-            )
-            for record in kept {
-                insert = insert.values(
-                    SQLBind(Identifier.make("atmpt")), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
-                    SQLBind(record.job.url), SQLBind(JSONColumn.encode(record.requestHeaders)), SQLBind(record.statusCode), SQLBind(record.responseBody),
-                    SQLBind(record.durationMS), SQLBind(record.error), SQLBind(record.job.trigger.rawValue), SQLBind(record.at.microseconds)
-                )
-            }
-            try await insert.run()
-        }
+        try await Self.insertAttempts(kept, sql)
         return records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }
     }
 
@@ -256,14 +243,25 @@ extension Store {
             result.status = status
             result.nextAttemptAt = next
         }
-        try await sql.raw("""
-            INSERT INTO attempts (id, delivery_id, message_id, endpoint_id, url, request_headers, status_code, response_body,
-            duration_ms, error, trigger, created_at) VALUES (\(bind: Identifier.make("atmpt")), \(bind: job.deliveryID),
-            \(bind: job.messageID), \(bind: job.endpointID), \(bind: job.url), \(bind: JSONColumn.encode(record.requestHeaders)),
-            \(bind: record.statusCode), \(bind: record.responseBody), \(bind: record.durationMS), \(bind: record.error),
-            \(bind: job.trigger.rawValue), \(bind: now))
-            """).run()
+        try await Self.insertAttempts([record], sql)
         return result
+    }
+
+    /// Writes one attempt row per record, in one statement.
+    static func insertAttempts(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws {
+        guard !records.isEmpty else { return }
+        var insert = sql.insert(into: "attempts").columns(
+            "id", "delivery_id", "message_id", "endpoint_id", "url", "request_headers", "status_code", "response_body", "duration_ms",
+            "error", "trigger", "created_at"
+        )
+        for record in records {
+            insert = insert.values(
+                SQLBind(Identifier.make("atmpt")), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
+                SQLBind(record.job.url), SQLBind(JSONColumn.encode(record.requestHeaders)), SQLBind(record.statusCode), SQLBind(record.responseBody),
+                SQLBind(record.durationMS), SQLBind(record.error), SQLBind(record.job.trigger.rawValue), SQLBind(record.at.microseconds)
+            )
+        }
+        try await insert.run()
     }
 
     /// Disables the endpoint (if it is not already), moves its queued deliveries to the dead-letter queue and
