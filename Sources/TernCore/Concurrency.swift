@@ -128,19 +128,21 @@ public final class WakeSignal: Sendable {
 
 /// A gate that opens once and stays open: `wait()` returns as soon as `open()` has been called.
 public final class Latch: Sendable {
-    let isOpen = Mutex(false)
+    let opened = Mutex(false)
     let signal = WakeSignal()
 
     public init() {}
 
+    public var isOpen: Bool { self.opened.withLock { $0 } }
+
     public func open() {
-        self.isOpen.withLock { $0 = true }
+        self.opened.withLock { $0 = true }
         self.signal.ring()
     }
 
     /// Waits until the latch opens, `giveUp` answers true, or the task is cancelled.
     public func wait(giveUp: () -> Bool = { false }) async {
-        while !self.isOpen.withLock({ $0 }) && !Task.isCancelled && !giveUp() {
+        while !self.isOpen && !Task.isCancelled && !giveUp() {
             await self.signal.wait(timeout: .milliseconds(200))
         }
     }

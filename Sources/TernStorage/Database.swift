@@ -86,7 +86,11 @@ public final class Database: Service, Sendable {
         case postgres(PostgresClient)
     }
 
+    /// PostgreSQL reads and transactions in flight, abandoned when one outlives its time (see `OperationWatch`).
+    let watch: OperationWatch
+
     private init(kind: DatabaseKind, backend: Backend, logger: Logger) {
+        self.watch = OperationWatch(timeout: .seconds(15), logger: logger)
         self.kind = kind
         self.backend = backend
         self.logger = logger
@@ -122,7 +126,11 @@ public final class Database: Service, Sendable {
     public func run() async throws {
         switch self.backend {
         case .postgres(let client):
-            await client.run()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.watch.sweep() }
+                await client.run()
+                group.cancelAll()
+            }
         case .sqlite(let pool):
             try? await gracefulShutdown()
             await pool.close()
@@ -152,6 +160,10 @@ public final class Database: Service, Sendable {
                     await client.run()
                     return nil
                 }
+                group.addTask {
+                    await self.watch.sweep()
+                    return nil
+                }
                 defer { group.cancelAll() }
                 return try await body()
             }
@@ -159,13 +171,15 @@ public final class Database: Service, Sendable {
     }
 
     /// Runs `body` on a connection for reading.
-    public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             switch self.backend {
             case .sqlite(let pool):
                 return try await pool.withReader { try await body($0.sql()) }
             case .postgres(let client):
-                return try await client.withConnection { try await body($0.sql()) }
+                return try await client.withConnection { connection in
+                    try await self.watch.run(connection) { try await body(LiveConnection(connection)) }
+                }
             }
         } catch let error as TernError {
             throw error
@@ -175,7 +189,7 @@ public final class Database: Service, Sendable {
     }
 
     /// Runs `body` in one transaction, committed when it returns and rolled back when it throws.
-    public func write<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             switch self.backend {
             case .sqlite(let pool):
@@ -184,7 +198,7 @@ public final class Database: Service, Sendable {
                 }
             case .postgres(let client):
                 return try await client.withConnection { connection in
-                    try await Self.transaction(connection.sql(), begin: "BEGIN", body)
+                    try await self.watch.run(connection) { try await Self.transaction(LiveConnection(connection), begin: "BEGIN", body) }
                 }
             }
         } catch let error as TernError {

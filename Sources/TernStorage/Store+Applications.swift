@@ -65,7 +65,7 @@ extension Store {
 
     /// Replaces the application's settings with `update(current)`.
     public func updateApplication(
-        organizationID: String, id: String, _ update: @Sendable (inout Application) throws -> Void
+        organizationID: String, id: String, _ update: @escaping @Sendable (inout Application) throws -> Void
     ) async throws -> Application {
         try await self.database.write { sql in
             var application = try await Self.application(organizationID, id, sql)

@@ -103,7 +103,7 @@ extension Store {
 
     /// Applies `update` to the endpoint; status changes stamp `paused_at` / `disabled_at` and the reason.
     public func updateEndpoint(
-        organizationID: String, applicationID: String, id: String, _ update: @Sendable (inout Endpoint) throws -> Void
+        organizationID: String, applicationID: String, id: String, _ update: @escaping @Sendable (inout Endpoint) throws -> Void
     ) async throws -> Endpoint {
         let endpoint = try await self.database.write { sql in
             let application = try await Self.application(organizationID, applicationID, sql)

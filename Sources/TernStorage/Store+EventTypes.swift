@@ -56,7 +56,7 @@ extension Store {
     }
 
     public func updateEventType(
-        organizationID: String, applicationID: String, name: String, _ update: @Sendable (inout EventType) throws -> Void
+        organizationID: String, applicationID: String, name: String, _ update: @escaping @Sendable (inout EventType) throws -> Void
     ) async throws -> EventType {
         try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)

@@ -113,6 +113,10 @@ import Testing
         #expect(acceptedIDs.count >= 500 && acceptedIDs.count < 8_000, "the process died in the middle of the burst")
         // A new process delivers what was stored.
         try await withTern(backend, databaseURL: databaseURL) { api in
+            if backend == .sqlite {
+                let integrity = try await api.withDatabase { sql in try await sql.raw("PRAGMA integrity_check").first()?.decode(column: "integrity_check", as: String.self) }
+                #expect(integrity == "ok", "the SQLite file survived SIGKILL intact")
+            }
             let (messages, orphans) = try await Self.consistency(api)
             #expect(orphans == 0, "a message without its delivery, or with more")
             #expect(messages >= acceptedIDs.count, "every 202 was stored")
@@ -143,3 +147,121 @@ extension API {
         return (name ?? "").split(separator: " ").map(String.init)
     }
 }
+
+/// A PostgreSQL cluster of the test's own (initdb in a temporary directory, a free port), so that restarting it
+/// disturbs no other test. Driven by `Tests/faults/pg_cluster.py`.
+struct PrivatePostgres: Sendable {
+    let directory: String
+    let port: Int
+    var url: String { "postgres://tern@127.0.0.1:\(self.port)/tern" }
+
+    /// Where PostgreSQL is in play (`TERN_TEST_POSTGRES_URL` set) and its binaries are installed.
+    static var available: Bool {
+        !(ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES_URL"] ?? "").isEmpty
+            && ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).isEmpty == false
+    }
+
+    static func start() async throws -> PrivatePostgres {
+        let cluster = PrivatePostgres(directory: "/tmp/tern-fault-pg-\(UUID().uuidString.prefix(8))", port: try WorkerProcess.freePort())
+        try await cluster.run("init")
+        return cluster
+    }
+
+    func run(_ command: String) async throws {
+        let (status, output) = try await runProgram("python3", [repositoryRoot.appendingPathComponent("Tests/faults/pg_cluster.py").path, command, self.directory, String(self.port)])
+        guard status == 0 else { throw TestFailure("pg_cluster.py \(command) exited \(status): \(output)") }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Counts what a publisher saw, by outcome.
+final class Tally: Sendable {
+    let state = Mutex<[String: Int]>([:])
+    func add(_ outcome: String) { self.state.withLock { $0[outcome, default: 0] += 1 } }
+    subscript(_ outcome: String) -> Int { self.state.withLock { $0[outcome] ?? 0 } }
+    var summary: String { self.state.withLock { $0.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") } }
+}
+
+extension FaultTests {
+    /// PostgreSQL stopped for 3 s and started again under a running Tern while events are published every 5 ms:
+    /// `/health` says 503 meanwhile, publishing and delivery resume by themselves, and every 202 is delivered.
+    @Test(.enabled(if: PrivatePostgres.available))
+    func postgresRestartedDuringTheFlowLosesNothing() async throws {
+        let cluster = try await PrivatePostgres.start()
+        defer { Task { try? await cluster.run("destroy") } }
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(.postgres, databaseURL: cluster.url, live: true) { api in
+            let (key, app) = try await WorkerProcessTests.prepare(api, url: receiver.url("/hook"))
+            let base = "http://127.0.0.1:\(api.port!)"
+            let accepted = Accepted()
+            let outcomes = Tally()
+            let health = Tally()
+            let stop = Latch()
+            func publish(_ index: Int) async {
+                var request = HTTPClientRequest(url: "\(base)/v1/applications/\(app)/events")
+                request.method = .POST
+                request.headers.add(name: "authorization", value: "Bearer \(key)")
+                request.headers.add(name: "content-type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": \#(index)}}"#))
+                do {
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+                    let body = String(buffer: try await response.body.collect(upTo: 1 << 16))
+                    outcomes.add(String(response.status.code))
+                    if response.status == .accepted, let id = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String {
+                        accepted.add(id)
+                    }
+                } catch {
+                    outcomes.add("no-answer")
+                }
+            }
+            var afterRestart = 0
+            await withTaskGroup(of: Void.self) { group in
+                // Publishers: one request every 5 ms, each on its own task so that a slow answer delays no other.
+                group.addTask {
+                    var index = 0
+                    while !stop.isOpen {
+                        index += 1
+                        let n = index
+                        Task { await publish(n) }
+                        try? await Task.sleep(for: .milliseconds(5))
+                    }
+                }
+                group.addTask {
+                    // A client of its own: the publishers' queue in the shared client must not delay these.
+                    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+                    while !stop.isOpen {
+                        var request = HTTPClientRequest(url: "\(base)/health")
+                        request.method = .GET
+                        let status = (try? await client.execute(request, timeout: .seconds(3)))?.status.code
+                        health.add(status.map(String.init) ?? "no-answer")
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                    try? await client.shutdown()
+                }
+                _ = await eventually(timeout: .seconds(30)) { accepted.count >= 200 }
+                try? await cluster.run("restart")
+                let before = accepted.count
+                _ = await eventually(timeout: .seconds(60)) { accepted.count >= before + 200 }
+                afterRestart = accepted.count - before
+                stop.open()
+            }
+            try await Task.sleep(for: .seconds(6))  // the last publishes' answers (5 s client timeout)
+            let ids = Set(accepted.ids)
+            #expect(afterRestart >= 200, "publishing resumed after the restart: \(outcomes.summary)")
+            #expect(health["503"] > 0, "/health said 503 while PostgreSQL was down: \(health.summary)")
+            let delivered = await eventually(timeout: .seconds(60)) { Set(receiver.received.map(\.messageID)).isSuperset(of: ids) }
+            #expect(delivered, "every 202 is delivered")
+            let (messages, orphans) = try await Self.consistency(api)
+            #expect(orphans == 0)
+            #expect(messages >= ids.count)
+            let received = Set(receiver.received.map(\.messageID))
+            print("FAULT postgres-restart accepted=\(ids.count) stored=\(messages) orphans=\(orphans) delivered_of_accepted=\(received.intersection(ids).count) lost=\(ids.subtracting(received).count) publish_outcomes=\(outcomes.summary) health=\(health.summary)")
+        }
+    }
+}
+
