@@ -66,7 +66,14 @@ struct WebhookSender: Sendable {
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             request.body = .bytes(ByteBuffer(bytes: body))
             let deadline = NIODeadline.now() + .seconds(Int64(job.timeoutSeconds))
-            let response = try await self.client.execute(request, deadline: deadline)
+            let response: HTTPClientResponse
+            do {
+                response = try await self.client.execute(request, deadline: deadline)
+            } catch ChannelError.ioOnClosedChannel {
+                // A kept-alive connection that the receiver closed just as this request was handed to it: nothing
+                // was sent, so this is not an attempt yet. Once more, on a new connection.
+                response = try await self.client.execute(request, deadline: deadline)
+            }
             var kept: [UInt8] = []
             var truncated = false
             for try await chunk in response.body {
@@ -104,6 +111,7 @@ struct WebhookSender: Sendable {
             if causes.contains(where: { $0.contains("refused") || $0.contains("111") }) { return "connection refused" }
             return "cannot connect: \(causes.first ?? "\(connection)")"
         }
+        if let channel = error as? ChannelError, channel == .ioOnClosedChannel { return "the connection closed before the request was sent" }
         let text = "\(error)"
         if text.contains("Connection refused") || text.contains("connectionRefused") { return "connection refused" }
         if text.contains("refused by the SSRF guard") { return String(text.prefix(300)) }

@@ -238,6 +238,14 @@ public final class Database: Service, Sendable {
         self.kind == .postgres ? " FOR UPDATE" : ""
     }
 
+    /// ` FOR SHARE` on PostgreSQL: a publish holds the endpoints it matched until it commits, so that disabling one
+    /// of them (which then moves its queued deliveries to the DLQ) waits for the publish's deliveries, or the
+    /// publish waits and no longer matches it. Without it a delivery could be queued, after the move, to an
+    /// endpoint that is disabled and stay pending. Empty on SQLite, where writers are serialized.
+    public var shareRowsClause: String {
+        self.kind == .postgres ? " FOR SHARE" : ""
+    }
+
     /// Checks that the database answers.
     public func ping() async throws {
         _ = try await self.read { sql in try await sql.raw("SELECT 1 AS one").first() }

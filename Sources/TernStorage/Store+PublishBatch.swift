@@ -125,7 +125,7 @@ extension Store {
                 matches[key] = try await sql.raw("""
                     SELECT id FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
                     AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
-                    WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type = \(bind: input.eventType)))
+                    WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type = \(bind: input.eventType)))\(unsafeRaw: database.shareRowsClause)
                     """).all().map { try $0.string("id") }
             }
             let message = Message(

@@ -265,3 +265,112 @@ extension FaultTests {
     }
 }
 
+
+extension FaultTests {
+    /// How the mixed endpoint treats event `n` on its first attempt (later attempts of events 0…6 succeed, except
+    /// class 4's, which fail for good). Half the classes fail first, so the breaker (20 in a row) never trips on it.
+    enum Misbehaviour: Int, CaseIterable {
+        case error500, cutMidResponse, slow, throttled, failsForever, redirect, closeWithoutAnswer
+        case fine0, fine1, fine2, fine3, fine4, fine5, fine6
+
+        static func of(_ n: Int) -> Misbehaviour { Misbehaviour(rawValue: n % 14)! }
+    }
+
+    /// A receiver failing half the first attempts in every way it can (500, a connection cut in the middle of the
+    /// answer, slower than the 1 s timeout, 429 with `Retry-After`, 302, closed without an answer, 503 for good),
+    /// and a second endpoint that cuts every connection: every delivery ends delivered or in the DLQ as the rules
+    /// say, the breaker trips on the broken endpoint after 20 failures in a row and not on the mixed one.
+    @Test(arguments: Backend.available)
+    func aMisbehavingReceiverEndsEveryDeliveryDeliveredOrDeadLettered(_ backend: Backend) async throws {
+        let receiver = try await ChaosReceiver.start { path, _, body, attempt in
+            if path == "/broken" { return .cutMidResponse }
+            let n = Int(body.split(separator: "\"n\":").last?.prefix { $0.isNumber } ?? "") ?? 0
+            let kind = Misbehaviour.of(n)
+            if kind == .failsForever { return .answer(status: 503) }
+            guard attempt == 1 else { return .answer(status: 200) }
+            switch kind {
+            case .error500: return .answer(status: 500)
+            case .cutMidResponse: return .cutMidResponse
+            case .slow: return .answer(status: 200, delay: .seconds(2))
+            case .throttled: return .answer(status: 429, headers: ["Retry-After": "3"])
+            case .redirect: return .answer(status: 302, headers: ["Location": "http://127.0.0.1:9/elsewhere"])
+            case .closeWithoutAnswer: return .closeWithoutAnswer
+            default: return .answer(status: 204)
+            }
+        }
+        defer { Task { await receiver.stop() } }
+        try await withTern(backend) { api in
+            let plan = try await api.call(.put, "/v1/admin/plans/bulk", key: testAdminKey, json: #"{"name": "Bulk", "rate_limit_per_minute": null, "max_messages_per_month": null}"#)
+            try #require(plan.status == 201 || plan.status == 200)
+            let (_, key) = try await api.organization(plan: "bulk")
+            let app = try await api.application(key, extra: #", "retry_schedule": [1, 1, 1]"#)
+            try await api.eventType(key, app: app, name: "order.created")
+            let (mixed, _) = try await api.endpoint(key, app: app, url: receiver.url("/mixed"), tenant: "tenant-1", extra: #", "timeout_seconds": 1"#)
+            let (broken, _) = try await api.endpoint(key, app: app, url: receiver.url("/broken"), tenant: "tenant-2", extra: #", "timeout_seconds": 1"#)
+            let events = 280
+            for n in 0..<events {
+                _ = try await api.publish(key, app: app, payload: #"{"n":\#(n)}"#)
+            }
+            for n in 0..<30 {
+                _ = try await api.publish(key, app: app, tenant: "tenant-2", payload: #"{"n":\#(n)}"#)
+            }
+            let settled = try await eventually(timeout: .seconds(90)) {
+                try await api.withDatabase { sql in
+                    try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status NOT IN ('delivered', 'exhausted')").first()?.decode(column: "n", as: Int.self) ?? 1
+                } == 0
+            }
+            #expect(settled, "every delivery ended delivered or in the DLQ")
+            struct Row { var status: String; var attempts: Int; var n: Int; var endpoint: String }
+            let rows = try await api.withDatabase { sql in
+                try await sql.raw("SELECT d.status, d.attempt_count, d.endpoint_id, m.payload FROM deliveries d JOIN messages m ON m.id = d.message_id").all().map { row in
+                    let payload = try row.decode(column: "payload", as: String.self)
+                    return Row(
+                        status: try row.decode(column: "status", as: String.self), attempts: try row.decode(column: "attempt_count", as: Int.self),
+                        n: Int(payload.split(separator: ":").last?.prefix { $0.isNumber } ?? "") ?? -1, endpoint: try row.decode(column: "endpoint_id", as: String.self)
+                    )
+                }
+            }
+            let errors = try await api.withDatabase { sql in
+                try await sql.raw("SELECT a.error, a.status_code, m.payload FROM attempts a JOIN messages m ON m.id = a.message_id WHERE a.endpoint_id = \(bind: mixed) ORDER BY a.created_at").all().map { row in
+                    (try row.decode(column: "error", as: String?.self), try row.decode(column: "status_code", as: Int?.self), try row.decode(column: "payload", as: String.self))
+                }
+            }
+            // The mixed endpoint: one failure then a success, or four failures into the DLQ for class 4.
+            var wrong: [String] = []
+            for row in rows where row.endpoint == mixed {
+                let kind = Misbehaviour.of(row.n)
+                let expected: (String, Int) = kind == .failsForever ? ("exhausted", 4) : kind.rawValue <= Misbehaviour.closeWithoutAnswer.rawValue ? ("delivered", 2) : ("delivered", 1)
+                if (row.status, row.attempts) != expected {
+                    let seen = errors.filter { $0.2.hasSuffix(":\(row.n)}") }.map { "\($0.1.map(String.init) ?? "-") \($0.0 ?? "")" }
+                    wrong.append("n=\(row.n) \(kind): \(row.status) after \(row.attempts): \(seen)")
+                }
+            }
+            #expect(wrong.isEmpty, "\(wrong.prefix(10))")
+            #expect(rows.filter { $0.endpoint == mixed }.count == events)
+            func firstAttempt(_ kind: Misbehaviour) -> (String?, Int?)? {
+                errors.first { Misbehaviour.of(Int($0.2.split(separator: ":").last?.prefix { $0.isNumber } ?? "") ?? 0) == kind }.map { ($0.0, $0.1) }
+            }
+            #expect(firstAttempt(.slow)?.0?.contains("timed out") == true, "\(String(describing: firstAttempt(.slow)))")
+            #expect(firstAttempt(.cutMidResponse)?.0 != nil, "a cut answer is a failed attempt with an error")
+            #expect(firstAttempt(.closeWithoutAnswer)?.0 != nil)
+            #expect(firstAttempt(.redirect)?.1 == 302)
+            // Retry-After: 3 beats the schedule's 1 s.
+            let throttled = receiver.all.filter { $0.path == "/mixed" && Misbehaviour.of(Int($0.body.split(separator: ":").last?.prefix { $0.isNumber } ?? "") ?? 0) == .throttled }
+            let gaps = Dictionary(grouping: throttled, by: \.id).values.compactMap { arrivals -> Duration? in
+                let sorted = arrivals.sorted { $0.attempt < $1.attempt }
+                return sorted.count == 2 ? sorted[0].at.duration(to: sorted[1].at) : nil
+            }
+            #expect(!gaps.isEmpty && gaps.allSatisfy { $0 >= .milliseconds(2_900) }, "\(gaps)")
+            // The breaker: the broken endpoint is disabled after 20 failures in a row, the mixed one is not.
+            let brokenEndpoint = try await api.get("/v1/applications/\(app)/endpoints/\(broken)", key: key)
+            #expect(brokenEndpoint.string("status") == "disabled" && brokenEndpoint.string("disabled_reason") == "circuit_breaker")
+            let mixedEndpoint = try await api.get("/v1/applications/\(app)/endpoints/\(mixed)", key: key)
+            #expect(mixedEndpoint.string("status") == "active")
+            let brokenAttempts = receiver.all.filter { $0.path == "/broken" }.count
+            #expect(brokenAttempts >= 20)
+            #expect(rows.filter { $0.endpoint == broken }.allSatisfy { $0.status == "exhausted" }, "\(rows.filter { $0.endpoint == broken }.map { "\($0.n) \($0.status) \($0.attempts)" })")
+            let mixedAttempts = receiver.all.filter { $0.path == "/mixed" }.count
+            print("FAULT chaos-receiver backend=\(backend) events=\(events) mixed_attempts=\(mixedAttempts) delivered=\(rows.filter { $0.endpoint == mixed && $0.status == "delivered" }.count) dead_lettered=\(rows.filter { $0.endpoint == mixed && $0.status == "exhausted" }.count) broken_attempts_before_trip=\(brokenAttempts) wrong=\(wrong.count)")
+        }
+    }
+}
