@@ -33,6 +33,9 @@ public struct TernConfiguration: Sendable {
     /// The folder holding `Migrations/`, `Templates/` and `Public/`.
     public var resourcesDirectory: URL
     public var logLevel = Logger.Level.info
+    /// How long a client may take to send a request's head (from connecting, or from the previous answer) and then
+    /// its body; a connection that takes longer is closed.
+    public var requestReadTimeout = Duration.seconds(30)
     /// How long delivered messages and dead-lettered deliveries are kept.
     public var retention = RetentionPolicy.standard
     /// The delivery workers' settings; `allowPrivateEndpoints` is copied in from above.

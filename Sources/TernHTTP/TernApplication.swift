@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOCore
 import ServiceLifecycle
 import TernCore
 import TernDelivery
@@ -32,9 +33,13 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
         services.append(Pruner(store: store, policy: configuration.retention, logger: logger))
         services.append(DeliveryWorker(store: store, settings: configuration.delivery, logger: logger))
     }
-    // Connections idle for 30 s are closed (slow clients cannot hold them for ever); headers are capped at 16 KB each,
-    // 64 KB in all and 100 fields, refused before they are buffered whole.
+    // Connections idle for 30 s are closed, and so are those whose request does not arrive whole in time (slow
+    // clients cannot hold them for ever); headers are capped at 16 KB each, 64 KB in all and 100 fields, refused
+    // before they are buffered whole.
+    let requestTimeout = TimeAmount.nanoseconds(Int64(configuration.requestReadTimeout.components.seconds) * 1_000_000_000
+        + Int64(configuration.requestReadTimeout.components.attoseconds / 1_000_000_000))
     let server = HTTPServerBuilder.http1(configuration: .init(
+        additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)],
         idleTimeout: .seconds(30),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100)
     ))

@@ -100,6 +100,12 @@ struct Settings: ParsableArguments {
             }
             configuration.deliverySettings.leaseSeconds = value
         }
+        if let timeout = environment["TERN_REQUEST_TIMEOUT_SECONDS"] {
+            guard let value = Int(timeout), (1...3600).contains(value) else {
+                throw ConfigurationError("TERN_REQUEST_TIMEOUT_SECONDS must be a whole number from 1 to 3600 (got '\(timeout)')")
+            }
+            configuration.requestReadTimeout = .seconds(value)
+        }
         return configuration
     }
 }
@@ -118,7 +124,8 @@ struct Serve: AsyncParsableCommand {
             TERN_ENCRYPTION_KEY (base64 of 32 bytes), TERN_ALLOW_PRIVATE_ENDPOINTS, TERN_DATA_DIR, TERN_LOG_LEVEL,
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
-            TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7).
+            TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),
+            TERN_REQUEST_TIMEOUT_SECONDS (time for a client to send a request's head, then its body, default 30).
             """
     )
 

@@ -374,3 +374,85 @@ extension FaultTests {
         }
     }
 }
+
+extension FaultTests {
+    /// SIGTERM to a `tern serve` process (API and workers) while 8 clients publish and 32 deliveries are in flight:
+    /// it exits 0, every attempt the receiver saw is recorded, no delivery is left mid-attempt, every 202 is stored,
+    /// and a new process delivers the rest without sending anything twice.
+    @Test(arguments: Backend.available)
+    func sigtermUnderLoadFinishesWhatIsInFlight(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/hook", then: .init(status: 200, delay: .milliseconds(100)))
+        let databaseURL = try await backend.freshDatabaseURL()
+        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (k, a) = try await WorkerProcessTests.prepare(api, url: receiver.url("/hook"))
+            try await api.withDatabase { sql in try await sql.raw("UPDATE organizations SET name = \(bind: k + " " + a)").run() }
+        }
+        let names = try await API.names(databaseURL)
+        let (key, app) = (names[0], names[1])
+        let server = try WorkerProcess.start(databaseURL: databaseURL, role: "all", concurrency: 32)
+        #expect(await server.waitUntilReady(), "\(server.log)")
+        let accepted = Accepted()
+        let refused = Tally()
+        var exitStatus: Int32 = -1
+        var shutdown = Duration.zero
+        await withTaskGroup(of: Void.self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    var index = 0
+                    while server.process.isRunning {
+                        index += 1
+                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/v1/applications/\(app)/events")
+                        request.method = .POST
+                        request.headers.add(name: "authorization", value: "Bearer \(key)")
+                        request.headers.add(name: "content-type", value: "application/json")
+                        request.body = .bytes(ByteBuffer(string: #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"c": \#(client), "n": \#(index)}}"#))
+                        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)) else {
+                            refused.add("no-answer")
+                            try? await Task.sleep(for: .milliseconds(20))
+                            continue
+                        }
+                        let body = (try? await response.body.collect(upTo: 1 << 16)).map { String(buffer: $0) } ?? ""
+                        if response.status == .accepted, let id = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String {
+                            accepted.add(id)
+                        } else {
+                            refused.add(String(response.status.code))
+                        }
+                        try? await Task.sleep(for: .milliseconds(5))
+                    }
+                }
+            }
+            _ = await eventually(timeout: .seconds(60)) { receiver.received.count >= 300 }
+            let start = ContinuousClock.now
+            exitStatus = await server.terminate()
+            shutdown = start.duration(to: .now)
+        }
+        #expect(exitStatus == 0, "\(server.log.suffix(2000))")
+        let receipts = receiver.received.count
+        let shutdownMS = shutdown.components.seconds * 1000 + shutdown.components.attoseconds / 1_000_000_000_000_000
+        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (midAttempt, attempts) = try await api.withDatabase { sql in
+                (
+                    try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivering'").first()?.decode(column: "n", as: Int.self) ?? -1,
+                    try await sql.raw("SELECT COUNT(*) AS n FROM attempts").first()?.decode(column: "n", as: Int.self) ?? -1
+                )
+            }
+            #expect(midAttempt == 0, "no delivery left mid-attempt")
+            #expect(attempts == receipts, "every attempt the receiver saw is recorded")
+            let (messages, orphans) = try await Self.consistency(api)
+            #expect(orphans == 0)
+            let stored = Set(try await api.withDatabase { sql in try await sql.raw("SELECT id FROM messages").all().map { try $0.decode(column: "id", as: String.self) } })
+            #expect(Set(accepted.ids).isSubset(of: stored), "every 202 was stored")
+            print("FAULT sigterm-under-load backend=\(backend) accepted=\(accepted.count) stored=\(messages) receipts_before_exit=\(receipts) attempts_recorded=\(attempts) left_mid_attempt=\(midAttempt) shutdown_ms=\(shutdownMS) refused=\(refused.summary)")
+        }
+        // A new process delivers the rest, nothing twice.
+        try await withTern(backend, databaseURL: databaseURL) { api in
+            let ids = Set(accepted.ids)
+            let all = await eventually(timeout: .seconds(120)) { Set(receiver.received.map(\.messageID)).isSuperset(of: ids) }
+            #expect(all, "every 202 is delivered")
+            let twice = Dictionary(grouping: receiver.received, by: \.messageID).filter { $0.value.count > 1 }.count
+            #expect(twice == 0, "a graceful stop sends nothing twice")
+        }
+    }
+}

@@ -131,3 +131,47 @@ import Testing
         }
     }
 }
+
+extension SecurityTests {
+    /// 100 slow-loris connections (50 trickle a request head a byte at a time, 50 a body) against a server whose
+    /// request timeout is 2 s: requests from other clients are answered meanwhile, and the server closes every slow
+    /// connection by itself.
+    @Test func slowLorisClientsAreCutOffWithoutTyingUpTheServer() async throws {
+        try await withTern(.sqlite, live: true, configure: { $0.requestReadTimeout = .seconds(2) }) { api in
+            let port = try #require(api.port)
+            let closed = Accepted()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<100 {
+                    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+                    channel.closeFuture.whenComplete { _ in closed.add(String(index)) }
+                    let head = "POST /v1/applications HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                    group.addTask {
+                        // Half send the head at once and trickle the body; half trickle the head itself.
+                        var bytes = Array(index.isMultiple(of: 2) ? head.utf8 : "X-Padding: 1234567890123456789012345678901234567890\r\n".utf8)
+                        if index.isMultiple(of: 2) {
+                            try? await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+                            bytes = Array(String(repeating: "a", count: 100).utf8)
+                        } else {
+                            try? await channel.writeAndFlush(ByteBuffer(string: "POST /v1/applications HTTP/1.1\r\n"))
+                        }
+                        let stop = ContinuousClock.now + .seconds(30)
+                        for byte in bytes where channel.isActive && ContinuousClock.now < stop {
+                            try? await channel.writeAndFlush(ByteBuffer(bytes: [byte]))
+                            try? await Task.sleep(for: .milliseconds(400))
+                        }
+                        try? await channel.close()
+                    }
+                }
+                // Meanwhile the server answers others.
+                for _ in 0..<20 {
+                    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(5))
+                    #expect(response.status.code == 200)
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                let allClosed = await eventually(timeout: .seconds(15)) { closed.count == 100 }
+                #expect(allClosed, "the server closed every slow connection (\(closed.count) of 100)")
+                group.cancelAll()
+            }
+        }
+    }
+}
