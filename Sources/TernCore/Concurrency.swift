@@ -148,22 +148,25 @@ public final class Latch: Sendable {
     }
 }
 
-/// Group commit: items submitted while a commit is running wait and go together in the next one, so that N
-/// concurrent callers cost one transaction instead of N. `commit` returns one result per item, in order.
+/// Group commit: items submitted while commits are running wait and go together in the next one, so that N
+/// concurrent callers cost one transaction instead of N. Up to `concurrency` commits run at once (1 where the
+/// database has a single writer). `commit` returns one result per item, in order.
 public final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
     public typealias Commit = @Sendable ([Item]) async -> [Result<Output, any Error>]
 
     struct State {
         var pending: [(Item, CheckedContinuation<Result<Output, any Error>, Never>)] = []
-        var committing = false
+        var committing = 0
     }
 
     let state = Mutex(State())
     let maxBatch: Int
+    let concurrency: Int
     let commit: Commit
 
-    public init(maxBatch: Int, commit: @escaping Commit) {
+    public init(maxBatch: Int, concurrency: Int = 1, commit: @escaping Commit) {
         self.maxBatch = maxBatch
+        self.concurrency = max(1, concurrency)
         self.commit = commit
     }
 
@@ -172,8 +175,8 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Output, any Error>, Never>) in
             let lead = self.state.withLock { state -> Bool in
                 state.pending.append((item, continuation))
-                if state.committing { return false }
-                state.committing = true
+                if state.committing >= self.concurrency { return false }
+                state.committing += 1
                 return true
             }
             if lead { Task { await self.drain() } }
@@ -187,7 +190,7 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
             let batch = self.state.withLock { state -> [(Item, CheckedContinuation<Result<Output, any Error>, Never>)] in
                 let batch = Array(state.pending.prefix(self.maxBatch))
                 state.pending.removeFirst(batch.count)
-                if batch.isEmpty { state.committing = false }
+                if batch.isEmpty { state.committing -= 1 }
                 return batch
             }
             if batch.isEmpty { return }

@@ -16,10 +16,15 @@ public enum Identifier {
         for index in 0..<6 {
             bytes[index] = UInt8(truncatingIfNeeded: millis >> (8 * (5 - index)))
         }
+        // 80 random bits in two draws (each draw of the system generator is a system call).
         var generator = SystemRandomNumberGenerator()
-        for index in 6..<16 {
-            bytes[index] = generator.next()
+        let high: UInt64 = generator.next()
+        let low: UInt16 = generator.next()
+        for index in 6..<14 {
+            bytes[index] = UInt8(truncatingIfNeeded: high >> (8 * (13 - index)))
         }
+        bytes[14] = UInt8(truncatingIfNeeded: low >> 8)
+        bytes[15] = UInt8(truncatingIfNeeded: low)
         return prefix + "_" + encode(bytes)
     }
 

@@ -151,18 +151,14 @@ enum AuditRules {
 
     static func match(_ method: HTTPRequest.Method, _ path: String) -> Match? {
         let segments = path.split(separator: "/")
-        for rule in self.rules where rule.method == method && rule.pattern.count == segments.count {
+        // The literal segments first; parameters are decoded only for the rule that matches.
+        for rule in self.rules where rule.method == method && rule.pattern.count == segments.count
+            && zip(rule.pattern, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 }) {
             var parameters: [String: String] = [:]
-            var matches = true
-            for (pattern, segment) in zip(rule.pattern, segments) {
-                if pattern.hasPrefix("{") {
-                    parameters[String(pattern.dropFirst().dropLast())] = String(segment).removingPercentEncoding ?? String(segment)
-                } else if pattern != segment {
-                    matches = false
-                    break
-                }
+            for (pattern, segment) in zip(rule.pattern, segments) where pattern.hasPrefix("{") {
+                parameters[String(pattern.dropFirst().dropLast())] = String(segment).removingPercentEncoding ?? String(segment)
             }
-            if matches { return Match(action: rule.action, entityType: rule.entityType, id: rule.id, parameters: parameters) }
+            return Match(action: rule.action, entityType: rule.entityType, id: rule.id, parameters: parameters)
         }
         return nil
     }

@@ -185,9 +185,9 @@ public enum DeliveryBenchmark {
         }
 
         /// POSTs `json`, or GETs when it is nil; returns the status and body.
-        func send(_ path: String, key: String, _ json: String?, method: HTTPMethod = .POST) async throws -> (Int, String) {
-            var request = HTTPClientRequest(url: self.base + path)
-            request.headers.add(name: "authorization", value: "Bearer \(key)")
+        func send(_ path: String, absolute: Bool = false, key: String, _ json: String?, method: HTTPMethod = .POST) async throws -> (Int, String) {
+            var request = HTTPClientRequest(url: absolute ? path : self.base + path)
+            if !key.isEmpty { request.headers.add(name: "authorization", value: "Bearer \(key)") }
             if let json {
                 request.method = method
                 request.headers.add(name: "content-type", value: "application/json")
@@ -222,8 +222,8 @@ public enum DeliveryBenchmark {
     }
 
     /// Resident memory now and at its peak (VmRSS, VmHWM), in MiB.
-    static func residentMiB() -> (current: Double, peak: Double) {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    static func residentMiB(statusFile: String = "/proc/self/status") -> (current: Double, peak: Double) {
+        let status = (try? String(contentsOfFile: statusFile, encoding: .utf8)) ?? ""
         func field(_ name: String) -> Double {
             guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
             let kib = Double(line.split(separator: " ").dropFirst().first ?? "") ?? 0

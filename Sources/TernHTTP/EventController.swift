@@ -20,8 +20,30 @@ struct EventController {
     struct PublishBody: Decodable, Sendable {
         var event_type: String?
         var tenant_id: String?
-        var payload: JSONValue?
+        var payload: PayloadShape?
         var event_id: String?
+    }
+
+    /// What kind of JSON value the payload is, without building it: its bytes are taken as they arrived.
+    enum PayloadShape: Decodable, Sendable {
+        case object, null, other
+
+        init(from decoder: any Decoder) throws {
+            if (try? decoder.container(keyedBy: AnyKey.self)) != nil {
+                self = .object
+            } else if (try? decoder.singleValueContainer().decodeNil()) == true {
+                self = .null
+            } else {
+                self = .other
+            }
+        }
+
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
     }
 
     /// The publish answer: the message without its payload, and how many deliveries it made.
@@ -61,8 +83,8 @@ struct EventController {
         validator.tenantID(value.tenant_id)
         switch value.payload {
         case .none, .some(.null): validator.fail("payload", "is required: a JSON object")
-        case .some(let payload) where !payload.isObject: validator.fail("payload", "must be a JSON object")
-        default: break
+        case .some(.other): validator.fail("payload", "must be a JSON object")
+        case .some(.object): break
         }
         if let eventID = value.event_id, eventID.isEmpty || eventID.utf8.count > 255 {
             validator.fail("event_id", "must be 1 to 255 characters")

@@ -8,6 +8,8 @@ struct HealthController {
 
     func addRoutes(to router: Router<TernRequestContext>) {
         router.get("health", use: self.health)
+        // Liveness: the process answers HTTP, nothing else checked (no database), for orchestrators and benchmarks.
+        router.get("livez") { _, _ in "ok" }
     }
 
     struct Check: Encodable {

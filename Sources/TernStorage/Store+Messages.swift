@@ -70,12 +70,14 @@ extension Store {
 
     /// The plan an organization publishes under (for its payload limit).
     public func plan(ofOrganization organizationID: String) async throws -> Plan {
-        try await self.database.read { sql in
-            guard let row = try await sql.raw("""
-                SELECT p.* FROM plans p JOIN organizations o ON o.plan_id = p.id WHERE o.id = \(bind: organizationID)
-                """).first()
-            else { throw TernError.notFound("No organization '\(organizationID)'.") }
-            return try Self.plan(row)
+        try await self.plans.value(organizationID) {
+            try await self.database.read { sql in
+                guard let row = try await sql.raw("""
+                    SELECT p.* FROM plans p JOIN organizations o ON o.plan_id = p.id WHERE o.id = \(bind: organizationID)
+                    """).first()
+                else { throw TernError.notFound("No organization '\(organizationID)'.") }
+                return try Self.plan(row)
+            }
         }
     }
 

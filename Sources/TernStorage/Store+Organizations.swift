@@ -72,7 +72,8 @@ extension Store {
 
     /// Changes a plan's limits, or creates a custom plan under a new id. Returns whether it was created.
     public func putPlan(_ id: String, _ change: PlanChange) async throws -> (plan: Plan, created: Bool) {
-        try await self.database.write { sql in
+        defer { self.plans.clear() }
+        return try await self.database.write { sql in
             let now = Timestamp.now().microseconds
             if let row = try await sql.raw("SELECT * FROM plans WHERE id = \(bind: id)").first() {
                 let plan = change.applied(to: try Self.plan(row))
@@ -146,7 +147,8 @@ extension Store {
     }
 
     public func updateOrganization(_ id: String, _ change: OrganizationChange) async throws -> Organization {
-        try await self.database.write { sql in
+        defer { self.plans.clear() }
+        return try await self.database.write { sql in
             var organization = try await Self.organization(id, sql)
             if let plan = change.plan {
                 guard try await sql.raw("SELECT id FROM plans WHERE id = \(bind: plan)").first() != nil else {
@@ -168,6 +170,7 @@ extension Store {
 
     /// Deletes an organization and everything it owns.
     public func deleteOrganization(_ id: String) async throws {
+        defer { self.plans.clear() }
         try await self.database.write { sql in
             _ = try await Self.organization(id, sql)
             try await sql.raw("DELETE FROM organizations WHERE id = \(bind: id)").run()

@@ -59,10 +59,32 @@ extension Store {
             }
         }
 
+        // The rows that count against limits, locked in one order for every batch (the month's usage rows, then the
+        // rate buckets, each sorted), so that concurrent batches on PostgreSQL cannot deadlock.
+        let candidates = requests.indices.filter { results[$0] == nil && repeatOf[$0] == nil }
+        var quotaLeft: [String: Int] = [:]
+        var quotas: [String: Int] = [:]
+        for index in candidates {
+            if let quota = requests[index].input.limits.messagesPerMonth { quotas[requests[index].organizationID] = quota }
+        }
+        for (organizationID, quota) in quotas.sorted(by: { $0.key < $1.key }) {
+            quotaLeft[organizationID] = quota - (try await Self.lockUsage(organizationID, now, sql))
+        }
+        var buckets: [String: (tokens: Double, last: Timestamp, bucket: TokenBucket)] = [:]
+        var bucketSpecs: [String: (applicationID: String, tenantID: String, bucket: TokenBucket)] = [:]
+        for index in candidates {
+            let request = requests[index]
+            if let bucket = request.input.limits.bucket {
+                bucketSpecs["\(request.applicationID)|\(request.input.tenantID)"] = (request.applicationID, request.input.tenantID, bucket)
+            }
+        }
+        for (key, spec) in bucketSpecs.sorted(by: { $0.key < $1.key }) {
+            let (tokens, last) = try await database.lockBucket(applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
+            buckets[key] = (tokens, last, spec.bucket)
+        }
+
         // Event types, rate buckets and quotas, in arrival order.
         var typeChecks: [String: (any Error)?] = [:]
-        var buckets: [String: (tokens: Double, last: Timestamp, bucket: TokenBucket)] = [:]
-        var quotaLeft: [String: Int] = [:]
         var rates: [Int: RateLimitState] = [:]
         for (index, request) in requests.enumerated() where results[index] == nil && repeatOf[index] == nil {
             let input = request.input
@@ -85,10 +107,6 @@ extension Store {
             var taken: (key: String, tokens: Double)?
             if let bucket = input.limits.bucket {
                 let key = "\(request.applicationID)|\(input.tenantID)"
-                if buckets[key] == nil {
-                    let (tokens, last) = try await database.lockBucket(applicationID: request.applicationID, tenantID: input.tenantID, burst: bucket.burst, now: now, sql)
-                    buckets[key] = (tokens, last, bucket)
-                }
                 let current = buckets[key]!
                 let (tokens, state) = bucket.take(tokens: current.tokens, last: current.last, now: now)
                 guard state.allowed else {
@@ -98,11 +116,7 @@ extension Store {
                 rates[index] = state
                 taken = (key, tokens)
             }
-            if let quota = input.limits.messagesPerMonth {
-                if quotaLeft[request.organizationID] == nil {
-                    let used = try await Self.lockUsage(request.organizationID, now, sql)
-                    quotaLeft[request.organizationID] = quota - used
-                }
+            if let quota = input.limits.messagesPerMonth, quotaLeft[request.organizationID] != nil {
                 guard quotaLeft[request.organizationID]! > 0 else {
                     results[index] = .failure(TernError.planLimitExceeded("The plan allows \(quota) messages a month and this month's are used up."))
                     rates[index] = nil
@@ -151,7 +165,7 @@ extension Store {
                 WHERE application_id = \(bind: parts[0]) AND tenant_id = \(bind: parts[1])
                 """).run()
         }
-        for (organizationID, count) in perOrganization {
+        for (organizationID, count) in perOrganization.sorted(by: { $0.key < $1.key }) {
             try await sql.raw("""
                 INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)),
                 \(bind: count)) ON CONFLICT (organization_id, period) DO UPDATE SET messages = usage_counters.messages + \(bind: count)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SQLKit
+import Synchronization
 import TernCore
 
 /// The repositories: every read and write of Tern's objects, scoped by organization (and application).
@@ -10,11 +11,18 @@ public struct Store: Sendable {
     public let secretBox: SecretBox
     /// Concurrent publishes share transactions (group commit).
     let publisher: GroupCommitter<PublishRequest, Published>
+    /// Organizations' plans, read once per 5 s instead of once per publish; cleared when a plan or an
+    /// organization changes in this process (other processes see a change within 5 s).
+    let plans = TimedCache<String, Plan>(lifetime: .seconds(5))
 
     public init(database: Database, secretBox: SecretBox) {
         self.database = database
         self.secretBox = secretBox
-        self.publisher = GroupCommitter(maxBatch: 256) { [database] requests in await Store.publishBatch(database, requests) }
+        // PostgreSQL takes several publish transactions at once (their row locks are taken in one order); SQLite has
+        // one writer, so a second commit would only queue behind the first.
+        self.publisher = GroupCommitter(maxBatch: 256, concurrency: database.kind == .postgres ? 4 : 1) { [database] requests in
+            await Store.publishBatch(database, requests)
+        }
     }
 }
 
@@ -123,4 +131,29 @@ extension SQLRow {
     func bool(_ column: String) throws -> Bool { try self.decode(column: column, as: Bool.self) }
     func timestamp(_ column: String) throws -> Timestamp { Timestamp(microseconds: Int64(try self.int(column))) }
     func optionalTimestamp(_ column: String) throws -> Timestamp? { try self.optionalInt(column).map { Timestamp(microseconds: Int64($0)) } }
+}
+
+/// A small map whose entries expire after `lifetime`.
+final class TimedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    let lifetime: Duration
+    let entries = Mutex<[Key: (value: Value, at: ContinuousClock.Instant)]>([:])
+
+    init(lifetime: Duration) {
+        self.lifetime = lifetime
+    }
+
+    func value(_ key: Key, orRead read: () async throws -> Value) async throws -> Value {
+        let now = ContinuousClock.now
+        if let entry = self.entries.withLock({ $0[key] }), now - entry.at < self.lifetime { return entry.value }
+        let value = try await read()
+        self.entries.withLock { entries in
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[key] = (value, now)
+        }
+        return value
+    }
+
+    func clear() {
+        self.entries.withLock { $0.removeAll() }
+    }
 }

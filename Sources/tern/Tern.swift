@@ -170,8 +170,40 @@ struct Migrate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks on 127.0.0.1; prints one JSON object.",
-        subcommands: [Auth.self, Delivery.self, Portal.self]
+        subcommands: [All.self, Growth.self, Auth.self, Delivery.self, Portal.self],
+        defaultSubcommand: All.self
     )
+
+    /// This executable, for benchmarks that start `tern serve` as a child process.
+    static var executable: URL { URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath() }
+
+    struct All: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The whole benchmark (the default): ceilings, burst, fan-out and open loop, on SQLite and optionally PostgreSQL."
+        )
+
+        @Option(help: "Also measure on this PostgreSQL database (postgres://…).") var postgres: String?
+        @Option(help: "Events in the closed-loop burst (one endpoint).") var events = 20_000
+        @Option(help: "Events in the fan-out burst.") var fanoutEvents = 2_000
+        @Option(help: "Endpoints of the fan-out tenant.") var fanoutEndpoints = 10
+        @Option(help: "Concurrent keep-alive clients.") var concurrency = 64
+        @Option(help: "Events per second in the open-loop run.") var rate = 1_000
+        @Option(help: "Seconds of the open-loop run.") var seconds = 30
+        @Option(help: "Approximate payload size in bytes.") var payloadBytes = 1_024
+
+        func run() async throws {
+            var options = Benchmark.Options(resources: Bench.resources(), executable: Bench.executable)
+            options.postgresURL = self.postgres
+            options.events = self.events
+            options.fanoutEvents = self.fanoutEvents
+            options.fanoutEndpoints = self.fanoutEndpoints
+            options.concurrency = self.concurrency
+            options.rate = self.rate
+            options.seconds = self.seconds
+            options.payloadBytes = self.payloadBytes
+            try Bench.printJSON(try await Benchmark.run(options))
+        }
+    }
 
     /// The checkout's `Migrations/` folder, or exit with one line.
     static func resources() -> URL {
@@ -184,6 +216,28 @@ struct Bench: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoder.encode(result), as: UTF8.self))
+    }
+
+    struct Growth: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish and delivery cost as the store grows to a million delivered messages, then with many other endpoints; then pruning."
+        )
+
+        @Option(help: "Database URL (default: a temporary SQLite file).") var database: String?
+        @Option(help: "Stored message counts to measure at, comma-separated.") var sizes = "0,100000,1000000"
+        @Option(help: "Events in each step's burst.") var events = 5_000
+        @Option(help: "Concurrent keep-alive clients.") var concurrency = 64
+        @Option(help: "Endpoints added in other tenants for the last step.") var otherEndpoints = 1_000
+
+        func run() async throws {
+            var options = GrowthBenchmark.Options(resources: Bench.resources(), executable: Bench.executable)
+            options.databaseURL = self.database
+            options.sizes = self.sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            options.events = self.events
+            options.concurrency = self.concurrency
+            options.otherEndpoints = self.otherEndpoints
+            try Bench.printJSON(try await GrowthBenchmark.run(options))
+        }
     }
 
     struct Delivery: AsyncParsableCommand {
