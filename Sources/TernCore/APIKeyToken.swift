@@ -37,6 +37,12 @@ public struct APIKeyToken: Sendable, Equatable {
 
 /// Argon2id password hashing through the system libargon2.
 public enum Argon2id {
+    /// Makes the memory of each verification go back to the system when it ends (see `tern_fix_mmap_threshold`);
+    /// called once when a server starts.
+    public static func returnMemoryAfterUse() {
+        tern_fix_mmap_threshold()
+    }
+
     /// OWASP's recommended minimum: 19 MiB of memory, 2 iterations, 1 lane.
     public static let memoryKiB: UInt32 = 19 * 1024
     public static let iterations: UInt32 = 2

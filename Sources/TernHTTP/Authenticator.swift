@@ -38,6 +38,7 @@ public final class Authenticator: Service, Sendable {
         self.recheckInterval = recheckInterval
         self.lastUsedFlushInterval = lastUsedFlushInterval
         self.logger = logger
+        Argon2id.returnMemoryAfterUse()
     }
 
     /// The identity of a bearer token; 401 when it is not a valid, unrevoked key.

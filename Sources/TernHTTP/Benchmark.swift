@@ -335,7 +335,7 @@ struct ServerRig: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         var quiet = Logger(label: "bench")
-        quiet.logLevel = .error
+        quiet.logLevel = .critical
         let receiverRouter = Router()
         receiverRouter.post("hook") { request, _ -> HTTPResponse.Status in
             receive(try await request.body.collect(upTo: 1 << 20))
