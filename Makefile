@@ -2,7 +2,7 @@
 # Tern needs (libargon2) is installed. `make test` also installs what the tests drive: headless Chromium and its
 # driver (Debian's chromium, chromium-driver) for the browser test, and from PyPI the Standard Webhooks and Svix
 # libraries (signature interop), Selenium and schemathesis (API fuzzing).
-.PHONY: run test deps testdeps build
+.PHONY: run test deps testdeps build bench
 
 deps:
 	@if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libargon2; then :; \
@@ -38,3 +38,8 @@ test: deps testdeps
 
 build: deps
 	swift build
+
+# The benchmark of docs/benchmarks.md (release build; add PG=postgres://… to measure PostgreSQL too).
+bench: deps
+	swift build -c release --product tern
+	.build/release/tern bench $(if $(PG),--postgres $(PG))
