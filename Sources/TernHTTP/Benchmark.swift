@@ -396,7 +396,7 @@ final class ChildServer: Sendable {
     }
 
     static func start(executable: URL, environment: [String: String], log: URL) throws -> ChildServer {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = executable

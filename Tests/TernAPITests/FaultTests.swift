@@ -122,7 +122,7 @@ import Testing
             #expect(messages >= acceptedIDs.count, "every 202 was stored")
             let stored = Set(try await api.withDatabase { sql in try await sql.raw("SELECT id FROM messages").all().map { try $0.decode(column: "id", as: String.self) } })
             #expect(Set(acceptedIDs).isSubset(of: stored))
-            let all = try await eventually(timeout: .seconds(120)) { Set(receiver.received.map(\.messageID)).isSuperset(of: acceptedIDs) }
+            let all = await eventually(timeout: .seconds(120)) { Set(receiver.received.map(\.messageID)).isSuperset(of: acceptedIDs) }
             #expect(all, "every event that got a 202 is delivered")
             print("FAULT api-kill backend=\(backend) sent=\(sent.count) accepted=\(acceptedIDs.count) stored=\(messages) orphans=\(orphans) delivered_of_accepted=\(Set(receiver.received.map(\.messageID)).intersection(acceptedIDs).count)")
         }

@@ -18,6 +18,8 @@ import Testing
                 ] + paths)
                 #expect(status == 0, "\(output.suffix(4000))")
                 #expect(output.contains("passed"), "\(output.suffix(2000))")
+                let summary = output.split(separator: "\n").filter { $0.contains("test cases") || $0.contains("passed") || $0.contains("generated") }
+                print("FUZZ \(paths[1]): \(summary.suffix(3).joined(separator: " | "))")
             }
         }
     }

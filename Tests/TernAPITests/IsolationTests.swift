@@ -69,6 +69,7 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
                 checked += 1
             }
             #expect(checked >= 20)
+            print("ISOLATION routes_checked=\(checked) (each with organization A's key, and with B's key restricted to another application)")
             // B's objects are untouched.
             #expect(try await api.get("/v1/applications/\(appB)", key: keyB).string("name") == "B's")
             let endpoint = try await api.get("/v1/applications/\(appB)/endpoints/\(endpointB)", key: keyB)
