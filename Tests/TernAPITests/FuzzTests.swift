@@ -19,7 +19,7 @@ import Testing
                 #expect(status == 0, "\(output.suffix(4000))")
                 #expect(output.contains("passed"), "\(output.suffix(2000))")
                 let summary = output.split(separator: "\n").filter { $0.contains("test cases") || $0.contains("passed") || $0.contains("generated") }
-                print("FUZZ \(paths[1]): \(summary.suffix(3).joined(separator: " | "))")
+                print("FUZZ \(paths[0] == "--exclude-path-regex" ? "organization API" : "admin API"): \(summary.suffix(3).joined(separator: " | "))")
             }
         }
     }
