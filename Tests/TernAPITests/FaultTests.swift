@@ -192,9 +192,19 @@ extension FaultTests {
     @Test(.enabled(if: PrivatePostgres.available))
     func postgresRestartedDuringTheFlowLosesNothing() async throws {
         let cluster = try await PrivatePostgres.start()
-        defer { Task { try? await cluster.run("destroy") } }
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
+        do {
+            try await Self.restartDuringTheFlow(cluster, receiver)
+        } catch {
+            try? await cluster.run("destroy")
+            throw error
+        }
+        // Stopped here, before the test ends, so that no PostgreSQL outlives the test process.
+        try await cluster.run("destroy")
+    }
+
+    static func restartDuringTheFlow(_ cluster: PrivatePostgres, _ receiver: Receiver) async throws {
         try await withTern(.postgres, databaseURL: cluster.url, live: true) { api in
             let (key, app) = try await WorkerProcessTests.prepare(api, url: receiver.url("/hook"))
             let base = "http://127.0.0.1:\(api.port!)"
