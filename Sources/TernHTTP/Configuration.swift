@@ -36,6 +36,8 @@ public struct TernConfiguration: Sendable {
     /// How long a client may take to send a request's head (from connecting, or from the previous answer) and then
     /// its body; a connection that takes longer is closed.
     public var requestReadTimeout = Duration.seconds(30)
+    /// How long SIGTERM waits for deliveries in flight (and everything else) to finish before cancelling them.
+    public var shutdownTimeout = Duration.seconds(45)
     /// How long delivered messages and dead-lettered deliveries are kept.
     public var retention = RetentionPolicy.standard
     /// The delivery workers' settings; `allowPrivateEndpoints` is copied in from above.

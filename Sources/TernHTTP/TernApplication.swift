@@ -147,3 +147,13 @@ public func describeDatabaseError(_ error: any Error) -> String {
     if let configuration = error as? ConfigurationError { return configuration.description }
     return String(text.prefix(300))
 }
+
+/// Runs a built application until SIGTERM or SIGINT. Shutdown is graceful (deliveries in flight finish, each within
+/// its endpoint's timeout of at most 30 s) for up to `gracefulFor`; after that the services are cancelled, so that a
+/// process whose database has gone away (where a claim can wait for a connection for ever) still exits.
+public func runUntilStopped(_ app: some ApplicationProtocol, gracefulFor: Duration) async throws {
+    var configuration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: app.logger)
+    configuration.maximumGracefulShutdownDuration = gracefulFor
+    configuration.maximumCancellationDuration = .seconds(5)
+    try await ServiceGroup(configuration: configuration).run()
+}

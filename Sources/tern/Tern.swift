@@ -106,6 +106,12 @@ struct Settings: ParsableArguments {
             }
             configuration.requestReadTimeout = .seconds(value)
         }
+        if let timeout = environment["TERN_SHUTDOWN_TIMEOUT_SECONDS"] {
+            guard let value = Int(timeout), (1...3600).contains(value) else {
+                throw ConfigurationError("TERN_SHUTDOWN_TIMEOUT_SECONDS must be a whole number from 1 to 3600 (got '\(timeout)')")
+            }
+            configuration.shutdownTimeout = .seconds(value)
+        }
         return configuration
     }
 }
@@ -125,7 +131,8 @@ struct Serve: AsyncParsableCommand {
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
             TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),
-            TERN_REQUEST_TIMEOUT_SECONDS (time for a client to send a request's head, then its body, default 30).
+            TERN_REQUEST_TIMEOUT_SECONDS (time for a client to send a request's head, then its body, default 30),
+            TERN_SHUTDOWN_TIMEOUT_SECONDS (how long SIGTERM lets work in flight finish before cancelling it, default 45).
             """
     )
 
@@ -135,7 +142,7 @@ struct Serve: AsyncParsableCommand {
         do {
             let configuration = try self.settings.configuration()
             let app = try await buildApplication(configuration)
-            try await app.runService()
+            try await runUntilStopped(app, gracefulFor: configuration.shutdownTimeout)
         } catch let error as ConfigurationError {
             fail(error.description)
         } catch {

@@ -178,6 +178,33 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+extension FaultTests {
+    /// SIGTERM to a `tern serve` process whose PostgreSQL has gone away: its workers wait for a connection that never
+    /// comes, so after the shutdown timeout (3 s here, 45 s by default) what is left is cancelled and it exits.
+    /// Before this, such a process ignored SIGTERM for good.
+    @Test(.enabled(if: PrivatePostgres.available))
+    func sigtermExitsEvenWithTheDatabaseGone() async throws {
+        let cluster = try await PrivatePostgres.start()
+        do {
+            let server = try WorkerProcess.start(databaseURL: cluster.url, role: "all", environment: ["TERN_SHUTDOWN_TIMEOUT_SECONDS": "3"])
+            #expect(await server.waitUntilReady(), "\(server.log)")
+            try await cluster.run("stop")
+            // Past the workers' 5 s poll, so that one is waiting for a connection when SIGTERM comes.
+            try await Task.sleep(for: .seconds(7))
+            let start = ContinuousClock.now
+            _ = await server.terminate()
+            let elapsed = start.duration(to: .now)
+            #expect(!server.process.isRunning, "tern serve ignored SIGTERM with its database gone: \(server.log.suffix(2000))")
+            if server.process.isRunning { await server.kill() }
+            print("FAULT sigterm-database-gone exited=\(!server.process.isRunning) after_ms=\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)")
+        } catch {
+            try? await cluster.run("destroy")
+            throw error
+        }
+        try await cluster.run("destroy")
+    }
+}
+
 /// Counts what a publisher saw, by outcome.
 final class Tally: Sendable {
     let state = Mutex<[String: Int]>([:])

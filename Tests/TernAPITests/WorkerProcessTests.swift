@@ -20,7 +20,9 @@ final class WorkerProcess: Sendable {
         return repositoryRoot.appendingPathComponent(".build/debug/tern")
     }
 
-    static func start(databaseURL: String, role: String = "worker", leaseSeconds: Int = 60, concurrency: Int = 128) throws -> WorkerProcess {
+    static func start(
+        databaseURL: String, role: String = "worker", leaseSeconds: Int = 60, concurrency: Int = 128, environment: [String: String] = [:]
+    ) throws -> WorkerProcess {
         let port = try freePort()
         let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("tern-worker-\(UUID().uuidString).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -33,7 +35,7 @@ final class WorkerProcess: Sendable {
             "TERN_ENCRYPTION_KEY": testEncryptionKey, "TERN_ALLOW_PRIVATE_ENDPOINTS": "true", "TERN_LOG_LEVEL": "info",
             "TERN_DELIVERY_LEASE_SECONDS": String(leaseSeconds), "TERN_WORKER_CONCURRENCY": String(concurrency),
             "TERN_RESOURCES_DIR": repositoryRoot.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-        ]
+        ].merging(environment) { $1 }
         let log = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = log
         process.standardError = log
@@ -54,11 +56,11 @@ final class WorkerProcess: Sendable {
         _ = await eventually(timeout: .seconds(10)) { !self.process.isRunning }
     }
 
-    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    /// Sends SIGTERM and waits up to 30 s for the process to exit; returns its exit status (-1 if it is still running).
     func terminate() async -> Int32 {
         Foundation.kill(self.process.processIdentifier, SIGTERM)
         _ = await eventually(timeout: .seconds(30)) { !self.process.isRunning }
-        return self.process.terminationStatus
+        return self.process.isRunning ? -1 : self.process.terminationStatus
     }
 
     /// Waits until `GET /health` answers (the worker has migrated and runs).
