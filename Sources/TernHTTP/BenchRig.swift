@@ -27,15 +27,7 @@ struct BenchRig: Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        var quiet = Logger(label: "bench")
-        quiet.logLevel = .error
-        let receiverRouter = Router()
-        receiverRouter.post("hook") { request, _ -> HTTPResponse.Status in
-            receive(try await request.body.collect(upTo: 1 << 20))
-            return .noContent
-        }
-        let receiverPort = try DeliveryBenchmark.freePort()
-        let receiver = Application(router: receiverRouter, configuration: .init(address: .hostname("127.0.0.1", port: receiverPort)), logger: quiet)
+        let (receiver, receiverPort) = try Self.receiver(receive)
         var configuration = TernConfiguration(resourcesDirectory: resources)
         configuration.databaseURL = databaseURL ?? "sqlite://\(directory.path)/bench.sqlite"
         configuration.port = try DeliveryBenchmark.freePort()
@@ -44,7 +36,7 @@ struct BenchRig: Sendable {
         configuration.allowPrivateEndpoints = true
         configuration.logLevel = .error
         let tern = try await buildApplication(configuration)
-        let services = ServiceGroup(configuration: .init(services: [receiver, tern], logger: quiet))
+        let services = ServiceGroup(configuration: .init(services: [receiver, tern], logger: Self.quietLogger))
         let running = Task { try await services.run() }
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
@@ -53,15 +45,7 @@ struct BenchRig: Sendable {
         do {
             let api = DeliveryBenchmark.Client(http: client, base: "http://127.0.0.1:\(configuration.port)")
             guard await api.waitForHealth() else { throw ConfigurationError("Tern did not start") }
-            let admin = configuration.adminKey!
-            // No publish rate limit or quota: the benchmark measures the engine, not the plan.
-            let (planStatus, planBody) = try await api.send(
-                "/v1/admin/plans/bench", key: admin, #"{"name": "Bench", "rate_limit_per_minute": null, "max_messages_per_month": null}"#, method: .PUT
-            )
-            guard planStatus == 201 || planStatus == 200 else { throw ConfigurationError("cannot create the bench plan: \(planBody)") }
-            let org = try await api.post("/v1/admin/organizations", key: admin, #"{"name": "bench", "plan": "bench"}"#)
-            let key = try await api.post("/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "bench"}"#)["key"]!
-            let app = try await api.post("/v1/applications", key: key, #"{"name": "bench"}"#)["id"]!
+            let (key, app) = try await Self.application(api, admin: configuration.adminKey!)
             let rig = BenchRig(
                 api: api, key: key, app: app, receiverPort: receiverPort,
                 databaseKind: configuration.databaseURL.hasPrefix("postgres") ? "postgres" : "sqlite"
@@ -74,6 +58,38 @@ struct BenchRig: Sendable {
         await services.triggerGracefulShutdown()
         _ = await running.result
         return try outcome.get()
+    }
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// A receiver on a free port of 127.0.0.1 answering 204 at `/hook`, handing each body to `receive`; not started.
+    static func receiver(_ receive: @escaping @Sendable (ByteBuffer) -> Void) throws -> (some ApplicationProtocol, Int) {
+        let router = Router()
+        router.post("hook") { request, _ -> HTTPResponse.Status in
+            receive(try await request.body.collect(upTo: 1 << 20))
+            return .noContent
+        }
+        let port = try DeliveryBenchmark.freePort()
+        return (Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: Self.quietLogger), port)
+    }
+
+    /// Through the admin API: a plan without limits (the benchmarks measure the engine, not the plan), an
+    /// organization on it, its API key and an application; returns (key, application id).
+    static func application(_ api: DeliveryBenchmark.Client, admin: String) async throws -> (String, String) {
+        let (planStatus, planBody) = try await api.send(
+            "/v1/admin/plans/bench", key: admin,
+            #"{"name": "Bench", "rate_limit_per_minute": null, "max_messages_per_month": null, "max_endpoints": null, "max_applications": null}"#,
+            method: .PUT
+        )
+        guard planStatus == 201 || planStatus == 200 else { throw ConfigurationError("cannot create the bench plan: \(planBody)") }
+        let org = try await api.post("/v1/admin/organizations", key: admin, #"{"name": "bench", "plan": "bench"}"#)
+        let key = try await api.post("/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "bench"}"#)["key"]!
+        let app = try await api.post("/v1/applications", key: key, #"{"name": "bench"}"#)["id"]!
+        return (key, app)
     }
 
     /// Creates an endpoint of `tenant` at the receiver.
