@@ -23,6 +23,32 @@ import Testing
         }
     }
 
+    /// A fresh database of `backend` with an application and one endpoint at `url`, set up through an API-only Tern
+    /// that has ended by the time this returns; returns (database URL, key, application id).
+    static func preparedDatabase(_ backend: Backend, endpointURL url: String) async throws -> (String, String, String) {
+        let databaseURL = try await backend.freshDatabaseURL()
+        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (k, a) = try await WorkerProcessTests.prepare(api, url: url)
+            try await api.withDatabase { sql in try await sql.raw("UPDATE organizations SET name = \(bind: k + " " + a)").run() }
+        }
+        let names = try await API.names(databaseURL)
+        return (databaseURL, names[0], names[1])
+    }
+
+    /// Publishes an `order.created` event for tenant-1 with `payload` to the Tern on `port`, over real HTTP with a
+    /// 5 s timeout; returns the status and, for a 202, the message id, or nil when no answer came.
+    static func publish(port: Int, key: String, app: String, payload: String) async -> (status: Int, id: String?)? {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/applications/\(app)/events")
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(key)")
+        request.headers.add(name: "content-type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": \#(payload)}"#))
+        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)) else { return nil }
+        let body = (try? await response.body.collect(upTo: 1 << 16)).map { String(buffer: $0) } ?? ""
+        let id = response.status == .accepted ? (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String : nil
+        return (Int(response.status.code), id)
+    }
+
     @Test(arguments: Backend.available)
     func workersKilledRepeatedlyWhileFiveThousandEventsFlowLoseNothing(_ backend: Backend) async throws {
         let receiver = try await Receiver.start()
@@ -74,14 +100,8 @@ import Testing
     func anAPIProcessKilledDuringAPublishBurstHalfStoresNothing(_ backend: Backend) async throws {
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
-        let databaseURL = try await backend.freshDatabaseURL()
         // Set up through an API-only Tern in the test, then publish to a separate API process and kill it.
-        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
-            let (k, a) = try await WorkerProcessTests.prepare(api, url: receiver.url("/hook"))
-            try await api.withDatabase { sql in try await sql.raw("UPDATE organizations SET name = \(bind: k + " " + a)").run() }
-        }
-        let names = try await API.names(databaseURL)
-        let (key, app) = (names[0], names[1])
+        let (databaseURL, key, app) = try await Self.preparedDatabase(backend, endpointURL: receiver.url("/hook"))
         let server = try WorkerProcess.start(databaseURL: databaseURL, role: "api")
         #expect(await server.waitUntilReady(), "\(server.log)")
         let accepted = Accepted()
@@ -90,17 +110,9 @@ import Testing
             for client in 0..<8 {
                 group.addTask {
                     for index in 0..<1_000 {
-                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/v1/applications/\(app)/events")
-                        request.method = .POST
-                        request.headers.add(name: "authorization", value: "Bearer \(key)")
-                        request.headers.add(name: "content-type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(string: #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"c": \#(client), "n": \#(index)}}"#))
                         sent.add("")
-                        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)) else { return }
-                        let body = (try? await response.body.collect(upTo: 1 << 16)).map { String(buffer: $0) } ?? ""
-                        if response.status == .accepted, let id = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String {
-                            accepted.add(id)
-                        }
+                        guard let answer = await Self.publish(port: server.port, key: key, app: app, payload: #"{"c": \#(client), "n": \#(index)}"#) else { return }
+                        if let id = answer.id { accepted.add(id) }
                     }
                 }
             }
@@ -235,26 +247,18 @@ extension FaultTests {
         try await withTern(.postgres, databaseURL: cluster.url, live: true) { api in
             let (key, app) = try await WorkerProcessTests.prepare(api, url: receiver.url("/hook"))
             let base = "http://127.0.0.1:\(api.port!)"
+            let port = api.port!
             let accepted = Accepted()
             let outcomes = Tally()
             let health = Tally()
             let stop = Latch()
             func publish(_ index: Int) async {
-                var request = HTTPClientRequest(url: "\(base)/v1/applications/\(app)/events")
-                request.method = .POST
-                request.headers.add(name: "authorization", value: "Bearer \(key)")
-                request.headers.add(name: "content-type", value: "application/json")
-                request.body = .bytes(ByteBuffer(string: #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": \#(index)}}"#))
-                do {
-                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
-                    let body = String(buffer: try await response.body.collect(upTo: 1 << 16))
-                    outcomes.add(String(response.status.code))
-                    if response.status == .accepted, let id = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String {
-                        accepted.add(id)
-                    }
-                } catch {
+                guard let answer = await FaultTests.publish(port: port, key: key, app: app, payload: #"{"n": \#(index)}"#) else {
                     outcomes.add("no-answer")
+                    return
                 }
+                outcomes.add(String(answer.status))
+                if let id = answer.id { accepted.add(id) }
             }
             var afterRestart = 0
             await withTaskGroup(of: Void.self) { group in
@@ -311,6 +315,9 @@ extension FaultTests {
         case fine0, fine1, fine2, fine3, fine4, fine5, fine6
 
         static func of(_ n: Int) -> Misbehaviour { Misbehaviour(rawValue: n % 14)! }
+
+        /// The `n` of a payload `{"n":<n>}`, or of a request body that ends with it.
+        static func number(_ text: String) -> Int { Int(text.split(separator: ":").last?.prefix { $0.isNumber } ?? "") ?? -1 }
     }
 
     /// A receiver failing half the first attempts in every way it can (500, a connection cut in the middle of the
@@ -321,8 +328,7 @@ extension FaultTests {
     func aMisbehavingReceiverEndsEveryDeliveryDeliveredOrDeadLettered(_ backend: Backend) async throws {
         let receiver = try await ChaosReceiver.start { path, _, body, attempt in
             if path == "/broken" { return .cutMidResponse }
-            let n = Int(body.split(separator: "\"n\":").last?.prefix { $0.isNumber } ?? "") ?? 0
-            let kind = Misbehaviour.of(n)
+            let kind = Misbehaviour.of(max(0, Misbehaviour.number(body)))
             if kind == .failsForever { return .answer(status: 503) }
             guard attempt == 1 else { return .answer(status: 200) }
             switch kind {
@@ -363,7 +369,7 @@ extension FaultTests {
                     let payload = try row.decode(column: "payload", as: String.self)
                     return Row(
                         status: try row.decode(column: "status", as: String.self), attempts: try row.decode(column: "attempt_count", as: Int.self),
-                        n: Int(payload.split(separator: ":").last?.prefix { $0.isNumber } ?? "") ?? -1, endpoint: try row.decode(column: "endpoint_id", as: String.self)
+                        n: Misbehaviour.number(payload), endpoint: try row.decode(column: "endpoint_id", as: String.self)
                     )
                 }
             }
@@ -385,14 +391,14 @@ extension FaultTests {
             #expect(wrong.isEmpty, "\(wrong.prefix(10))")
             #expect(rows.filter { $0.endpoint == mixed }.count == events)
             func firstAttempt(_ kind: Misbehaviour) -> (String?, Int?)? {
-                errors.first { Misbehaviour.of(Int($0.2.split(separator: ":").last?.prefix { $0.isNumber } ?? "") ?? 0) == kind }.map { ($0.0, $0.1) }
+                errors.first { Misbehaviour.of(max(0, Misbehaviour.number($0.2))) == kind }.map { ($0.0, $0.1) }
             }
             #expect(firstAttempt(.slow)?.0?.contains("timed out") == true, "\(String(describing: firstAttempt(.slow)))")
             #expect(firstAttempt(.cutMidResponse)?.0 != nil, "a cut answer is a failed attempt with an error")
             #expect(firstAttempt(.closeWithoutAnswer)?.0 != nil)
             #expect(firstAttempt(.redirect)?.1 == 302)
             // Retry-After: 3 beats the schedule's 1 s.
-            let throttled = receiver.all.filter { $0.path == "/mixed" && Misbehaviour.of(Int($0.body.split(separator: ":").last?.prefix { $0.isNumber } ?? "") ?? 0) == .throttled }
+            let throttled = receiver.all.filter { $0.path == "/mixed" && Misbehaviour.of(max(0, Misbehaviour.number($0.body))) == .throttled }
             let gaps = Dictionary(grouping: throttled, by: \.id).values.compactMap { arrivals -> Duration? in
                 let sorted = arrivals.sorted { $0.attempt < $1.attempt }
                 return sorted.count == 2 ? sorted[0].at.duration(to: sorted[1].at) : nil
@@ -421,13 +427,7 @@ extension FaultTests {
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         receiver.script("/hook", then: .init(status: 200, delay: .milliseconds(100)))
-        let databaseURL = try await backend.freshDatabaseURL()
-        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
-            let (k, a) = try await WorkerProcessTests.prepare(api, url: receiver.url("/hook"))
-            try await api.withDatabase { sql in try await sql.raw("UPDATE organizations SET name = \(bind: k + " " + a)").run() }
-        }
-        let names = try await API.names(databaseURL)
-        let (key, app) = (names[0], names[1])
+        let (databaseURL, key, app) = try await Self.preparedDatabase(backend, endpointURL: receiver.url("/hook"))
         let server = try WorkerProcess.start(databaseURL: databaseURL, role: "all", concurrency: 32)
         #expect(await server.waitUntilReady(), "\(server.log)")
         let accepted = Accepted()
@@ -440,22 +440,12 @@ extension FaultTests {
                     var index = 0
                     while server.process.isRunning {
                         index += 1
-                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/v1/applications/\(app)/events")
-                        request.method = .POST
-                        request.headers.add(name: "authorization", value: "Bearer \(key)")
-                        request.headers.add(name: "content-type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(string: #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"c": \#(client), "n": \#(index)}}"#))
-                        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)) else {
+                        guard let answer = await Self.publish(port: server.port, key: key, app: app, payload: #"{"c": \#(client), "n": \#(index)}"#) else {
                             refused.add("no-answer")
                             try? await Task.sleep(for: .milliseconds(20))
                             continue
                         }
-                        let body = (try? await response.body.collect(upTo: 1 << 16)).map { String(buffer: $0) } ?? ""
-                        if response.status == .accepted, let id = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["id"] as? String {
-                            accepted.add(id)
-                        } else {
-                            refused.add(String(response.status.code))
-                        }
+                        if let id = answer.id { accepted.add(id) } else { refused.add(String(answer.status)) }
                         try? await Task.sleep(for: .milliseconds(5))
                     }
                 }
