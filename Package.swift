@@ -53,6 +53,7 @@ let package = Package(
                 .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -79,13 +80,25 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Every benchmark: one rig that starts `tern serve` as a child process, one measurement toolkit.
+        .target(
+            name: "TernBench",
+            dependencies: [
+                "TernCore",
+                "TernStorage",
+                "TernHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -93,8 +106,21 @@ let package = Package(
             name: "tern",
             dependencies: [
                 "TernHTTP",
+                "TernBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // What the test targets share: the app under test, its HTTP client, receivers and the database backends.
+        .target(
+            name: "TernTesting",
+            dependencies: [
+                "TernHTTP",
+                "TernDelivery",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
+            path: "Tests/TernTesting",
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -102,16 +128,22 @@ let package = Package(
             dependencies: ["TernCore"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "TernStorageTests", dependencies: ["TernTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "TernDeliveryTests", dependencies: ["TernTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TernAPITests",
             dependencies: [
-                "TernHTTP",
-                "TernDelivery",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "SQLKit", package: "sql-kit"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "TernTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TernSystemTests",
+            dependencies: [
+                "TernTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -137,6 +137,9 @@ public final class DeliveryWorker: Service, Sendable {
         logger[metadataKey: "message_id"] = "\(job.messageID)"
         logger[metadataKey: "delivery_id"] = "\(job.deliveryID)"
         logger[metadataKey: "endpoint_id"] = "\(job.endpointID)"
+        if job.leaseExpiries > 0 {
+            logger.warning("delivery lease expired; sent again", metadata: ["lease_expiries": "\(job.leaseExpiries)"])
+        }
         DeliveryMetrics.attemptDuration.recordMilliseconds(record.durationMS)
         for retry in 0..<5 {
             do {
@@ -176,28 +179,7 @@ public final class DeliveryWorker: Service, Sendable {
         }
         if let reason = result.disabledReason {
             DeliveryMetrics.breakerTrip(reason: reason)
-            logger.warning("endpoint disabled", metadata: ["disabled_reason": "\(reason)"])
+            logger.warning("endpoint disabled", metadata: ["disabled_reason": "\(reason)", "detail": "\(result.disabledDetail ?? "")"])
         }
-    }
-}
-
-/// The delivery engine's metrics (exported by `/metrics` when Prometheus is bootstrapped).
-public enum DeliveryMetrics {
-    static let attemptDuration = Metrics.Timer(label: "tern_attempt_duration_seconds", preferredDisplayUnit: .seconds)
-    static let delivered = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "delivered")])
-    static let failed = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "failed")])
-    static let exhausted = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "exhausted")])
-
-    static func outcome(_ status: DeliveryStatus) {
-        switch status {
-        case .delivered: Self.delivered.increment()
-        case .failed: Self.failed.increment()
-        case .exhausted: Self.exhausted.increment()
-        default: break
-        }
-    }
-
-    static func breakerTrip(reason: String) {
-        Counter(label: "tern_circuit_breaker_trips_total", dimensions: [("reason", reason)]).increment()
     }
 }

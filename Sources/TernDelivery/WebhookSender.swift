@@ -74,17 +74,12 @@ struct WebhookSender: Sendable {
                 // was sent, so this is not an attempt yet. Once more, on a new connection.
                 response = try await self.client.execute(request, deadline: deadline)
             }
+            // One byte more than is kept tells `truncatedBody` that the body was cut; the rest is not read.
             var kept: [UInt8] = []
-            var truncated = false
             for try await chunk in response.body {
                 kept.append(contentsOf: chunk.readableBytesView.prefix(Attempt.maxResponseBodyBytes + 4 - kept.count))
-                if kept.count > Attempt.maxResponseBodyBytes {
-                    truncated = true
-                    break
-                }
-                if NIODeadline.now() > deadline { break }
+                if kept.count > Attempt.maxResponseBodyBytes || NIODeadline.now() > deadline { break }
             }
-            _ = truncated
             return finish(
                 status: Int(response.status.code), responseBody: Attempt.truncatedBody(kept), error: nil,
                 retryAfter: response.headers.first(name: "retry-after")
@@ -107,14 +102,20 @@ struct WebhookSender: Sendable {
             }
         }
         if let connection = error as? NIOConnectionError {
-            let causes = connection.connectionErrors.map { "\($0.error)" }
-            if causes.contains(where: { $0.contains("refused") || $0.contains("111") }) { return "connection refused" }
-            return "cannot connect: \(causes.first ?? "\(connection)")"
+            if connection.connectionErrors.contains(where: { Self.isRefused($0.error) }) { return "connection refused" }
+            return "cannot connect: \(connection.connectionErrors.first.map { "\($0.error)" } ?? "\(connection)")"
         }
+        if Self.isRefused(error) { return "connection refused" }
         if let channel = error as? ChannelError, channel == .ioOnClosedChannel { return "the connection closed before the request was sent" }
         let text = "\(error)"
-        if text.contains("Connection refused") || text.contains("connectionRefused") { return "connection refused" }
         if text.contains("refused by the SSRF guard") { return String(text.prefix(300)) }
         return "cannot deliver: \(String(text.prefix(300)))"
+    }
+
+    /// Whether the receiver refused the connection (ECONNREFUSED), told by the error's type and code, not its text.
+    static func isRefused(_ error: any Error) -> Bool {
+        if let io = error as? IOError { return io.errnoCode == ECONNREFUSED }
+        if let connection = error as? NIOConnectionError { return connection.connectionErrors.contains { Self.isRefused($0.error) } }
+        return false
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import TernBench
 import TernHTTP
 import TernStorage
 
@@ -177,7 +178,7 @@ struct Migrate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks on 127.0.0.1; prints one JSON object.",
-        subcommands: [All.self, Growth.self, Auth.self, Delivery.self, Portal.self],
+        subcommands: [All.self, Growth.self, Auth.self, Portal.self],
         defaultSubcommand: All.self
     )
 
@@ -247,32 +248,6 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    struct Delivery: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Publish and deliver through Tern to a receiver, both on 127.0.0.1: throughput, then open-loop latency."
-        )
-
-        @Option(help: "Database URL (default: a temporary SQLite file).") var database: String?
-        @Option(help: "Events in the closed-loop burst.") var events = 5_000
-        @Option(help: "Concurrent publishing clients in the burst.") var concurrency = 32
-        @Option(help: "Events per second in the open-loop run.") var rate = 200
-        @Option(help: "Seconds of the open-loop run.") var seconds = 10
-        @Option(help: "Approximate payload size in bytes.") var payloadBytes = 1_024
-
-        func run() async throws {
-            let resources = Bench.resources()
-            var options = DeliveryBenchmark.Options(resources: resources)
-            options.databaseURL = self.database
-            options.events = self.events
-            options.concurrency = self.concurrency
-            options.rate = self.rate
-            options.seconds = self.seconds
-            options.payloadBytes = self.payloadBytes
-            let result = try await DeliveryBenchmark.run(options)
-            try Bench.printJSON(result)
-        }
-    }
-
     struct Portal: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time the portal's pages for a tenant with many endpoints and deliveries (all on 127.0.0.1)."
@@ -286,7 +261,7 @@ struct Bench: AsyncParsableCommand {
         func run() async throws {
             let resources = Bench.resources()
             let result = try await PortalBenchmark.run(
-                resources: resources, databaseURL: self.database, endpoints: self.endpoints, deliveries: self.deliveries, requests: self.requests
+                executable: Bench.executable, resources: resources, databaseURL: self.database, endpoints: self.endpoints, deliveries: self.deliveries, requests: self.requests
             )
             try Bench.printJSON(result)
         }

@@ -7,6 +7,7 @@ import TernCore
 import TernHTTP
 import TernStorage
 import Testing
+@testable import TernTesting
 
 @Suite struct PlanLimitTests {
     @Test(arguments: Backend.available)
@@ -142,19 +143,17 @@ import Testing
             try await Migrator(directory: repositoryRoot.appendingPathComponent("Migrations")).migrate(database, logger: Logger(label: "test"))
             let store = Store(database: database, secretBox: SecretBox(keyBase64: testEncryptionKey)!)
             let organization = try await store.createOrganization(name: "Acme", plan: "free")
-            let token = APIKeyToken.generate()
-            let key = try await store.createAPIKey(
-                organizationID: organization.id, name: "k", scopes: ["*"], applicationID: nil, token: token, secretHash: Argon2id.hash(token.secret)
-            )
+            let issued = try await store.issueAPIKey(organizationID: organization.id, name: "k", scopes: ["*"], applicationID: nil)
+            let (key, token) = (issued.key, issued.token)
             let nodeA = Authenticator(store: store, adminKey: nil, recheckInterval: .milliseconds(200), logger: Logger(label: "a"))
             let nodeB = Authenticator(store: store, adminKey: nil, recheckInterval: .milliseconds(200), logger: Logger(label: "b"))
-            _ = try await nodeA.authenticate(token.token)
-            _ = try await nodeB.authenticate(token.token)
+            _ = try await nodeA.authenticate(token)
+            _ = try await nodeB.authenticate(token)
             try await store.revokeAPIKey(organizationID: organization.id, keyID: key.id)
             nodeA.evict(keyID: key.id)
-            await #expect(throws: TernError.self) { try await nodeA.authenticate(token.token) }
+            await #expect(throws: TernError.self) { try await nodeA.authenticate(token) }
             try await Task.sleep(for: .milliseconds(300))
-            await #expect(throws: TernError.self) { try await nodeB.authenticate(token.token) }
+            await #expect(throws: TernError.self) { try await nodeB.authenticate(token) }
             // last_used_at is written in batches, not per request.
             await nodeA.flushLastUsed()
             #expect(try await store.storedKey(key.id)?.key.lastUsedAt != nil)

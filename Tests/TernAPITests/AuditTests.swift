@@ -1,6 +1,7 @@
 import Foundation
 import TernCore
 import Testing
+@testable import TernTesting
 
 /// Every kind of write, through the API, the portal, the admin area and the engine itself, lands in the audit log.
 @Suite struct AuditTests {

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import TernCore
 import Testing
+@testable import TernTesting
 
 /// Inbound sources: each provider's request signed the way the provider documents it, verified, deduplicated,
 /// and delivered onward to a real receiver. The signing here is written from the providers' docs, not Tern's code.

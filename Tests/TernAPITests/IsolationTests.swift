@@ -7,6 +7,7 @@ import TernHTTP
 import TernStorage
 import Testing
 import Yams
+@testable import TernTesting
 
 /// Every route the router serves, read from the router itself so that a new route cannot be left out.
 func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)] {

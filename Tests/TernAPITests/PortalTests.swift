@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import TernCore
 import Testing
+@testable import TernTesting
 
 /// The portal and admin pages through HTTP: sessions, tenant isolation, CSRF, escaping, embedding.
 @Suite struct PortalTests {

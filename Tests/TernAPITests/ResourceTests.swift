@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import TernTesting
 
 @Suite struct ResourceTests {
     @Test(arguments: Backend.available)

@@ -1,0 +1,238 @@
+import AsyncHTTPClient
+import Foundation
+import Histogram
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import TernCore
+import TernStorage
+
+/// `tern bench`: Tern against this machine's own limits, in one run. For SQLite (a temporary file) and, when a URL is
+/// given, PostgreSQL, it starts `tern serve` as a child process and a receiver answering 204 in this process, both on
+/// 127.0.0.1, and measures:
+/// - the ceilings: the receiver's own acceptance rate, Tern's HTTP rate on a trivial route (`/livez`), and the
+///   database's single-row insert rate (one transaction per row, from `concurrency` writers);
+/// - a closed-loop burst of `events` publishes of about 1 KB from `concurrency` keep-alive clients to one endpoint:
+///   publish throughput and latency, delivery throughput, publish→receipt latency;
+/// - a fan-out burst to a tenant with `fanoutEndpoints` endpoints;
+/// - an open-loop run at `rate` events/s for `seconds`, each event timed from when it was due to be sent;
+/// - the server process's resident memory, idle and at its peak.
+/// Latencies go into HdrHistograms (microsecond resolution, 3 significant digits). It prints one JSON object.
+public enum Benchmark {
+    public struct Options: Sendable {
+        public var resources: URL
+        public var executable: URL
+        public var postgresURL: String?
+        public var events = 20_000
+        public var fanoutEvents = 2_000
+        public var fanoutEndpoints = 10
+        public var concurrency = 64
+        public var rate = 1_000
+        public var seconds = 30
+        public var payloadBytes = 1_024
+
+        public init(resources: URL, executable: URL) {
+            self.resources = resources
+            self.executable = executable
+        }
+    }
+
+    public struct Report: Encodable, Sendable {
+        var machine: Machine
+        var sqlite: DatabaseReport
+        var postgres: DatabaseReport?
+    }
+
+    struct Machine: Encodable, Sendable {
+        var cores: Int
+        var events: Int
+        var concurrency: Int
+        var payload_bytes: Int
+    }
+
+    struct DatabaseReport: Encodable, Sendable {
+        var ceilings: Ceilings
+        var publish_per_second: Double
+        var publish_latency_ms: Toolkit.Latency
+        var publish_ratio_to_http_ceiling: Double
+        var publish_ratio_to_insert_ceiling: Double
+        var deliveries_per_second: Double
+        var delivery_ratio_to_receiver_ceiling: Double
+        var burst_publish_to_receipt_ms: Toolkit.Latency
+        var fanout: Fanout
+        var open_loop: OpenLoop
+        var rss_idle_mib: Double
+        var rss_peak_mib: Double
+    }
+
+    struct Ceilings: Encodable, Sendable {
+        var receiver_requests_per_second: Double
+        var http_trivial_route_requests_per_second: Double
+        var database_single_row_inserts_per_second: Double
+    }
+
+    struct Fanout: Encodable, Sendable {
+        var endpoints_per_tenant: Int
+        var events: Int
+        var deliveries: Int
+        var publish_per_second: Double
+        var deliveries_per_second: Double
+    }
+
+    struct OpenLoop: Encodable, Sendable {
+        var rate: Int
+        var seconds: Int
+        var sent: Int
+        var received: Int
+        var publish_to_receipt_ms: Toolkit.Latency
+        /// From the scheduled send time to the 202: the publish's share of the latency above.
+        var publish_answered_ms: Toolkit.Latency
+    }
+
+    public static func run(_ options: Options) async throws -> Report {
+        let sqlite = try await Self.measure(options, databaseURL: nil)
+        var postgres: DatabaseReport?
+        if let url = options.postgresURL { postgres = try await Self.measure(options, databaseURL: url) }
+        return Report(
+            machine: Machine(
+                cores: ProcessInfo.processInfo.activeProcessorCount, events: options.events, concurrency: options.concurrency,
+                payload_bytes: options.payloadBytes
+            ),
+            sqlite: sqlite, postgres: postgres
+        )
+    }
+
+    static func measure(_ options: Options, databaseURL: String?) async throws -> DatabaseReport {
+        let sink = Toolkit.Sink()
+        return try await ServerRig.run(
+            executable: options.executable, resources: options.resources, databaseURL: databaseURL, concurrency: options.concurrency,
+            receive: sink.receive
+        ) { rig in
+            let (api, key, app) = (rig.api, rig.key, rig.app)
+            _ = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "bench.event"}"#)
+            try await rig.endpoint(tenant: "tenant-1")
+            try await Task.sleep(for: .seconds(1))
+            let idle = rig.server.residentMiB().current
+
+            // Ceilings.
+            let receiverCeiling = try await Toolkit.rate(requests: options.events, concurrency: options.concurrency) {
+                _ = try await api.send("http://127.0.0.1:\(rig.receiverPort)/hook", absolute: true, key: "", String(repeating: "x", count: options.payloadBytes))
+            }
+            let httpCeiling = try await Toolkit.rate(requests: options.events, concurrency: options.concurrency) {
+                _ = try await api.send("/livez", key: "", nil)
+            }
+            let insertCeiling = try await Self.insertRate(databaseURL: rig.databaseURL, seconds: 3, concurrency: options.concurrency)
+
+            // Closed loop, one endpoint.
+            let path = "/v1/applications/\(app)/events"
+            let padding = String(repeating: "x", count: max(0, options.payloadBytes - 40))
+            @Sendable func body(_ tenant: String, _ sentNanos: Int64) -> String {
+                #"{"event_type": "bench.event", "tenant_id": "\#(tenant)", "payload": {"t":\#(sentNanos),"pad":"\#(padding)"}}"#
+            }
+            let burstReceipts = sink.reset()
+            let publishLatency = Toolkit.Recorder()
+            let burstStart = ContinuousClock.now
+            try await Toolkit.closedLoop(count: options.events, concurrency: options.concurrency) { _ in
+                let start = ContinuousClock.now
+                try await api.publish(path, key: key, body("tenant-1", (start - sink.base).nanoseconds))
+                publishLatency.record(ContinuousClock.now - start)
+            }
+            let publishSeconds = (ContinuousClock.now - burstStart).seconds
+            guard await Toolkit.until(timeout: .seconds(600), { sink.count >= options.events }), let last = sink.last else {
+                throw ConfigurationError("not every event was delivered")
+            }
+            let deliverySeconds = (last - burstStart).seconds
+
+            // Fan-out: a tenant with several endpoints.
+            for _ in 0..<options.fanoutEndpoints { try await rig.endpoint(tenant: "tenant-fanout") }
+            _ = sink.reset()
+            let fanoutStart = ContinuousClock.now
+            try await Toolkit.closedLoop(count: options.fanoutEvents, concurrency: options.concurrency) { _ in
+                try await api.publish(path, key: key, body("tenant-fanout", (ContinuousClock.now - sink.base).nanoseconds))
+            }
+            let fanoutPublishSeconds = (ContinuousClock.now - fanoutStart).seconds
+            let fanoutDeliveries = options.fanoutEvents * options.fanoutEndpoints
+            guard await Toolkit.until(timeout: .seconds(600), { sink.count >= fanoutDeliveries }), let fanoutLast = sink.last else {
+                throw ConfigurationError("not every fan-out delivery arrived")
+            }
+            let fanoutSeconds = (fanoutLast - fanoutStart).seconds
+
+            // Open loop: one event every 1/rate s, each timed from when it was due.
+            let openReceipts = sink.reset()
+            let total = options.rate * options.seconds
+            let openStart = ContinuousClock.now + .milliseconds(100)
+            let answered = Toolkit.Recorder()
+            await withTaskGroup(of: Void.self) { sends in
+                for index in 0..<total {
+                    let due = openStart + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(options.rate))
+                    try? await Task.sleep(until: due, clock: .continuous)
+                    sends.addTask {
+                        // A publish that fails is not counted: `sent` is what was answered 202.
+                        guard (try? await api.publish(path, key: key, body("tenant-1", (due - sink.base).nanoseconds))) != nil else { return }
+                        answered.record(ContinuousClock.now - due)
+                    }
+                }
+            }
+            _ = await Toolkit.until(timeout: .seconds(120)) { sink.count >= total }
+            let memory = rig.server.residentMiB()
+
+            let publishRate = (Double(options.events) / publishSeconds).rounded()
+            let deliveryRate = (Double(options.events) / deliverySeconds).rounded()
+            return DatabaseReport(
+                ceilings: Ceilings(
+                    receiver_requests_per_second: receiverCeiling, http_trivial_route_requests_per_second: httpCeiling,
+                    database_single_row_inserts_per_second: insertCeiling
+                ),
+                publish_per_second: publishRate,
+                publish_latency_ms: publishLatency.latency,
+                publish_ratio_to_http_ceiling: Toolkit.ratio(publishRate, httpCeiling),
+                publish_ratio_to_insert_ceiling: Toolkit.ratio(publishRate, insertCeiling),
+                deliveries_per_second: deliveryRate,
+                delivery_ratio_to_receiver_ceiling: Toolkit.ratio(deliveryRate, receiverCeiling),
+                burst_publish_to_receipt_ms: burstReceipts.latency,
+                fanout: Fanout(
+                    endpoints_per_tenant: options.fanoutEndpoints, events: options.fanoutEvents, deliveries: fanoutDeliveries,
+                    publish_per_second: (Double(options.fanoutEvents) / fanoutPublishSeconds).rounded(),
+                    deliveries_per_second: (Double(fanoutDeliveries) / fanoutSeconds).rounded()
+                ),
+                open_loop: OpenLoop(
+                    rate: options.rate, seconds: options.seconds, sent: answered.latency.count, received: sink.count,
+                    publish_to_receipt_ms: openReceipts.latency, publish_answered_ms: answered.latency
+                ),
+                rss_idle_mib: idle, rss_peak_mib: memory.peak
+            )
+        }
+    }
+
+    /// Single-row inserts per second into a scratch table, one transaction each, from `concurrency` writers for
+    /// `seconds`, through the same `Database` layer Tern uses.
+    static func insertRate(databaseURL: String, seconds: Int, concurrency: Int) async throws -> Double {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let database = try await Database.open(try DatabaseLocation(url: databaseURL), logger: logger)
+        return try await database.whileRunning {
+            let table = try await ScratchTable.create(in: database)
+            let row = String(repeating: "x", count: 1_024)
+            let deadline = ContinuousClock.now + .seconds(seconds)
+            let start = ContinuousClock.now
+            let inserted = try await withThrowingTaskGroup(of: Int.self) { writers in
+                for _ in 0..<concurrency {
+                    writers.addTask {
+                        var count = 0
+                        while ContinuousClock.now < deadline {
+                            try await table.insert(row)
+                            count += 1
+                        }
+                        return count
+                    }
+                }
+                return try await writers.reduce(0, +)
+            }
+            let elapsed = (ContinuousClock.now - start).seconds
+            try await table.drop()
+            return (Double(inserted) / elapsed).rounded()
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import Metrics
+import TernCore
+
+/// The delivery engine's metrics (exported by `/metrics` when Prometheus is bootstrapped).
+public enum DeliveryMetrics {
+    static let attemptDuration = Metrics.Timer(label: "tern_attempt_duration_seconds", preferredDisplayUnit: .seconds)
+    static let delivered = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "delivered")])
+    static let failed = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "failed")])
+    static let exhausted = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "exhausted")])
+
+    static func outcome(_ status: DeliveryStatus) {
+        switch status {
+        case .delivered: Self.delivered.increment()
+        case .failed: Self.failed.increment()
+        case .exhausted: Self.exhausted.increment()
+        default: break
+        }
+    }
+
+    static func breakerTrip(reason: String) {
+        Counter(label: "tern_circuit_breaker_trips_total", dimensions: [("reason", reason)]).increment()
+    }
+}

@@ -1,0 +1,243 @@
+import HTTPTypes
+import Hummingbird
+import TernCore
+import TernStorage
+
+/// Tenants' endpoints of an application, and the tenants list.
+struct EndpointController {
+    let store: Store
+    let allowPrivateEndpoints: Bool
+
+    func addRoutes(to group: RouterGroup<ApplicationContext>) {
+        group.post("endpoints", use: self.create)
+        group.get("endpoints", use: self.list)
+        group.get("endpoints/:endpoint_id", use: self.get)
+        group.patch("endpoints/:endpoint_id", use: self.update)
+        group.delete("endpoints/:endpoint_id", use: self.delete)
+        group.post("endpoints/:endpoint_id/rotate-secret", use: self.rotateSecret)
+        group.post("endpoints/:endpoint_id/test", use: self.test)
+        group.post("endpoints/:endpoint_id/recover", use: self.recover)
+        group.get("tenants", use: self.tenants)
+    }
+
+    struct EndpointBody: Decodable, Sendable {
+        var tenant_id: String?
+        var url: String?
+        var name: String?
+        var description: String?
+        var events: [String]?
+        var headers: [String: String]?
+        var timeout_seconds: Int?
+        var metadata: [String: JSONValue]?
+        var status: EndpointStatus?
+        var secret: String?
+    }
+
+    /// A created endpoint: its fields and, this once, its signing secret.
+    struct CreatedEndpoint: Encodable {
+        var endpoint: Endpoint
+        var secret: String
+
+        enum CodingKeys: String, CodingKey { case secret }
+
+        func encode(to encoder: any Encoder) throws {
+            try self.endpoint.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(self.secret, forKey: .secret)
+        }
+    }
+
+    func validate(_ body: JSONBody<EndpointBody>, creating: Bool) throws {
+        let value = body.value
+        var validator = Validator()
+        if creating {
+            validator.tenantID(value.tenant_id)
+        } else if body.has("tenant_id") {
+            validator.fail("tenant_id", "cannot be changed; create an endpoint for the other tenant")
+        }
+        if creating || body.has("url") { validator.url(value.url, allowPrivate: self.allowPrivateEndpoints) }
+        if value.name != nil { validator.name(value.name, required: false) }
+        validator.text(value.description, "description", max: 4096)
+        for (index, event) in (value.events ?? []).enumerated() where !Rules.isEventTypeName(event) {
+            validator.fail("events[\(index)]", "must be an event type name of letters, digits, '_', '.' and '-'")
+        }
+        if (value.events ?? []).count > 500 { validator.fail("events", "at most 500 event types") }
+        validator.headers(value.headers)
+        validator.timeout(value.timeout_seconds)
+        if let metadata = value.metadata, JSONColumnSize.of(metadata) > 16_384 {
+            validator.fail("metadata", "must be at most 16 KB")
+        }
+        if let secret = value.secret, !EndpointSecret.isValid(secret) {
+            validator.fail("secret", "must be 'whsec_' followed by base64 of 24 to 64 bytes")
+        }
+        try validator.check()
+    }
+
+    @Sendable func create(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = context.applicationID
+        var request = request
+        let body = try await request.decodeJSON(EndpointBody.self)
+        try self.validate(body, creating: true)
+        let value = body.value
+        let secret = value.secret ?? EndpointSecret.generate()
+        let input = EndpointInput(
+            tenantID: value.tenant_id!, url: value.url!, name: value.name, description: value.description,
+            events: Self.unique(value.events ?? []), headers: value.headers ?? [:],
+            timeoutSeconds: value.timeout_seconds ?? Endpoint.defaultTimeoutSeconds, metadata: value.metadata ?? [:],
+            status: value.status ?? .active, secret: secret
+        )
+        let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: applicationID, input)
+        return try JSONResponse.created(CreatedEndpoint(endpoint: endpoint, secret: secret), id: endpoint.id)
+    }
+
+    @Sendable func list(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.read, "endpoints")
+        let applicationID = context.applicationID
+        let query = request.uri.queryParameters
+        let page = try request.pageRequest()
+        var filter = EndpointFilter(tenantID: query.get("tenant_id"))
+        filter.status = try EndpointStatus.query(query.get("status"), "status")
+        let endpoints = try await self.store.listEndpoints(
+            organizationID: context.organizationID, applicationID: applicationID, filter: filter, page
+        )
+        return try JSONResponse.make(endpoints)
+    }
+
+    @Sendable func get(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.read, "endpoints")
+        let applicationID = context.applicationID
+        let id = try context.parameters.require("endpoint_id")
+        return try JSONResponse.make(try await self.store.endpoint(organizationID: context.organizationID, applicationID: applicationID, id: id))
+    }
+
+    @Sendable func update(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = context.applicationID
+        let id = try context.parameters.require("endpoint_id")
+        var request = request
+        let body = try await request.decodeJSON(EndpointBody.self)
+        try self.validate(body, creating: false)
+        if body.value.secret != nil { throw TernError.invalid("secret", "use rotate-secret to change the secret") }
+        let value = body.value
+        let clearName = body.isNull("name"), clearDescription = body.isNull("description")
+        let endpoint = try await self.store.updateEndpoint(
+            organizationID: context.organizationID, applicationID: applicationID, id: id
+        ) { endpoint in
+            if let url = value.url { endpoint.url = url }
+            if let name = value.name { endpoint.name = name } else if clearName { endpoint.name = nil }
+            if let description = value.description { endpoint.description = description } else if clearDescription { endpoint.description = nil }
+            if let events = value.events { endpoint.events = Self.unique(events) }
+            if let headers = value.headers { endpoint.headers = headers }
+            if let timeout = value.timeout_seconds { endpoint.timeoutSeconds = timeout }
+            if let metadata = value.metadata { endpoint.metadata = metadata }
+            if let status = value.status, status != endpoint.status {
+                endpoint.status = status
+                if status == .disabled { endpoint.disabledReason = "manual" }
+            }
+        }
+        return try JSONResponse.make(endpoint)
+    }
+
+    @Sendable func delete(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = context.applicationID
+        let id = try context.parameters.require("endpoint_id")
+        try await self.store.deleteEndpoint(organizationID: context.organizationID, applicationID: applicationID, id: id)
+        return JSONResponse.noContent()
+    }
+
+    @Sendable func tenants(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.read, "endpoints")
+        let applicationID = context.applicationID
+        let page = try request.pageRequest()
+        return try JSONResponse.make(try await self.store.listTenants(organizationID: context.organizationID, applicationID: applicationID, page))
+    }
+
+    struct RotateBody: Decodable, Sendable { var secret: String? }
+
+    struct Rotated: Encodable {
+        var secret: String
+        var previous_secret_expires_at: Timestamp
+    }
+
+    /// A new secret at once; the old one keeps signing beside it for 24 hours.
+    @Sendable func rotateSecret(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = context.applicationID
+        let id = try context.parameters.require("endpoint_id")
+        var request = request
+        let body = try await request.decodeOptionalJSON(RotateBody.self).value
+        if let secret = body.secret, !EndpointSecret.isValid(secret) {
+            throw TernError.invalid("secret", "must be 'whsec_' followed by base64 of 24 to 64 bytes")
+        }
+        let secret = body.secret ?? EndpointSecret.generate()
+        let expires = try await self.store.rotateSecret(
+            organizationID: context.organizationID, applicationID: applicationID, endpointID: id, newSecret: secret
+        )
+        return try JSONResponse.make(Rotated(secret: secret, previous_secret_expires_at: expires))
+    }
+
+    struct TestBody: Decodable, Sendable { var event_type: String? }
+
+    struct TestSent: Encodable { var message_id: String }
+
+    /// The event type of test events when none is named.
+    static let testEventType = "tern.test"
+
+    @Sendable func test(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = context.applicationID
+        let id = try context.parameters.require("endpoint_id")
+        var request = request
+        let body = try await request.decodeOptionalJSON(TestBody.self).value
+        if body.event_type != nil {
+            var validator = Validator()
+            validator.eventTypeName(body.event_type, "event_type")
+            try validator.check()
+        }
+        let message = try await self.store.sendTestMessage(
+            organizationID: context.organizationID, applicationID: applicationID, endpointID: id,
+            eventType: body.event_type ?? Self.testEventType
+        )
+        return try JSONResponse.make(TestSent(message_id: message.id), status: .accepted)
+    }
+
+    struct RecoverBody: Decodable, Sendable {
+        var since: String?
+        var until: String?
+    }
+
+    struct Count: Encodable { var count: Int }
+
+    /// Re-queues the endpoint's failed and exhausted deliveries created in the window.
+    @Sendable func recover(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        let applicationID = context.applicationID
+        let id = try context.parameters.require("endpoint_id")
+        var request = request
+        let body = try await request.decodeJSON(RecoverBody.self).value
+        guard let since = try TimeParameter.parse(body.since, "since") else {
+            throw TernError.invalid("since", "is required: an RFC 3339 time")
+        }
+        let until = try TimeParameter.parse(body.until, "until")
+        if let until, until <= since { throw TernError.invalid("until", "must be after 'since'") }
+        let count = try await self.store.recoverEndpoint(
+            organizationID: context.organizationID, applicationID: applicationID, endpointID: id, since: since, until: until
+        )
+        return try JSONResponse.make(Count(count: count), status: .accepted)
+    }
+
+    /// Drops repeated names, keeping the first of each.
+    static func unique(_ names: [String]) -> [String] {
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }
+    }
+}
+
+/// The encoded size of a JSON value.
+enum JSONColumnSize {
+    static func of<T: Encodable>(_ value: T) -> Int {
+        (try? JSONResponse.encoder.encode(value).count) ?? 0
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TernCore
+import TernStorage
+
+/// Publishing events and reading them back.
+struct EventController {
+    let store: Store
+
+
+    func addRoutes(to group: RouterGroup<ApplicationContext>) {
+        group.post("events", use: self.publish)
+        group.get("events", use: self.list)
+        group.get("events/:message_id", use: self.get)
+    }
+
+    struct PublishBody: Decodable, Sendable {
+        var event_type: String?
+        var tenant_id: String?
+        var payload: PayloadShape?
+        var event_id: String?
+    }
+
+    /// What kind of JSON value the payload is, without building it: its bytes are taken as they arrived.
+    enum PayloadShape: Decodable, Sendable {
+        case object, null, other
+
+        init(from decoder: any Decoder) throws {
+            if (try? decoder.container(keyedBy: AnyKey.self)) != nil {
+                self = .object
+            } else if (try? decoder.singleValueContainer().decodeNil()) == true {
+                self = .null
+            } else {
+                self = .other
+            }
+        }
+
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+    }
+
+    /// The publish answer: the message without its payload, and how many deliveries it made.
+    struct PublishReply: Encodable {
+        var id: String
+        var event_type: String
+        var tenant_id: String
+        var event_id: String?
+        var created_at: Timestamp
+        var deliveries: Int
+
+        func encode(to encoder: any Encoder) throws {
+            enum Keys: String, CodingKey { case id, event_type, tenant_id, event_id, created_at, deliveries }
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(self.id, forKey: .id)
+            try container.encode(self.event_type, forKey: .event_type)
+            try container.encode(self.tenant_id, forKey: .tenant_id)
+            try container.encodeOrNull(self.event_id, forKey: .event_id)
+            try container.encode(self.created_at, forKey: .created_at)
+            try container.encode(self.deliveries, forKey: .deliveries)
+        }
+    }
+
+    /// Some room in the body for the fields around the payload.
+    static let envelopeBytes = 64 * 1024
+
+    @Sendable func publish(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.write, "events")
+        let applicationID = context.applicationID
+        let plan = try await self.store.plan(ofOrganization: context.organizationID)
+        let payloadLimit = plan.maxPayloadBytes ?? (16 << 20)
+        var request = request
+        let body = try await request.decodeJSON(PublishBody.self, limit: payloadLimit + Self.envelopeBytes)
+        let value = body.value
+        var validator = Validator()
+        validator.eventTypeName(value.event_type, "event_type")
+        validator.tenantID(value.tenant_id)
+        switch value.payload {
+        case .none, .some(.null): validator.fail("payload", "is required: a JSON object")
+        case .some(.other): validator.fail("payload", "must be a JSON object")
+        case .some(.object): break
+        }
+        if let eventID = value.event_id, eventID.isEmpty || eventID.utf8.count > 255 {
+            validator.fail("event_id", "must be 1 to 255 characters")
+        }
+        try validator.check()
+        let bytes = Array(body.raw)
+        guard let range = RawJSON.memberRange("payload", in: bytes) else { throw TernError.invalid("payload", "is required: a JSON object") }
+        guard range.count <= payloadLimit else { throw TernError.payloadTooLarge(limit: payloadLimit) }
+        let payload = String(decoding: bytes[range], as: UTF8.self)
+        let published = try await self.store.publish(
+            organizationID: context.organizationID, applicationID: applicationID,
+            PublishInput(
+                eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload, limits: PublishLimits(plan: plan)
+            )
+        )
+        let message = published.message
+        var response = try JSONResponse.make(
+            PublishReply(
+                id: message.id, event_type: message.eventType, tenant_id: message.tenantID, event_id: message.eventID,
+                created_at: message.createdAt, deliveries: published.deliveries
+            ),
+            status: published.created ? .accepted : .ok
+        )
+        if let rate = published.rate { response.headers.setRateLimit(rate) }
+        return response
+    }
+
+    @Sendable func list(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.read, "events")
+        let applicationID = context.applicationID
+        let query = request.uri.queryParameters
+        let page = try request.pageRequest()
+        let filter = MessageFilter(
+            tenantID: query.get("tenant_id"), eventType: query.get("event_type"),
+            since: try TimeParameter.parse(query.get("since"), "since"), until: try TimeParameter.parse(query.get("until"), "until")
+        )
+        return try JSONResponse.make(try await self.store.listMessages(
+            organizationID: context.organizationID, applicationID: applicationID, filter: filter, page
+        ))
+    }
+
+    /// A message with its deliveries.
+    struct MessageDetail: Encodable {
+        var message: Message
+        var deliveries: [Delivery]
+
+        enum CodingKeys: String, CodingKey { case deliveries }
+
+        func encode(to encoder: any Encoder) throws {
+            try self.message.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(self.deliveries, forKey: .deliveries)
+        }
+    }
+
+    @Sendable func get(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.read, "events")
+        let applicationID = context.applicationID
+        let id = try context.parameters.require("message_id")
+        let (message, deliveries) = try await self.store.message(organizationID: context.organizationID, applicationID: applicationID, id: id)
+        return try JSONResponse.make(MessageDetail(message: message, deliveries: deliveries))
+    }
+}
+
+/// `since` / `until` query and body values: RFC 3339 times.
+enum TimeParameter {
+    static func parse(_ value: String?, _ field: String) throws -> Timestamp? {
+        guard let value else { return nil }
+        guard let time = Timestamp(rfc3339: value) else {
+            throw TernError.invalid(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+        }
+        return time
+    }
+}
+
+extension HTTPFields {
+    /// `RateLimit-Limit` (the bucket size), `RateLimit-Remaining` (tokens left) and `RateLimit-Reset` (seconds until
+    /// the bucket is full), plus `Retry-After` when the request was refused.
+    mutating func setRateLimit(_ state: RateLimitState) {
+        self[HTTPField.Name("RateLimit-Limit")!] = String(state.limit)
+        self[HTTPField.Name("RateLimit-Remaining")!] = String(state.remaining)
+        self[HTTPField.Name("RateLimit-Reset")!] = String(state.resetSeconds)
+        if let retryAfter = state.retryAfterSeconds { self[.retryAfter] = String(retryAfter) }
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TernCore
+import TernStorage
+
+/// The portal's endpoint pages: list, add, edit, pause and resume, rotate the secret, send a test, delete.
+extension PortalController {
+    @Sendable func endpoints(_ request: Request, context: PortalContext) async throws -> Response {
+        struct View { var endpoints: [EndpointRow]; var empty: Bool; var more: Bool }
+        let endpoints = try await self.store.listEndpoints(
+            organizationID: context.organizationID, applicationID: context.applicationID,
+            filter: EndpointFilter(tenantID: context.tenantID), PageRequest(limit: PageRequest.maxLimit)
+        )
+        let stats = try await self.store.endpointStats(
+            applicationID: context.applicationID, tenantID: context.tenantID, since: Timestamp.now().adding(seconds: -7 * 24 * 3600)
+        )
+        let rows = endpoints.data.map { Self.row($0, stats[$0.id]) }
+        return try await self.render(
+            "portal_endpoints", context, title: "Endpoints", section: "endpoints", flash: request.uri.queryParameters.get("flash").flatMap(Self.flash),
+            page: View(endpoints: rows, empty: rows.isEmpty, more: endpoints.hasMore)
+        )
+    }
+
+    func eventChoices(_ context: PortalContext, selected: [String]) async throws -> [EventChoice] {
+        let types = try await self.store.listEventTypes(
+            organizationID: context.organizationID, applicationID: context.applicationID, includeArchived: false, PageRequest(limit: PageRequest.maxLimit)
+        )
+        return types.data.sorted { $0.name < $1.name }.map { EventChoice(name: $0.name, description: $0.description, checked: selected.contains($0.name)) }
+    }
+
+    @Sendable func newEndpoint(_ request: Request, context: PortalContext) async throws -> Response {
+        let form = EndpointForm(
+            action: "/portal/endpoints", submit: "Add endpoint", url: "", name: "", description: "", allEvents: true,
+            events: try await self.eventChoices(context, selected: []), errors: []
+        )
+        return try await self.render("portal_endpoint_form", context, title: "Add endpoint", section: "endpoints", page: form)
+    }
+
+    /// Validates the form as the API would; the problems come back as field errors.
+    func validate(_ fields: EndpointFields) -> [FieldError] {
+        var validator = Validator()
+        validator.url(fields.url, allowPrivate: self.allowPrivateEndpoints)
+        if let name = fields.name, !name.isEmpty { validator.name(name, required: false) }
+        validator.text(fields.description, "description", max: 4096)
+        return validator.errors
+    }
+
+    func form(_ context: PortalContext, _ fields: EndpointFields, action: String, submit: String, errors: [FieldError]) async throws -> EndpointForm {
+        let selected = fields.events ?? []
+        return EndpointForm(
+            action: action, submit: submit, url: fields.url ?? "", name: fields.name ?? "", description: fields.description ?? "",
+            allEvents: selected.isEmpty, events: try await self.eventChoices(context, selected: selected), errors: errors,
+            urlError: errors.first { $0.field == "url" }?.message,
+            eventsError: errors.first { $0.field.hasPrefix("events") }?.message,
+            nameError: errors.first { $0.field == "name" }?.message
+        )
+    }
+
+    @Sendable func createEndpoint(_ request: Request, context: PortalContext) async throws -> Response {
+        var request = request
+        let fields = try await request.form(EndpointFields.self)
+        var errors = self.validate(fields)
+        if errors.isEmpty {
+            let secret = EndpointSecret.generate()
+            let input = EndpointInput(
+                tenantID: context.tenantID, url: fields.url!, name: fields.name.flatMap { $0.isEmpty ? nil : $0 },
+                description: fields.description.flatMap { $0.isEmpty ? nil : $0 }, events: EndpointController.unique(fields.events ?? []),
+                headers: [:], timeoutSeconds: Endpoint.defaultTimeoutSeconds, metadata: [:], status: .active, secret: secret
+            )
+            do {
+                let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, input)
+                var response = try await self.render(
+                    "portal_secret", context, title: "Endpoint added", section: "endpoints", status: .created,
+                    page: SecretView(endpointID: endpoint.id, url: endpoint.url, secret: secret, created: true)
+                )
+                response.headers[.entityID] = endpoint.id
+                return response
+            } catch TernError.validation(let problems) {
+                errors = problems
+            } catch TernError.planLimitExceeded(let detail) {
+                errors = [FieldError("url", detail)]
+            }
+        }
+        let form = try await self.form(context, fields, action: "/portal/endpoints", submit: "Add endpoint", errors: errors)
+        return try await self.render("portal_endpoint_form", context, title: "Add endpoint", section: "endpoints", status: .unprocessableContent, page: form)
+    }
+
+    @Sendable func endpoint(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        return try await self.renderEndpoint(context, endpoint, flash: request.uri.queryParameters.get("flash").flatMap(Self.flash))
+    }
+
+    func renderEndpoint(
+        _ context: PortalContext, _ endpoint: Endpoint, fields: EndpointFields? = nil, errors: [FieldError] = [], flash: String? = nil
+    ) async throws -> Response {
+        struct View { var endpoint: EndpointRow; var paused: Bool; var disabled: Bool; var form: EndpointForm; var deliveries: [DeliveryRow] }
+        let stats = try await self.store.endpointStats(
+            applicationID: context.applicationID, tenantID: context.tenantID, since: Timestamp.now().adding(seconds: -7 * 24 * 3600)
+        )
+        let deliveries = try await self.store.listDeliveries(
+            organizationID: context.organizationID, applicationID: context.applicationID,
+            filter: DeliveryFilter(endpointID: endpoint.id, tenantID: context.tenantID), PageRequest(limit: 10)
+        )
+        let values = fields ?? EndpointFields(url: endpoint.url, name: endpoint.name, description: endpoint.description, events: endpoint.events)
+        let form = try await self.form(context, values, action: "/portal/endpoints/\(endpoint.id)", submit: "Save changes", errors: errors)
+        let view = View(
+            endpoint: Self.row(endpoint, stats[endpoint.id]), paused: endpoint.status == .paused, disabled: endpoint.status == .disabled,
+            form: form, deliveries: deliveries.data.map(Self.row)
+        )
+        return try await self.render(
+            "portal_endpoint", context, title: endpoint.name ?? endpoint.url, section: "endpoints", flash: flash,
+            status: errors.isEmpty ? .ok : .unprocessableContent, page: view
+        )
+    }
+
+    @Sendable func updateEndpoint(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        var request = request
+        let fields = try await request.form(EndpointFields.self)
+        var errors = self.validate(fields)
+        if errors.isEmpty {
+            do {
+                _ = try await self.store.updateEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, id: endpoint.id) {
+                    $0.url = fields.url!
+                    $0.name = fields.name.flatMap { $0.isEmpty ? nil : $0 }
+                    $0.description = fields.description.flatMap { $0.isEmpty ? nil : $0 }
+                    $0.events = EndpointController.unique(fields.events ?? [])
+                }
+                return WebPages.redirect("/portal/endpoints/\(endpoint.id)?flash=saved")
+            } catch TernError.validation(let problems) {
+                errors = problems
+            }
+        }
+        return try await self.renderEndpoint(context, endpoint, fields: fields, errors: errors)
+    }
+
+    @Sendable func setStatus(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        var request = request
+        let field = try await request.form(StatusField.self)
+        guard let status = field.status.flatMap(EndpointStatus.init(rawValue:)), status != .disabled else {
+            throw TernError.invalid("status", "must be 'active' or 'paused'")
+        }
+        _ = try await self.store.updateEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, id: endpoint.id) {
+            $0.status = status
+        }
+        return WebPages.redirect("/portal/endpoints/\(endpoint.id)?flash=\(status.rawValue)")
+    }
+
+    @Sendable func rotate(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        let secret = EndpointSecret.generate()
+        _ = try await self.store.rotateSecret(
+            organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id, newSecret: secret
+        )
+        return try await self.render(
+            "portal_secret", context, title: "New secret", section: "endpoints",
+            page: SecretView(endpointID: endpoint.id, url: endpoint.url, secret: secret, created: false)
+        )
+    }
+
+    @Sendable func sendTest(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        var request = request
+        let field = try await request.form(TestField.self)
+        let eventType = field.event_type.flatMap { Rules.isEventTypeName($0) ? $0 : nil } ?? EndpointController.testEventType
+        _ = try await self.store.sendTestMessage(
+            organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id, eventType: eventType
+        )
+        return WebPages.redirect("/portal/endpoints/\(endpoint.id)?flash=test")
+    }
+
+    @Sendable func confirmDelete(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        return try await self.render("portal_delete", context, title: "Delete endpoint", section: "endpoints", page: Self.row(endpoint, nil))
+    }
+
+    @Sendable func delete(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        try await self.store.deleteEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, id: endpoint.id)
+        return WebPages.redirect("/portal/endpoints?flash=deleted")
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TernCore
+import TernStorage
+
+/// What the portal templates are given: prepared values, no logic left for the template.
+extension PortalController {
+    struct EndpointRow {
+        var id: String
+        var name: String
+        var url: String
+        var status: String
+        var active: Bool
+        var events: String
+        var successRate: String
+        var disabledReason: String?
+    }
+
+    static func row(_ endpoint: Endpoint, _ stats: EndpointStats?) -> EndpointRow {
+        EndpointRow(
+            id: endpoint.id, name: endpoint.name ?? endpoint.url, url: endpoint.url, status: endpoint.status.rawValue,
+            active: endpoint.status == .active, events: endpoint.events.isEmpty ? "All events" : endpoint.events.joined(separator: ", "),
+            successRate: stats?.successRate.map { "\($0)%" } ?? "–", disabledReason: endpoint.disabledReason
+        )
+    }
+
+    struct EventChoice { var name: String; var description: String?; var checked: Bool }
+
+    struct EndpointForm {
+        var action: String
+        var submit: String
+        var url: String
+        var name: String
+        var description: String
+        var allEvents: Bool
+        var events: [EventChoice]
+        var errors: [FieldError]
+        var urlError: String?
+        var eventsError: String?
+        var nameError: String?
+    }
+
+    struct EndpointFields: Decodable {
+        var url: String?
+        var name: String?
+        var description: String?
+        var events: [String]?
+    }
+
+    struct SecretView { var endpointID: String; var url: String; var secret: String; var created: Bool }
+
+    struct DeliveryRow {
+        var id: String
+        var eventType: String
+        var status: String
+        var attempts: Int
+        var lastStatusCode: String
+        var createdAt: String
+        var canReplay: Bool
+    }
+
+    static func row(_ delivery: Delivery) -> DeliveryRow {
+        DeliveryRow(
+            id: delivery.id, eventType: delivery.eventType, status: delivery.status.rawValue, attempts: delivery.attemptCount,
+            lastStatusCode: delivery.lastStatusCode.map(String.init) ?? (delivery.lastError == nil ? "–" : "no answer"),
+            createdAt: delivery.createdAt.description, canReplay: delivery.status != .delivering
+        )
+    }
+
+    struct StatusField: Decodable { var status: String? }
+
+    struct TestField: Decodable { var event_type: String? }
+
+    static func pretty(_ value: JSONValue) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    static func pretty(_ raw: String) -> String {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(raw.utf8)) else { return raw }
+        return Self.pretty(value)
+    }
+}

@@ -1,0 +1,124 @@
+import Logging
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import SQLiteKit
+import TernCore
+
+// Every difference between SQLite and PostgreSQL is in this file: row locks, claiming, notifications, the
+// migration lock, how a write transaction begins, error codes and planner statistics. The rest of storage is one
+// SQL text for both.
+extension Database {
+    /// How a write transaction begins: `BEGIN IMMEDIATE` takes SQLite's write lock at once (so a transaction never
+    /// fails half-way on a lock upgrade); PostgreSQL's row locks need no more than `BEGIN`.
+    static func begin(_ kind: DatabaseKind) -> String {
+        kind == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
+    }
+
+    /// How many publish transactions may run at once: PostgreSQL takes several (their row locks are taken in one
+    /// order); SQLite has one writer, so a second commit would only queue behind the first.
+    var publishConcurrency: Int {
+        self.kind == .postgres ? 4 : 1
+    }
+
+    /// Maps driver errors to domain errors: unique violations become conflicts, the rest unavailability.
+    func translate(_ error: any Error) -> any Error {
+        if let psql = error as? PSQLError {
+            if psql.serverInfo?[.sqlState] == "23505" { return TernError.conflict("the object already exists") }
+            if psql.serverInfo?[.sqlState] == "23503" { return TernError.notFound("a referenced object does not exist") }
+            self.logger.error("database error", metadata: ["error": "\(String(reflecting: psql))"])
+            return TernError.unavailable("the database is unavailable")
+        }
+        if let sqlite = error as? SQLiteError {
+            if sqlite.reason == .constraintUniqueFailed || sqlite.reason == .constraintPrimaryKeyFailed {
+                return TernError.conflict("the object already exists")
+            }
+            if sqlite.reason == .constraintForeignKeyFailed { return TernError.notFound("a referenced object does not exist") }
+            self.logger.error("database error", metadata: ["error": "\(sqlite)"])
+            return TernError.unavailable("the database is unavailable: \(sqlite.message)")
+        }
+        return error
+    }
+
+    /// Runs `body` while holding the migration lock: a PostgreSQL advisory lock (so two processes migrating at
+    /// once take turns), or the SQLite writer (whose `BEGIN IMMEDIATE` excludes other processes).
+    func withMigrationLock<T: Sendable>(_ body: @Sendable (any SQLDatabase, _ begin: String) async throws -> T) async throws -> T {
+        switch self.backend {
+        case .sqlite(let pool):
+            return try await pool.withWriter { try await body($0.sql(), Self.begin(.sqlite)) }
+        case .postgres(let client):
+            return try await client.withConnection { connection in
+                let sql = connection.sql()
+                try await sql.raw("SELECT pg_advisory_lock(\(literal: Self.migrationLockKey))").run()
+                do {
+                    let result = try await body(sql, Self.begin(.postgres))
+                    try await sql.raw("SELECT pg_advisory_unlock(\(literal: Self.migrationLockKey))").run()
+                    return result
+                } catch {
+                    try? await sql.raw("SELECT pg_advisory_unlock(\(literal: Self.migrationLockKey))").run()
+                    throw error
+                }
+            }
+        }
+    }
+
+    static let migrationLockKey = 7_364_281_905
+
+    /// ` FOR UPDATE` on PostgreSQL, where concurrent transactions must lock the row they count against;
+    /// empty on SQLite, where writers are already serialized.
+    public var lockRowsClause: String {
+        self.kind == .postgres ? " FOR UPDATE" : ""
+    }
+
+    /// ` FOR SHARE` on PostgreSQL: a publish holds the endpoints it matched until it commits, so that disabling one
+    /// of them (which then moves its queued deliveries to the DLQ) waits for the publish's deliveries, or the
+    /// publish waits and no longer matches it. Without it a delivery could be queued, after the move, to an
+    /// endpoint that is disabled and stay pending. Empty on SQLite, where writers are serialized.
+    public var shareRowsClause: String {
+        self.kind == .postgres ? " FOR SHARE" : ""
+    }
+
+    /// The PostgreSQL channel that publishers notify and workers listen on.
+    static let deliveryChannel = "tern_deliveries"
+
+    /// ` FOR UPDATE OF d SKIP LOCKED` on PostgreSQL, so that workers claiming at once take different rows;
+    /// empty on SQLite, whose single writer already serializes claims.
+    var skipLockedClause: String {
+        self.kind == .postgres ? " FOR UPDATE OF d SKIP LOCKED" : ""
+    }
+
+    /// Inside a transaction that queued deliveries: tells workers in other processes (PostgreSQL `NOTIFY`, sent
+    /// at commit). Workers in this process are woken by `deliveriesQueued` after the commit.
+    func notifyWorkers(_ sql: any SQLDatabase) async throws {
+        guard self.kind == .postgres else { return }
+        try await sql.raw("SELECT pg_notify(\(bind: Self.deliveryChannel), '')").run()
+    }
+
+    /// Calls `onNotify` whenever a process queues deliveries, until the task is cancelled. On SQLite, where
+    /// workers of other processes are not told, this returns at once and the workers' poll covers them.
+    public func listenForDeliveries(_ onNotify: @escaping @Sendable () -> Void) async {
+        guard case .postgres(let client) = self.backend else { return }
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.deliveryChannel) { notifications in
+                        // Anything queued while not listening is found by the first claim after this.
+                        onNotify()
+                        for try await _ in notifications { onNotify() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                self.logger.warning("delivery notifications lost; listening again", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// After a bulk load: PostgreSQL's planner needs fresh statistics to keep using the indexes; SQLite's has none to
+    /// refresh for these queries.
+    func refreshPlannerStatistics() async throws {
+        guard self.kind == .postgres else { return }
+        try await self.read { sql in try await sql.raw("ANALYZE").run() }
+    }
+}

@@ -1,0 +1,231 @@
+import SQLKit
+import TernCore
+
+/// One publish waiting for its batch.
+struct PublishRequest: Sendable {
+    var organizationID: String
+    var applicationID: String
+    var input: PublishInput
+}
+
+/// Publishing with group commit: the publishes that arrive while a transaction runs are stored together in the next
+/// one. Each keeps its own outcome: an unknown event type, a rate or quota refusal or a repeated `event_id` affects
+/// that publish alone, decided before anything is written, so a batch never half-stores a publish.
+extension Store {
+    static func publishBatch(_ database: Database, _ requests: [PublishRequest]) async -> [Result<Published, any Error>] {
+        do {
+            return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, sql) }
+        } catch {
+            guard requests.count > 1 else { return [.failure(error)] }
+            // Something failed for the whole batch (a race on an event_id with another process, say): try each alone.
+            var results: [Result<Published, any Error>] = []
+            for request in requests { results += await Self.publishBatch(database, [request]) }
+            return results
+        }
+    }
+
+    /// Decides every publish of the batch, then writes the accepted ones with multi-row inserts.
+    static func publishAll(
+        _ database: Database, _ requests: [PublishRequest], _ sql: any SQLDatabase
+    ) async throws -> ([Result<Published, any Error>], queued: Bool) {
+        var results = [Result<Published, any Error>?](repeating: nil, count: requests.count)
+        let now = Timestamp.now()
+
+        // Applications (scoped by organization), once each.
+        var applications: [String: Result<Application, any Error>] = [:]
+        for request in requests where applications["\(request.organizationID)/\(request.applicationID)"] == nil {
+            let key = "\(request.organizationID)/\(request.applicationID)"
+            do {
+                applications[key] = .success(try await Self.application(request.organizationID, request.applicationID, sql))
+            } catch {
+                applications[key] = .failure(error)
+            }
+        }
+        for (index, request) in requests.enumerated() {
+            if case .failure(let error)? = applications["\(request.organizationID)/\(request.applicationID)"] { results[index] = .failure(error) }
+        }
+
+        // Repeated event ids: earlier messages, and repeats within this batch.
+        var firstInBatch: [String: Int] = [:]
+        var repeatOf: [Int: Int] = [:]
+        for (index, request) in requests.enumerated() where results[index] == nil {
+            guard let eventID = request.input.eventID else { continue }
+            if let existing = try await Self.message(applicationID: request.applicationID, eventID: eventID, sql) {
+                results[index] = .success(existing)
+            } else if let first = firstInBatch["\(request.applicationID)|\(eventID)"] {
+                repeatOf[index] = first
+            } else {
+                firstInBatch["\(request.applicationID)|\(eventID)"] = index
+            }
+        }
+
+        // The rows that count against limits, locked in one order for every batch (the month's usage rows, then the
+        // rate buckets, each sorted), so that concurrent batches on PostgreSQL cannot deadlock.
+        let candidates = requests.indices.filter { results[$0] == nil && repeatOf[$0] == nil }
+        var quotaLeft: [String: Int] = [:]
+        var quotas: [String: Int] = [:]
+        for index in candidates {
+            if let quota = requests[index].input.limits.messagesPerMonth { quotas[requests[index].organizationID] = quota }
+        }
+        for (organizationID, quota) in quotas.sorted(by: { $0.key < $1.key }) {
+            quotaLeft[organizationID] = quota - (try await Self.lockUsage(organizationID, now, sql))
+        }
+        var buckets: [String: (tokens: Double, last: Timestamp, bucket: TokenBucket)] = [:]
+        var bucketSpecs: [String: (applicationID: String, tenantID: String, bucket: TokenBucket)] = [:]
+        for index in candidates {
+            let request = requests[index]
+            if let bucket = request.input.limits.bucket {
+                bucketSpecs["\(request.applicationID)|\(request.input.tenantID)"] = (request.applicationID, request.input.tenantID, bucket)
+            }
+        }
+        for (key, spec) in bucketSpecs.sorted(by: { $0.key < $1.key }) {
+            let (tokens, last) = try await database.lockBucket(applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
+            buckets[key] = (tokens, last, spec.bucket)
+        }
+
+        // Event types, rate buckets and quotas, in arrival order.
+        var typeChecks: [String: (any Error)?] = [:]
+        var rates: [Int: RateLimitState] = [:]
+        for (index, request) in requests.enumerated() where results[index] == nil && repeatOf[index] == nil {
+            let input = request.input
+            guard case .success(let application)? = applications["\(request.organizationID)/\(request.applicationID)"] else { continue }
+            if !application.allowUnregisteredEventTypes && !input.allowUnregisteredType {
+                let key = "\(request.applicationID)|\(input.eventType)"
+                if typeChecks[key] == nil {
+                    do {
+                        try await Self.requirePublishable(request.applicationID, input.eventType, sql)
+                        typeChecks[key] = .some(nil)
+                    } catch {
+                        typeChecks[key] = .some(error)
+                    }
+                }
+                if let error = typeChecks[key] ?? nil {
+                    results[index] = .failure(error)
+                    continue
+                }
+            }
+            var taken: (key: String, tokens: Double)?
+            if let bucket = input.limits.bucket {
+                let key = "\(request.applicationID)|\(input.tenantID)"
+                let current = buckets[key]!
+                let (tokens, state) = bucket.take(tokens: current.tokens, last: current.last, now: now)
+                guard state.allowed else {
+                    results[index] = .failure(TernError.rateLimited(state))
+                    continue
+                }
+                rates[index] = state
+                taken = (key, tokens)
+            }
+            if let quota = input.limits.messagesPerMonth, quotaLeft[request.organizationID] != nil {
+                guard quotaLeft[request.organizationID]! > 0 else {
+                    results[index] = .failure(TernError.planLimitExceeded("The plan allows \(quota) messages a month and this month's are used up."))
+                    rates[index] = nil
+                    continue
+                }
+                quotaLeft[request.organizationID]! -= 1
+            }
+            if let taken { buckets[taken.key]!.tokens = taken.tokens; buckets[taken.key]!.last = now }
+        }
+
+        // Fan-out and the rows to write.
+        var matches: [String: [String]] = [:]
+        var messages: [(Message, String)] = []
+        var deliveryRows: [(Message, String, String)] = []
+        var perOrganization: [String: Int] = [:]
+        for (index, request) in requests.enumerated() where results[index] == nil && repeatOf[index] == nil {
+            let input = request.input
+            let key = "\(request.applicationID)|\(input.tenantID)|\(input.eventType)"
+            if matches[key] == nil {
+                matches[key] = try await sql.raw("""
+                    SELECT id FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
+                    AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
+                    WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type = \(bind: input.eventType)))\(unsafeRaw: database.shareRowsClause)
+                    """).all().map { try $0.string("id") }
+            }
+            let message = Message(
+                id: Identifier.make("msg"), applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType,
+                eventID: input.eventID, payload: input.payload, createdAt: now
+            )
+            messages.append((message, request.organizationID))
+            for endpointID in matches[key]! { deliveryRows.append((message, endpointID, request.organizationID)) }
+            perOrganization[request.organizationID, default: 0] += 1
+            results[index] = .success(Published(message: message, deliveries: matches[key]!.count, created: true, rate: rates[index]))
+        }
+        for (index, first) in repeatOf {
+            results[index] = results[first].map { outcome in outcome.map { Published(message: $0.message, deliveries: $0.deliveries, created: false, rate: nil) } }
+        }
+
+        try await Self.insertMessages(messages, sql)
+        try await Self.insertDeliveries(deliveryRows, trigger: .scheduled, now: now, sql)
+        for (key, state) in buckets {
+            let parts = key.split(separator: "|", maxSplits: 1).map(String.init)
+            try await sql.raw("""
+                UPDATE rate_buckets SET tokens = \(bind: state.tokens), updated_at = \(bind: state.last.microseconds)
+                WHERE application_id = \(bind: parts[0]) AND tenant_id = \(bind: parts[1])
+                """).run()
+        }
+        for (organizationID, count) in perOrganization.sorted(by: { $0.key < $1.key }) {
+            try await sql.raw("""
+                INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)),
+                \(bind: count)) ON CONFLICT (organization_id, period) DO UPDATE SET messages = usage_counters.messages + \(bind: count)
+                """).run()
+        }
+        return (results.map { $0 ?? .failure(TernError.unavailable("the publish was not decided")) }, queued: !deliveryRows.isEmpty)
+    }
+
+    /// The month's message count, with its row locked (PostgreSQL) until the transaction ends.
+    static func lockUsage(_ organizationID: String, _ now: Timestamp, _ sql: any SQLDatabase) async throws -> Int {
+        try await sql.raw("""
+            INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)), 0)
+            ON CONFLICT (organization_id, period) DO UPDATE SET messages = usage_counters.messages RETURNING messages
+            """).first()?.int("messages") ?? 0
+    }
+
+    static func insertMessages(_ messages: [(Message, String)], _ sql: any SQLDatabase) async throws {
+        for chunk in stride(from: 0, to: messages.count, by: 500).map({ Array(messages[$0..<min($0 + 500, messages.count)]) }) {
+            var insert = sql.insert(into: "messages").columns(
+                "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "created_at"
+            )
+            for (message, organizationID) in chunk {
+                insert = insert.values(
+                    SQLBind(message.id), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.tenantID),
+                    SQLBind(message.eventType), SQLBind(message.eventID), SQLBind(message.payload), SQLBind(message.createdAt.microseconds)
+                )
+            }
+            try await insert.run()
+        }
+    }
+
+    static func insertDeliveries(_ rows: [(Message, String, String)], trigger: AttemptTrigger, now: Timestamp, _ sql: any SQLDatabase) async throws {
+        for chunk in stride(from: 0, to: rows.count, by: 500).map({ Array(rows[$0..<min($0 + 500, rows.count)]) }) {
+            var insert = sql.insert(into: "deliveries").columns(
+                "id", "organization_id", "application_id", "message_id", "endpoint_id", "tenant_id", "event_type", "status",
+                "attempt_count", "next_attempt_at", "next_trigger", "created_at", "updated_at"
+            )
+            for (message, endpointID, organizationID) in chunk {
+                insert = insert.values(
+                    SQLBind(Identifier.make("dlv")), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.id),
+                    SQLBind(endpointID), SQLBind(message.tenantID), SQLBind(message.eventType), SQLBind(DeliveryStatus.pending.rawValue),
+                    SQLBind(0), SQLBind(now.microseconds), SQLBind(trigger.rawValue), SQLBind(now.microseconds), SQLBind(now.microseconds)
+                )
+            }
+            try await insert.run()
+        }
+    }
+}
+
+extension Database {
+    /// Creates the tenant's bucket (full) if it has none, and reads it with its row locked (PostgreSQL).
+    func lockBucket(applicationID: String, tenantID: String, burst: Int, now: Timestamp, _ sql: any SQLDatabase) async throws -> (Double, Timestamp) {
+        try await sql.raw("""
+            INSERT INTO rate_buckets (application_id, tenant_id, tokens, updated_at) VALUES (\(bind: applicationID), \(bind: tenantID),
+            \(bind: Double(burst)), \(bind: now.microseconds)) ON CONFLICT (application_id, tenant_id) DO NOTHING
+            """).run()
+        guard let row = try await sql.raw("""
+            SELECT tokens, updated_at FROM rate_buckets WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
+            \(unsafeRaw: self.lockRowsClause)
+            """).first()
+        else { throw TernError.unavailable("the rate limiter lost its bucket") }
+        return (try row.decode(column: "tokens", as: Double.self), try row.timestamp("updated_at"))
+    }
+}

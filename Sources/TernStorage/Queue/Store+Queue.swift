@@ -1,0 +1,241 @@
+import Foundation
+import SQLKit
+import TernCore
+
+/// The queue's size, for `/metrics`.
+public struct QueueStats: Sendable {
+    public var depth: Int
+    public var oldestDueAgeSeconds: Double
+}
+
+extension Database {
+    /// A write that may queue deliveries, the one way to make one: `body` returns its result and whether it queued
+    /// any. If it did, workers in other processes are told at commit (`notifyWorkers`) and this process's workers are
+    /// woken once the commit is done, so that no worker looks before the rows are visible.
+    func writeQueuing<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> (T, queued: Bool)) async throws -> T {
+        let (result, queued) = try await self.write { sql in
+            let (result, queued) = try await body(sql)
+            if queued { try await self.notifyWorkers(sql) }
+            return (result, queued)
+        }
+        if queued { self.deliveriesQueued.ring() }
+        return result
+    }
+}
+
+extension Store {
+    /// Claims up to `limit` due deliveries of active endpoints for `leaseSeconds`: each becomes `delivering` and
+    /// due again when the lease ends, so that a worker that dies loses nothing.
+    public func claimDeliveries(limit: Int, leaseSeconds: Int) async throws -> [DeliveryJob] {
+        let token = Identifier.make("lease")
+        let rows = try await self.database.write { sql -> [any SQLRow] in
+            let now = Timestamp.now()
+            let leaseEnd = now.adding(seconds: Int64(leaseSeconds))
+            let claimed = try await sql.raw("""
+                UPDATE deliveries SET status = 'delivering', next_attempt_at = \(bind: leaseEnd.microseconds),
+                lease_token = \(bind: token), updated_at = \(bind: now.microseconds),
+                lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
+                WHERE id IN (SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                WHERE d.next_attempt_at <= \(bind: now.microseconds) AND e.status = 'active'
+                ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
+                RETURNING id
+                """).all().map { try $0.string("id") }
+            guard !claimed.isEmpty else { return [] }
+            return try await sql.raw("""
+                SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
+                d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
+                e.previous_secret, e.previous_secret_expires_at, a.retry_schedule, a.failure_threshold
+                FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
+                JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
+                """).all()
+        }
+        let now = Timestamp.now()
+        return try rows.map { row in
+            var secrets = [try self.secretBox.open(try row.string("secret"))]
+            if let previous = try row.optionalString("previous_secret"),
+               let expires = try row.optionalTimestamp("previous_secret_expires_at"), expires > now {
+                secrets.append(try self.secretBox.open(previous))
+            }
+            return DeliveryJob(
+                deliveryID: try row.string("id"), messageID: try row.string("message_id"), endpointID: try row.string("endpoint_id"),
+                organizationID: try row.string("organization_id"), applicationID: try row.string("application_id"),
+                tenantID: try row.string("tenant_id"), eventType: try row.string("event_type"), payload: try row.string("payload"),
+                url: try row.string("url"), headers: try JSONColumn.decode([String: String].self, try row.string("headers")) ?? [:],
+                timeoutSeconds: try row.int("timeout_seconds"), secrets: secrets, attemptCount: try row.int("attempt_count"),
+                trigger: AttemptTrigger(rawValue: try row.string("next_trigger")) ?? .scheduled,
+                retrySchedule: try JSONColumn.decode([Int].self, try row.string("retry_schedule")) ?? RetrySchedule.standard,
+                failureThreshold: try row.int("failure_threshold"), leaseToken: token,
+                leaseExpiries: try row.int("lease_expiries")
+            )
+        }
+    }
+
+    /// Records attempts in one transaction: each attempt row, the delivery's new status (delivered, rescheduled as
+    /// failed, or exhausted into the dead-letter queue), the endpoint's failure count, and the circuit breaker.
+    public func recordAttempts(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
+        try await self.database.write { sql in
+            // Successes, the common case, are written with a few statements for the whole batch; failures one by one
+            // (each may reschedule, exhaust, or trip the breaker).
+            let successes = records.indices.filter { records[$0].outcome == .success }
+            var results = [RecordedAttempt](repeating: RecordedAttempt(), count: records.count)
+            if !successes.isEmpty {
+                let recorded = try await self.recordSuccesses(successes.map { records[$0] }, sql)
+                for (offset, index) in successes.enumerated() { results[index] = recorded[offset] }
+            }
+            for index in records.indices where records[index].outcome != .success {
+                results[index] = try await self.record(records[index], sql)
+            }
+            return results
+        }
+    }
+
+    /// Records successful attempts in a batch: the endpoints' failure counts reset, the deliveries still held by
+    /// their lease marked delivered, and one attempt row each (unless the delivery was deleted meanwhile).
+    func recordSuccesses(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws -> [RecordedAttempt] {
+        let endpointIDs = Array(Set(records.map(\.job.endpointID)))
+        try await sql.raw("""
+            UPDATE endpoints SET consecutive_failures = 0 WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0
+            """).run()
+        var values: [SQLQueryString] = []
+        for record in records {
+            values.append("(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))")
+        }
+        let updated = Set(try await sql.raw("""
+            UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
+            lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
+            updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
+            WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 RETURNING deliveries.id
+            """).all().map { try $0.string("id") })
+        var kept = records.filter { updated.contains($0.job.deliveryID) }
+        let lost = records.filter { !updated.contains($0.job.deliveryID) }
+        if !lost.isEmpty {
+            // Another worker holds these now (their lease ran out): keep the attempt if the delivery still exists.
+            let existing = Set(try await sql.raw("SELECT id FROM deliveries WHERE id IN (\(binds: lost.map(\.job.deliveryID)))").all()
+                .map { try $0.string("id") })
+            for record in lost where existing.contains(record.job.deliveryID) {
+                try await sql.raw("""
+                    UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: record.at.microseconds) WHERE id = \(bind: record.job.deliveryID)
+                    """).run()
+                kept.append(record)
+            }
+        }
+        try await Self.insertAttempts(kept, sql)
+        return records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }
+    }
+
+    /// Records a failed attempt (or a 410): the endpoint's failure count first, since it decides the breaker and its
+    /// status whether a retry makes sense; then the transition core decides, applied to the delivery and endpoint.
+    func record(_ record: AttemptRecord, _ sql: any SQLDatabase) async throws -> RecordedAttempt {
+        let job = record.job
+        let now = record.at.microseconds
+        let failed = if case .failure = record.outcome { 1 } else { 0 }
+        guard let row = try await sql.raw("""
+            UPDATE endpoints SET consecutive_failures = consecutive_failures + \(bind: failed) WHERE id = \(bind: job.endpointID)
+            RETURNING consecutive_failures, status
+            """).first()
+        else { return RecordedAttempt() }
+        let transition = DeliveryTransition.after(
+            outcome: record.outcome, attemptsMade: job.attemptCount + 1, trigger: job.trigger, schedule: job.retrySchedule,
+            consecutiveFailures: try row.int("consecutive_failures"), threshold: job.failureThreshold,
+            endpointDisabled: try row.string("status") == EndpointStatus.disabled.rawValue, answeredAt: record.answeredAt
+        )
+        var result = RecordedAttempt()
+        if let reason = transition.disableReason, let detail = transition.disableDetail,
+            try await self.disableEndpoint(job, reason: reason, detail: detail, sql)
+        {
+            result.disabledReason = reason
+            result.disabledDetail = detail
+        }
+        let status = transition.status
+        let updated = try await sql.raw("""
+            UPDATE deliveries SET status = \(bind: status.rawValue), attempt_count = attempt_count + 1,
+            next_attempt_at = \(bind: transition.nextAttemptAt?.microseconds), next_trigger = 'scheduled', lease_token = NULL,
+            last_status_code = \(bind: record.statusCode), last_error = \(bind: record.deliveryError), last_attempt_at = \(bind: now),
+            delivered_at = \(bind: status == .delivered ? now : nil), updated_at = \(bind: now)
+            WHERE id = \(bind: job.deliveryID) AND lease_token = \(bind: job.leaseToken) RETURNING id
+            """).all()
+        if updated.isEmpty {
+            // The lease ran out and another worker holds the delivery now, or the endpoint was deleted. Keep the
+            // attempt (it happened) if the delivery still exists; its status is the other worker's to write.
+            let exists = try await sql.raw("SELECT id FROM deliveries WHERE id = \(bind: job.deliveryID)").first() != nil
+            guard exists else { return result }
+            try await sql.raw("""
+                UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: now) WHERE id = \(bind: job.deliveryID)
+                """).run()
+        } else {
+            result.status = status
+            result.nextAttemptAt = transition.nextAttemptAt
+        }
+        try await Self.insertAttempts([record], sql)
+        return result
+    }
+
+    /// Writes one attempt row per record, in one statement.
+    static func insertAttempts(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws {
+        guard !records.isEmpty else { return }
+        var insert = sql.insert(into: "attempts").columns(
+            "id", "delivery_id", "message_id", "endpoint_id", "url", "request_headers", "status_code", "response_body", "duration_ms",
+            "error", "trigger", "created_at"
+        )
+        for record in records {
+            insert = insert.values(
+                SQLBind(Identifier.make("atmpt")), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
+                SQLBind(record.job.url), SQLBind(JSONColumn.encode(record.requestHeaders)), SQLBind(record.statusCode), SQLBind(record.responseBody),
+                SQLBind(record.durationMS), SQLBind(record.error), SQLBind(record.job.trigger.rawValue), SQLBind(record.at.microseconds)
+            )
+        }
+        try await insert.run()
+    }
+
+    /// Disables the endpoint (if it is not already), moves its queued deliveries to the dead-letter queue and
+    /// writes an audit entry; true when this call disabled it.
+    func disableEndpoint(_ job: DeliveryJob, reason: String, detail: String, _ sql: any SQLDatabase) async throws -> Bool {
+        let now = Timestamp.now()
+        let changed = try await sql.raw("""
+            UPDATE endpoints SET status = 'disabled', disabled_reason = \(bind: reason), disabled_at = \(bind: now.microseconds),
+            paused_at = NULL, updated_at = \(bind: now.microseconds) WHERE id = \(bind: job.endpointID) AND status <> 'disabled' RETURNING id
+            """).all()
+        guard !changed.isEmpty else { return false }
+        try await Self.exhaustQueued(endpointID: job.endpointID, reason: reason, sql)
+        try await Self.audit(AuditEntry(
+            organizationID: job.organizationID, actorType: "system", actorID: nil, action: "endpoint.disabled", entityType: "endpoint",
+            entityID: job.endpointID, summary: ["disabled_reason": .string(reason), "detail": .string(detail), "status": .string("disabled")],
+            createdAt: now
+        ), sql)
+        return true
+    }
+
+    /// A disabled endpoint sends nothing: its queued deliveries go to the dead-letter queue, from which `recover`
+    /// or a replay brings them back once it is enabled again.
+    static func exhaustQueued(endpointID: String, reason: String, _ sql: any SQLDatabase) async throws {
+        let now = Timestamp.now().microseconds
+        try await sql.raw("""
+            UPDATE deliveries SET status = 'exhausted', next_attempt_at = NULL, last_error = \(bind: "endpoint disabled (\(reason))"),
+            updated_at = \(bind: now) WHERE endpoint_id = \(bind: endpointID) AND status IN ('pending', 'failed', 'replaying')
+            """).run()
+    }
+
+    /// When the next queued delivery of an active endpoint falls due (a lease end counts), or nil when none is queued.
+    public func nextDueTime() async throws -> Timestamp? {
+        try await self.database.read { sql in
+            try await sql.raw("""
+                SELECT MIN(d.next_attempt_at) AS due FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                WHERE d.next_attempt_at IS NOT NULL AND e.status = 'active'
+                """).first()?.optionalTimestamp("due")
+        }
+    }
+
+    /// Deliveries waiting (queued or in flight) and how overdue the oldest due one is.
+    public func queueStats() async throws -> QueueStats {
+        try await self.database.read { sql in
+            let now = Timestamp.now().microseconds
+            let row = try await sql.raw("""
+                SELECT COUNT(*) AS n, MIN(CASE WHEN status <> 'delivering' AND next_attempt_at <= \(bind: now) THEN next_attempt_at END) AS oldest
+                FROM deliveries WHERE next_attempt_at IS NOT NULL
+                """).first()
+            let depth = try row?.int("n") ?? 0
+            let oldest = try row?.optionalInt("oldest")
+            return QueueStats(depth: depth, oldestDueAgeSeconds: oldest.map { Double(now - Int64($0)) / 1_000_000 } ?? 0)
+        }
+    }
+}

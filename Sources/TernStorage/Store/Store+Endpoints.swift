@@ -1,0 +1,215 @@
+import SQLKit
+import TernCore
+
+/// A new endpoint, already validated.
+public struct EndpointInput: Sendable {
+    public var tenantID: String
+    public var url: String
+    public var name: String?
+    public var description: String?
+    public var events: [String]
+    public var headers: [String: String]
+    public var timeoutSeconds: Int
+    public var metadata: [String: JSONValue]
+    public var status: EndpointStatus
+    public var secret: String
+
+    public init(
+        tenantID: String, url: String, name: String?, description: String?, events: [String], headers: [String: String],
+        timeoutSeconds: Int, metadata: [String: JSONValue], status: EndpointStatus, secret: String
+    ) {
+        self.tenantID = tenantID
+        self.url = url
+        self.name = name
+        self.description = description
+        self.events = events
+        self.headers = headers
+        self.timeoutSeconds = timeoutSeconds
+        self.metadata = metadata
+        self.status = status
+        self.secret = secret
+    }
+}
+
+/// Filters of the endpoint list.
+public struct EndpointFilter: Sendable {
+    public var tenantID: String?
+    public var status: EndpointStatus?
+
+    public init(tenantID: String? = nil, status: EndpointStatus? = nil) {
+        self.tenantID = tenantID
+        self.status = status
+    }
+}
+
+extension Store {
+    /// Creates an endpoint within the plan's limit; the subscribed event types must be registered unless the
+    /// application allows unregistered ones.
+    public func createEndpoint(organizationID: String, applicationID: String, _ input: EndpointInput) async throws -> Endpoint {
+        let sealedSecret = try self.secretBox.seal(input.secret)
+        return try await self.database.write { sql in
+            let plan = try await self.lockedPlan(organizationID, sql)
+            let application = try await Self.application(organizationID, applicationID, sql)
+            try await Self.checkSubscriptions(application, input.events, sql)
+            let used = try await Self.count(sql, "SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = \(bind: organizationID)")
+            try checkPlanLimit("endpoints", used: used, limit: plan.maxEndpoints, plan: plan.id)
+            let now = Timestamp.now()
+            let endpoint = Endpoint(
+                id: Identifier.make("ep"), applicationID: applicationID, tenantID: input.tenantID, name: input.name,
+                description: input.description, url: input.url, events: input.events, headers: input.headers,
+                timeoutSeconds: input.timeoutSeconds, metadata: input.metadata, status: input.status,
+                disabledReason: input.status == .disabled ? "manual" : nil, pausedAt: input.status == .paused ? now : nil,
+                disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now
+            )
+            try await sql.raw("""
+                INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
+                timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, created_at, updated_at)
+                VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: applicationID), \(bind: endpoint.tenantID),
+                \(bind: endpoint.name), \(bind: endpoint.description), \(bind: endpoint.url), \(bind: JSONColumn.encode(endpoint.events)),
+                \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
+                \(bind: endpoint.status.rawValue), \(bind: endpoint.disabledReason), \(bind: endpoint.pausedAt?.microseconds),
+                \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: now.microseconds), \(bind: now.microseconds))
+                """).run()
+            try await Self.writeSubscriptions(endpoint, sql)
+            return endpoint
+        }
+    }
+
+    public func listEndpoints(
+        organizationID: String, applicationID: String, filter: EndpointFilter, _ page: PageRequest
+    ) async throws -> Page<Endpoint> {
+        try await self.database.read { sql in
+            _ = try await Self.application(organizationID, applicationID, sql)
+            var query = sql.select().column("*").from("endpoints").where("application_id", .equal, applicationID)
+            if let tenantID = filter.tenantID { query = query.where("tenant_id", .equal, tenantID) }
+            if let status = filter.status { query = query.where("status", .equal, status.rawValue) }
+            let rows = try await Self.newestFirst(query, page)
+            return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.endpoint)
+        }
+    }
+
+    public func endpoint(organizationID: String, applicationID: String, id: String) async throws -> Endpoint {
+        try await self.database.read { sql in try await Self.endpoint(organizationID, applicationID, id, sql) }
+    }
+
+    static func endpoint(_ organizationID: String, _ applicationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> Endpoint {
+        guard let row = try await sql.raw("""
+            SELECT * FROM endpoints WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
+            AND organization_id = \(bind: organizationID)
+            """).first()
+        else { throw TernError.notFound("No endpoint '\(id)'.") }
+        return try Self.endpoint(row)
+    }
+
+    /// Applies `update` to the endpoint; status changes stamp `paused_at` / `disabled_at` and the reason.
+    public func updateEndpoint(
+        organizationID: String, applicationID: String, id: String, _ update: @escaping @Sendable (inout Endpoint) throws -> Void
+    ) async throws -> Endpoint {
+        try await self.database.writeQueuing { sql -> (Endpoint, queued: Bool) in
+            let application = try await Self.application(organizationID, applicationID, sql)
+            let before = try await Self.endpoint(organizationID, applicationID, id, sql)
+            var endpoint = before
+            try update(&endpoint)
+            if endpoint.events != before.events {
+                try await Self.checkSubscriptions(application, endpoint.events, sql)
+            }
+            let now = Timestamp.now()
+            if endpoint.status != before.status {
+                switch endpoint.status {
+                case .active:
+                    endpoint.pausedAt = nil
+                    endpoint.disabledAt = nil
+                    endpoint.disabledReason = nil
+                case .paused:
+                    endpoint.pausedAt = now
+                    endpoint.disabledAt = nil
+                    endpoint.disabledReason = nil
+                case .disabled:
+                    endpoint.disabledAt = now
+                    endpoint.disabledReason = endpoint.disabledReason ?? "manual"
+                }
+            }
+            endpoint.updatedAt = now
+            try await sql.raw("""
+                UPDATE endpoints SET name = \(bind: endpoint.name), description = \(bind: endpoint.description), url = \(bind: endpoint.url),
+                events = \(bind: JSONColumn.encode(endpoint.events)), headers = \(bind: JSONColumn.encode(endpoint.headers)),
+                timeout_seconds = \(bind: endpoint.timeoutSeconds), metadata = \(bind: JSONColumn.encode(endpoint.metadata)),
+                status = \(bind: endpoint.status.rawValue), disabled_reason = \(bind: endpoint.disabledReason),
+                paused_at = \(bind: endpoint.pausedAt?.microseconds), disabled_at = \(bind: endpoint.disabledAt?.microseconds),
+                consecutive_failures = CASE WHEN \(bind: endpoint.status == .active && before.status != .active) THEN 0 ELSE consecutive_failures END,
+                updated_at = \(bind: now.microseconds) WHERE id = \(bind: id)
+                """).run()
+            if endpoint.events != before.events {
+                try await sql.raw("DELETE FROM endpoint_event_types WHERE endpoint_id = \(bind: id)").run()
+                try await Self.writeSubscriptions(endpoint, sql)
+            }
+            if endpoint.status == .disabled && before.status != .disabled {
+                try await Self.exhaustQueued(endpointID: id, reason: endpoint.disabledReason ?? CircuitBreaker.Reason.manual, sql)
+            }
+            // An endpoint made active again sends what waited while it was paused.
+            return (endpoint, queued: endpoint.status == .active && before.status != .active)
+        }
+    }
+
+    public func deleteEndpoint(organizationID: String, applicationID: String, id: String) async throws {
+        try await self.database.write { sql in
+            _ = try await Self.endpoint(organizationID, applicationID, id, sql)
+            try await sql.raw("DELETE FROM endpoints WHERE id = \(bind: id)").run()
+        }
+    }
+
+    /// Tenants of the application that have endpoints, newest first, with their endpoint counts.
+    public func listTenants(organizationID: String, applicationID: String, _ page: PageRequest) async throws -> Page<TenantSummary> {
+        try await self.database.read { sql in
+            _ = try await Self.application(organizationID, applicationID, sql)
+            let rows: [any SQLRow]
+            if let after = page.after {
+                rows = try await sql.raw("""
+                    SELECT tenant_id, COUNT(*) AS n, MIN(id) AS first_id FROM endpoints WHERE application_id = \(bind: applicationID)
+                    GROUP BY tenant_id HAVING MIN(id) < \(bind: after) ORDER BY first_id DESC LIMIT \(bind: page.limit + 1)
+                    """).all()
+            } else {
+                rows = try await sql.raw("""
+                    SELECT tenant_id, COUNT(*) AS n, MIN(id) AS first_id FROM endpoints WHERE application_id = \(bind: applicationID)
+                    GROUP BY tenant_id ORDER BY first_id DESC LIMIT \(bind: page.limit + 1)
+                    """).all()
+            }
+            return try page.page(rows, key: { (try? $0.string("first_id")) ?? "" }) { row in
+                TenantSummary(tenantID: try row.string("tenant_id"), endpointCount: try row.int("n"))
+            }
+        }
+    }
+
+    static func checkSubscriptions(_ application: Application, _ events: [String], _ sql: any SQLDatabase) async throws {
+        guard !application.allowUnregisteredEventTypes else { return }
+        let unknown = try await Self.unknownEventTypes(application.id, events, sql)
+        guard unknown.isEmpty else {
+            throw TernError.validation(unknown.map { name in
+                FieldError("events[\(events.firstIndex(of: name) ?? 0)]", "'\(name)' is not a registered event type of this application")
+            })
+        }
+    }
+
+    static func writeSubscriptions(_ endpoint: Endpoint, _ sql: any SQLDatabase) async throws {
+        for event in Set(endpoint.events) {
+            try await sql.raw("""
+                INSERT INTO endpoint_event_types (endpoint_id, application_id, tenant_id, event_type) VALUES (\(bind: endpoint.id),
+                \(bind: endpoint.applicationID), \(bind: endpoint.tenantID), \(bind: event))
+                """).run()
+        }
+    }
+
+    static func endpoint(_ row: any SQLRow) throws -> Endpoint {
+        Endpoint(
+            id: try row.string("id"), applicationID: try row.string("application_id"), tenantID: try row.string("tenant_id"),
+            name: try row.optionalString("name"), description: try row.optionalString("description"), url: try row.string("url"),
+            events: try JSONColumn.decode([String].self, try row.string("events")) ?? [],
+            headers: try JSONColumn.decode([String: String].self, try row.string("headers")) ?? [:],
+            timeoutSeconds: try row.int("timeout_seconds"),
+            metadata: try JSONColumn.decode([String: JSONValue].self, try row.string("metadata")) ?? [:],
+            status: EndpointStatus(rawValue: try row.string("status")) ?? .active, disabledReason: try row.optionalString("disabled_reason"),
+            pausedAt: try row.optionalTimestamp("paused_at"), disabledAt: try row.optionalTimestamp("disabled_at"),
+            createdAt: try row.timestamp("created_at"), updatedAt: try row.timestamp("updated_at")
+        )
+    }
+}

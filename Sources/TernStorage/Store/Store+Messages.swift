@@ -1,0 +1,166 @@
+import Metrics
+import SQLKit
+import TernCore
+
+/// A message to publish, already validated; `payload` is the exact JSON text the publisher sent.
+public struct PublishInput: Sendable {
+    public var eventType: String
+    public var tenantID: String
+    public var eventID: String?
+    public var payload: String
+    /// The plan's rate limit and monthly quota.
+    public var limits: PublishLimits
+    /// Inbound sources publish whatever type the provider sends, registered or not.
+    public var allowUnregisteredType: Bool
+
+    public init(
+        eventType: String, tenantID: String, eventID: String?, payload: String,
+        limits: PublishLimits = PublishLimits(bucket: nil, messagesPerMonth: nil), allowUnregisteredType: Bool = false
+    ) {
+        self.eventType = eventType
+        self.tenantID = tenantID
+        self.eventID = eventID
+        self.payload = payload
+        self.limits = limits
+        self.allowUnregisteredType = allowUnregisteredType
+    }
+}
+
+/// What publishing did: the message, how many deliveries it has, and whether it is new (false when an
+/// `event_id` repeated an earlier message, which is returned instead).
+public struct Published: Sendable {
+    public var message: Message
+    public var deliveries: Int
+    public var created: Bool
+    /// The tenant's bucket after this publish, when the plan limits the rate.
+    public var rate: RateLimitState?
+}
+
+/// Filters of the message list.
+public struct MessageFilter: Sendable {
+    public var tenantID: String?
+    public var eventType: String?
+    public var since: Timestamp?
+    public var until: Timestamp?
+
+    public init(tenantID: String? = nil, eventType: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil) {
+        self.tenantID = tenantID
+        self.eventType = eventType
+        self.since = since
+        self.until = until
+    }
+}
+
+extension Store {
+    /// Stores the message and one pending delivery per matching endpoint (same tenant, subscribed to the type or
+    /// to everything, not disabled) in one transaction, counts it against the month's usage, and wakes the
+    /// workers. A repeated `event_id` returns the first message instead.
+    /// Publishes an event (from the API or an inbound source alike); `tern_events_published_total` counts the new ones.
+    public func publish(organizationID: String, applicationID: String, _ input: PublishInput) async throws -> Published {
+        do {
+            let published = try await self.publisher.submit(PublishRequest(organizationID: organizationID, applicationID: applicationID, input: input))
+            if published.created { StorageMetrics.published.increment() }
+            return published
+        } catch TernError.conflict where input.eventID != nil {
+            // Two publishes of one event_id raced on two processes; the other committed first.
+            return try await self.database.read { sql in
+                guard let existing = try await Self.message(applicationID: applicationID, eventID: input.eventID!, sql) else {
+                    throw TernError.conflict("the event is being published by another request; try again")
+                }
+                return existing
+            }
+        }
+    }
+
+    /// The plan an organization publishes under (for its payload limit).
+    public func plan(ofOrganization organizationID: String) async throws -> Plan {
+        try await self.plans.value(organizationID) {
+            try await self.database.read { sql in
+                guard let row = try await sql.raw("""
+                    SELECT p.* FROM plans p JOIN organizations o ON o.plan_id = p.id WHERE o.id = \(bind: organizationID)
+                    """).first()
+                else { throw TernError.notFound("No organization '\(organizationID)'.") }
+                return try Self.plan(row)
+            }
+        }
+    }
+
+    /// Sends a test event to one endpoint: a message of `eventType` (registered or not) with one delivery.
+    public func sendTestMessage(organizationID: String, applicationID: String, endpointID: String, eventType: String) async throws -> Message {
+        try await self.database.writeQueuing { sql -> (Message, queued: Bool) in
+            let endpoint = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
+            guard endpoint.status != .disabled else {
+                throw TernError.conflict("The endpoint is disabled; set its status to 'active' before sending a test event.")
+            }
+            let now = Timestamp.now()
+            let payload = JSONColumn.encode([
+                "type": JSONValue.string(eventType),
+                "timestamp": .string(now.description),
+                "data": .object(["test": .bool(true), "endpoint_id": .string(endpointID)]),
+            ])
+            let message = Message(
+                id: Identifier.make("msg"), applicationID: applicationID, tenantID: endpoint.tenantID, eventType: eventType,
+                eventID: nil, payload: payload, createdAt: now
+            )
+            try await Self.insertMessages([(message, organizationID)], sql)
+            try await Self.insertDeliveries([(message, endpointID, organizationID)], trigger: .manual, now: now, sql)
+            return (message, queued: true)
+        }
+    }
+
+    /// Publishing needs the type registered and not archived.
+    static func requirePublishable(_ applicationID: String, _ eventType: String, _ sql: any SQLDatabase) async throws {
+        let row = try await sql.raw("""
+            SELECT archived FROM event_types WHERE application_id = \(bind: applicationID) AND name = \(bind: eventType)
+            """).first()
+        guard let row else {
+            throw TernError.invalid("event_type", "'\(eventType)' is not a registered event type of this application")
+        }
+        if try row.bool("archived") {
+            throw TernError.invalid("event_type", "'\(eventType)' is archived; unarchive it or publish another type")
+        }
+    }
+
+    static func message(applicationID: String, eventID: String, _ sql: any SQLDatabase) async throws -> Published? {
+        guard let row = try await sql.raw("""
+            SELECT * FROM messages WHERE application_id = \(bind: applicationID) AND event_id = \(bind: eventID)
+            """).first()
+        else { return nil }
+        let message = try Self.message(row)
+        let count = try await Self.count(sql, "SELECT COUNT(*) AS n FROM deliveries WHERE message_id = \(bind: message.id)")
+        return Published(message: message, deliveries: count, created: false, rate: nil)
+    }
+
+    public func listMessages(organizationID: String, applicationID: String, filter: MessageFilter, _ page: PageRequest) async throws -> Page<Message> {
+        try await self.database.read { sql in
+            _ = try await Self.application(organizationID, applicationID, sql)
+            var query = sql.select().column("*").from("messages").where("application_id", .equal, applicationID)
+            if let tenantID = filter.tenantID { query = query.where("tenant_id", .equal, tenantID) }
+            if let eventType = filter.eventType { query = query.where("event_type", .equal, eventType) }
+            let rows = try await Self.newestFirst(query, page, since: filter.since, until: filter.until)
+            return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.message)
+        }
+    }
+
+    /// A message with its deliveries.
+    public func message(organizationID: String, applicationID: String, id: String) async throws -> (Message, [Delivery]) {
+        try await self.database.read { sql in
+            guard let row = try await sql.raw("""
+                SELECT * FROM messages WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
+                AND organization_id = \(bind: organizationID)
+                """).first()
+            else { throw TernError.notFound("No message '\(id)'.") }
+            let deliveries = try await sql.raw("SELECT * FROM deliveries WHERE message_id = \(bind: id) ORDER BY id")
+                .all().map(Self.delivery)
+            return (try Self.message(row), deliveries)
+        }
+    }
+
+    static func message(_ row: any SQLRow) throws -> Message {
+        Message(
+            id: try row.string("id"), applicationID: try row.string("application_id"), tenantID: try row.string("tenant_id"),
+            eventType: try row.string("event_type"), eventID: try row.optionalString("event_id"), payload: try row.string("payload"),
+            createdAt: try row.timestamp("created_at")
+        )
+    }
+}

@@ -1,0 +1,144 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOPosix
+import SQLKit
+import TernCore
+import TernHTTP
+import Testing
+@testable import TernTesting
+
+/// Delivery across processes: a worker killed mid-batch loses nothing, SIGTERM finishes what is in flight, and
+/// two workers share one PostgreSQL queue without losing or silently duplicating a message.
+@Suite(.serialized) struct WorkerProcessTests {
+    /// An API-only Tern in the test, with an application and one endpoint at `url`; returns (key, app).
+    static func prepare(_ api: API, url: String) async throws -> (String, String) {
+        // A plan without a publish rate limit: these tests publish thousands of events to one tenant at once.
+        let plan = try await api.call(.put, "/v1/admin/plans/bulk", key: testAdminKey, json: #"{"name": "Bulk", "rate_limit_per_minute": null, "max_messages_per_month": null}"#)
+        try #require(plan.status == 201 || plan.status == 200, "\(plan.text)")
+        let (_, key) = try await api.organization(plan: "bulk")
+        let app = try await api.application(key, extra: #", "retry_schedule": [1, 1, 1]"#)
+        try await api.eventType(key, app: app, name: "order.created")
+        _ = try await api.endpoint(key, app: app, url: url)
+        return (key, app)
+    }
+
+    static func deliveredCount(_ api: API, key: String, app: String) async throws -> Int {
+        try await api.withDatabase { sql in
+            try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivered'").first()?.decode(column: "n", as: Int.self) ?? 0
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func aWorkerKilledMidBatchLosesNothing(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/slow", then: .init(status: 200, delay: .milliseconds(300)))
+        let databaseURL = try await backend.freshDatabaseURL()
+        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (key, app) = try await Self.prepare(api, url: receiver.url("/slow"))
+            var messages: [String] = []
+            for index in 0..<30 {
+                messages.append(try #require(try await api.publish(key, app: app, payload: #"{"n": \#(index)}"#).string("id")))
+            }
+            let doomed = try WorkerProcess.start(databaseURL: databaseURL, leaseSeconds: 3, concurrency: 8)
+            await receiver.waitFor(10)
+            await doomed.kill()
+            let killedAt = receiver.received.count
+            #expect(killedAt < 30, "the worker died in the middle of the work")
+
+            let survivor = try WorkerProcess.start(databaseURL: databaseURL, leaseSeconds: 3, concurrency: 8)
+            let allDelivered = try await eventually(timeout: .seconds(60)) { try await Self.deliveredCount(api, key: key, app: app) == 30 }
+            #expect(allDelivered, "\(survivor.log.suffix(2000))")
+            let receivedIDs = Set(receiver.received.map(\.messageID))
+            #expect(receivedIDs == Set(messages), "every message arrived")
+
+            // Duplicates only where a lease expired: the deliveries the killed worker held.
+            let expired = try await api.withDatabase { sql in
+                try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map { try $0.decode(column: "message_id", as: String.self) }
+            }
+            #expect(!expired.isEmpty, "the killed worker's deliveries came back when their leases ran out")
+            let counts = Dictionary(grouping: receiver.received, by: \.messageID).mapValues(\.count)
+            for (message, count) in counts where count > 1 {
+                #expect(expired.contains(message), "\(message) arrived \(count) times without an expired lease")
+            }
+            #expect(await survivor.terminate() == 0)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func sigtermLetsInFlightDeliveriesFinish(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/slow", then: .init(status: 200, delay: .seconds(2)))
+        let databaseURL = try await backend.freshDatabaseURL()
+        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (key, app) = try await Self.prepare(api, url: receiver.url("/slow"))
+            for _ in 0..<3 { _ = try await api.publish(key, app: app) }
+            let worker = try WorkerProcess.start(databaseURL: databaseURL)
+            await receiver.waitFor(3)
+            let status = await worker.terminate()
+            #expect(status == 0, "\(worker.log.suffix(2000))")
+            #expect(try await Self.deliveredCount(api, key: key, app: app) == 3, "the three deliveries in flight were finished and recorded")
+            let attempts = try await api.withDatabase { sql in
+                try await sql.raw("SELECT COUNT(*) AS n FROM attempts").first()?.decode(column: "n", as: Int.self) ?? 0
+            }
+            #expect(attempts == 3)
+        }
+    }
+
+    @Test(.enabled(if: Backend.available.contains(.postgres), "needs TERN_TEST_POSTGRES_URL"))
+    func twoWorkersShareOnePostgreSQLQueueWithoutLosingAMessage() async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        let databaseURL = try await Backend.postgres.freshDatabaseURL()
+        try await withTern(.postgres, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (key, app) = try await Self.prepare(api, url: receiver.url("/fast"))
+            let workers = [try WorkerProcess.start(databaseURL: databaseURL), try WorkerProcess.start(databaseURL: databaseURL)]
+            for worker in workers { #expect(await worker.waitUntilReady(), "\(worker.log)") }
+
+            let total = 2_000
+            let messages = try await withThrowingTaskGroup(of: [String].self) { group in
+                for client in 0..<8 {
+                    group.addTask {
+                        var ids: [String] = []
+                        for index in stride(from: client, to: total, by: 8) {
+                            let reply = try await api.publish(key, app: app, payload: #"{"n": \#(index)}"#)
+                            try #require(reply.status == 202, "\(reply.text)")
+                            ids.append(try #require(reply.string("id")))
+                        }
+                        return ids
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(messages.count == total)
+            let allDelivered = try await eventually(timeout: .seconds(120)) { try await Self.deliveredCount(api, key: key, app: app) == total }
+            #expect(allDelivered)
+            #expect(Set(receiver.received.map(\.messageID)) == Set(messages), "no message lost")
+            let expired = try await api.withDatabase { sql in
+                try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map { try $0.decode(column: "message_id", as: String.self) }
+            }
+            let duplicates = Dictionary(grouping: receiver.received, by: \.messageID).filter { $0.value.count > 1 }.map(\.key)
+            #expect(Set(duplicates).isSubset(of: Set(expired)), "duplicates only where a lease expired")
+
+            // Both processes did part of the work: each one's /metrics counts its own deliveries.
+            var shares: [Int] = []
+            for worker in workers {
+                let text = try await Self.metrics(port: worker.port)
+                let line = text.split(separator: "\n").first { $0.hasPrefix(#"tern_deliveries_total{outcome="delivered"}"#) }
+                shares.append(line.flatMap { Int(Double($0.split(separator: " ").last ?? "") ?? -1) } ?? 0)
+            }
+            #expect(shares.allSatisfy { $0 > 0 }, "\(shares)")
+            #expect(shares.reduce(0, +) == receiver.received.count)
+            for worker in workers { #expect(await worker.terminate() == 0) }
+        }
+    }
+
+    /// Reads a worker process's `/metrics`.
+    static func metrics(port: Int) async throws -> String {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return String(buffer: body)
+    }
+}
