@@ -2,7 +2,7 @@
 # Tern needs (libargon2) is installed. `make test` also installs what the tests drive: headless Chromium and its
 # driver (Debian's chromium, chromium-driver) for the browser test, and from PyPI the Standard Webhooks and Svix
 # libraries (signature interop), Selenium and schemathesis (API fuzzing).
-.PHONY: run test deps testdeps build bench
+.PHONY: run test deps testdeps build bench lint format
 
 deps:
 	@if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libargon2; then :; \
@@ -38,6 +38,13 @@ test: deps testdeps
 
 build: deps
 	swift build
+
+# The code as `swift format` (in the toolchain) leaves it, with the repository's .swift-format; CI fails otherwise.
+lint:
+	swift format lint --strict --recursive --parallel Sources Tests Package.swift
+
+format:
+	swift format format --in-place --recursive --parallel Sources Tests Package.swift
 
 # The benchmark of docs/benchmarks.md (release build; add PG=postgres://… to measure PostgreSQL too).
 bench: deps

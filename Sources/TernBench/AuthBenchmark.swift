@@ -15,8 +15,10 @@ public enum AuthBenchmark {
         var warmIterations: Int
 
         enum CodingKeys: String, CodingKey {
-            case database, firstVerificationMSMedian = "first_verification_ms_median"
-            case warmCacheVerificationUSMean = "warm_cache_verification_us_mean", keys, warmIterations = "warm_iterations"
+            case database, keys
+            case firstVerificationMSMedian = "first_verification_ms_median"
+            case warmCacheVerificationUSMean = "warm_cache_verification_us_mean"
+            case warmIterations = "warm_iterations"
         }
     }
 

@@ -118,7 +118,8 @@ public enum Benchmark {
 
             // Ceilings.
             let receiverCeiling = try await Toolkit.rate(requests: options.events, concurrency: options.concurrency) {
-                _ = try await api.send("http://127.0.0.1:\(rig.receiverPort)/hook", absolute: true, key: "", String(repeating: "x", count: options.payloadBytes))
+                _ = try await api.send(
+                    "http://127.0.0.1:\(rig.receiverPort)/hook", absolute: true, key: "", String(repeating: "x", count: options.payloadBytes))
             }
             let httpCeiling = try await Toolkit.rate(requests: options.events, concurrency: options.concurrency) {
                 _ = try await api.send("/livez", key: "", nil)

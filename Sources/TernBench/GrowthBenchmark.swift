@@ -102,8 +102,9 @@ public enum GrowthBenchmark {
                 }
                 if options.otherEndpoints > 0 {
                     try await Toolkit.closedLoop(count: options.otherEndpoints, concurrency: 16) { index in
-                        _ = try await api.post("/v1/applications/\(app)/endpoints", key: key,
-                                               #"{"tenant_id": "other-\#(index)", "url": "http://127.0.0.1:\#(rig.receiverPort)/hook"}"#)
+                        _ = try await api.post(
+                            "/v1/applications/\(app)/endpoints", key: key,
+                            #"{"tenant_id": "other-\#(index)", "url": "http://127.0.0.1:\#(rig.receiverPort)/hook"}"#)
                     }
                     steps.append(try await burst(stored: stored, others: options.otherEndpoints))
                 }

@@ -26,13 +26,15 @@ public enum PortalBenchmark {
         try await ServerRig.run(executable: executable, resources: resources, databaseURL: databaseURL) { rig in
             let (api, key, app) = (rig.api, rig.key, rig.app)
             for name in ["order.created", "order.shipped", "invoice.paid"] {
-                _ = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "\#(name)", "description": "An event", "example": {"id": 1}}"#)
+                _ = try await api.post(
+                    "/v1/applications/\(app)/event-types", key: key, #"{"name": "\#(name)", "description": "An event", "example": {"id": 1}}"#)
             }
             for index in 0..<endpoints { try await rig.endpoint(tenant: "tenant-1", name: "Endpoint \(index)") }
             let publishes = (deliveries + endpoints - 1) / max(endpoints, 1)
             for index in 0..<publishes {
-                try await api.publish("/v1/applications/\(app)/events", key: key,
-                                      #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": \#(index)}}"#)
+                try await api.publish(
+                    "/v1/applications/\(app)/events", key: key,
+                    #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": \#(index)}}"#)
             }
             let total = publishes * endpoints
             let delivered = await Toolkit.until(timeout: .seconds(600)) {
@@ -60,7 +62,8 @@ public enum PortalBenchmark {
                     guard status == 200 else { throw ConfigurationError("\(page) answered \(status)") }
                     if round >= 5 { times.record(ContinuousClock.now - start) }
                 }
-                figures[page.replacingOccurrences(of: endpointID, with: "{endpoint_id}").replacingOccurrences(of: deliveryID, with: "{delivery_id}")] =
+                figures[
+                    page.replacingOccurrences(of: endpointID, with: "{endpoint_id}").replacingOccurrences(of: deliveryID, with: "{delivery_id}")] =
                     times.latency
             }
             return Result(

@@ -30,14 +30,18 @@ struct ServerRig: Sendable {
         let url = databaseURL ?? "sqlite://\(directory.path)/bench.sqlite"
         let admin = "bench-admin-" + Base64URL.encode(randomBytes(18))
         let port = try Toolkit.freePort()
-        let server = try ChildServer.start(executable: executable, environment: [
-            "TERN_DATABASE_URL": url, "TERN_PORT": String(port), "TERN_ADMIN_KEY": admin, "TERN_ENCRYPTION_KEY": SecretBox.generateKeyBase64(),
-            "TERN_ALLOW_PRIVATE_ENDPOINTS": "true", "TERN_LOG_LEVEL": "error", "TERN_RESOURCES_DIR": resources.path,
-        ], log: directory.appendingPathComponent("server.log"))
+        let server = try ChildServer.start(
+            executable: executable,
+            environment: [
+                "TERN_DATABASE_URL": url, "TERN_PORT": String(port), "TERN_ADMIN_KEY": admin, "TERN_ENCRYPTION_KEY": SecretBox.generateKeyBase64(),
+                "TERN_ALLOW_PRIVATE_ENDPOINTS": "true", "TERN_LOG_LEVEL": "error", "TERN_RESOURCES_DIR": resources.path,
+            ], log: directory.appendingPathComponent("server.log"))
         defer { server.stop() }
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(concurrency, 64))
-        ))
+        let client = HTTPClient(
+            eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+            configuration: .init(
+                connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(concurrency, 64))
+            ))
         let outcome: Result<T, any Error>
         do {
             let api = Toolkit.Client(http: client, base: "http://127.0.0.1:\(port)")

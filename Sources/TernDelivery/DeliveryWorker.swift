@@ -91,7 +91,8 @@ public final class DeliveryWorker: Service, Sendable {
                     }
                     let jobs: [DeliveryJob]
                     do {
-                        jobs = try await self.store.claimDeliveries(limit: min(free, self.settings.batchSize), leaseSeconds: self.settings.leaseSeconds)
+                        jobs = try await self.store.claimDeliveries(
+                            limit: min(free, self.settings.batchSize), leaseSeconds: self.settings.leaseSeconds)
                     } catch {
                         self.logger.error("cannot claim deliveries", metadata: ["error": "\(error)"])
                         await self.store.database.deliveriesQueued.wait(timeout: .seconds(1))
@@ -166,14 +167,18 @@ public final class DeliveryWorker: Service, Sendable {
             logger.debug("delivered", metadata: metadata)
         case .failed:
             DeliveryMetrics.outcome(.failed)
-            logger.info("attempt failed; retry scheduled", metadata: metadata.merging([
-                "error": "\(record.error ?? "HTTP \(record.statusCode ?? 0)")", "next_attempt_at": "\(result.nextAttemptAt?.description ?? "")",
-            ]) { $1 })
+            logger.info(
+                "attempt failed; retry scheduled",
+                metadata: metadata.merging([
+                    "error": "\(record.error ?? "HTTP \(record.statusCode ?? 0)")", "next_attempt_at": "\(result.nextAttemptAt?.description ?? "")",
+                ]) { $1 })
         case .exhausted:
             DeliveryMetrics.outcome(.exhausted)
-            logger.warning("delivery exhausted; in the dead-letter queue", metadata: metadata.merging([
-                "error": "\(record.error ?? "HTTP \(record.statusCode ?? 0)")",
-            ]) { $1 })
+            logger.warning(
+                "delivery exhausted; in the dead-letter queue",
+                metadata: metadata.merging([
+                    "error": "\(record.error ?? "HTTP \(record.statusCode ?? 0)")"
+                ]) { $1 })
         default:
             logger.info("attempt recorded; another worker holds the delivery now", metadata: metadata)
         }

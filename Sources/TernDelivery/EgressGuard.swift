@@ -40,8 +40,9 @@ final class EgressGuard: Sendable {
         }
         if let bad = addresses.first(where: AddressClassifier.isForbidden) {
             let shown = AddressClassifier.parse(name) == nil ? "\(host) resolves to \(bad.text)" : "\(bad.text)"
-            throw Refused(description: "refused by the SSRF guard: \(shown), an internal address (loopback, private, link-local, "
-                + "multicast or unspecified); TERN_ALLOW_PRIVATE_ENDPOINTS=true allows it")
+            throw Refused(
+                description: "refused by the SSRF guard: \(shown), an internal address (loopback, private, link-local, "
+                    + "multicast or unspecified); TERN_ALLOW_PRIVATE_ENDPOINTS=true allows it")
         }
     }
 

@@ -24,9 +24,12 @@ public final class Pruner: Service, Sendable {
                 do {
                     let counts = try await self.store.prune(self.policy)
                     if counts.messages + counts.deadLetters > 0 {
-                        self.logger.info("pruned data past retention", metadata: [
-                            "messages": "\(counts.messages)", "dead_letters": "\(counts.deadLetters)", "idempotency_keys": "\(counts.idempotencyKeys)",
-                        ])
+                        self.logger.info(
+                            "pruned data past retention",
+                            metadata: [
+                                "messages": "\(counts.messages)", "dead_letters": "\(counts.deadLetters)",
+                                "idempotency_keys": "\(counts.idempotencyKeys)",
+                            ])
                     }
                 } catch {
                     self.logger.warning("pruning failed; trying again later", metadata: ["error": "\(error)"])

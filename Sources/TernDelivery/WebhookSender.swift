@@ -41,13 +41,15 @@ struct WebhookSender: Sendable {
         for (name, value) in job.headers.sorted(by: { $0.key < $1.key }) { headers.append((name, value)) }
         headers.append(("webhook-id", job.messageID))
         headers.append(("webhook-timestamp", String(timestamp)))
-        headers.append(("webhook-signature", WebhookSignature.header(secrets: job.secrets, messageID: job.messageID, timestamp: timestamp, body: body)))
+        headers.append(
+            ("webhook-signature", WebhookSignature.header(secrets: job.secrets, messageID: job.messageID, timestamp: timestamp, body: body)))
         let recordedHeaders = Dictionary(headers, uniquingKeysWith: { _, last in last })
 
         func finish(status: Int?, responseBody: String?, error: String?, retryAfter: String?) -> AttemptRecord {
             let elapsed = ContinuousClock.now - started
             let milliseconds = Int(elapsed.components.seconds * 1000) + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
-            let outcome = error != nil ? AttemptOutcome.failure(retryAfterSeconds: nil) : AttemptOutcome.of(statusCode: status, retryAfter: retryAfter)
+            let outcome =
+                error != nil ? AttemptOutcome.failure(retryAfterSeconds: nil) : AttemptOutcome.of(statusCode: status, retryAfter: retryAfter)
             return AttemptRecord(
                 job: job, requestHeaders: recordedHeaders, statusCode: status, responseBody: responseBody, durationMS: milliseconds,
                 error: error, outcome: outcome, at: at

@@ -25,7 +25,8 @@ struct Settings: ParsableArguments {
     @Option(help: "Port to listen on (TERN_PORT). Default 8080.")
     var port: String?
 
-    @Option(help: "sqlite:///path/file.sqlite, sqlite://:memory: or postgres://user:pass@host:port/db (TERN_DATABASE_URL). Default sqlite://tern.sqlite.")
+    @Option(
+        help: "sqlite:///path/file.sqlite, sqlite://:memory: or postgres://user:pass@host:port/db (TERN_DATABASE_URL). Default sqlite://tern.sqlite.")
     var database: String?
 
     @Option(help: "all, api or worker (TERN_ROLE). Default all.")
@@ -261,7 +262,8 @@ struct Bench: AsyncParsableCommand {
         func run() async throws {
             let resources = Bench.resources()
             let result = try await PortalBenchmark.run(
-                executable: Bench.executable, resources: resources, databaseURL: self.database, endpoints: self.endpoints, deliveries: self.deliveries, requests: self.requests
+                executable: Bench.executable, resources: resources, databaseURL: self.database, endpoints: self.endpoints,
+                deliveries: self.deliveries, requests: self.requests
             )
             try Bench.printJSON(result)
         }
@@ -278,7 +280,8 @@ struct Bench: AsyncParsableCommand {
 
         func run() async throws {
             let resources = Bench.resources()
-            let result = try await AuthBenchmark.run(resources: resources, databaseURL: self.database, keys: self.keys, warmIterations: self.iterations)
+            let result = try await AuthBenchmark.run(
+                resources: resources, databaseURL: self.database, keys: self.keys, warmIterations: self.iterations)
             try Bench.printJSON(result)
         }
     }

@@ -7,6 +7,7 @@ import TernCore
 import TernHTTP
 import TernStorage
 import Testing
+
 @testable import TernTesting
 
 @Suite struct PlanLimitTests {
@@ -45,7 +46,8 @@ import Testing
     @Test(arguments: Backend.available)
     func requestsRacingForTheLastSlotCreateExactlyOne(_ backend: Backend) async throws {
         try await withTern(backend) { api in
-            let plan = try await api.call(.put, "/v1/admin/plans/tiny", key: testAdminKey, json: #"{"name": "Tiny", "max_endpoints": 3, "max_applications": 1}"#)
+            let plan = try await api.call(
+                .put, "/v1/admin/plans/tiny", key: testAdminKey, json: #"{"name": "Tiny", "max_endpoints": 3, "max_applications": 1}"#)
             #expect(plan.status == 201)
             let (_, key) = try await api.organization(plan: "tiny")
             let app = try await api.application(key)
@@ -73,7 +75,8 @@ import Testing
             #expect(byID["pro"]?["max_endpoints"] as? Int == 1000)
             #expect(byID["scale"]?["max_endpoints"] as? Int == 10000)
             #expect(byID["enterprise"]?["max_endpoints"] is NSNull)
-            let changed = try await api.call(.put, "/v1/admin/plans/free", key: testAdminKey, json: #"{"max_endpoints": 2, "max_messages_per_month": null}"#)
+            let changed = try await api.call(
+                .put, "/v1/admin/plans/free", key: testAdminKey, json: #"{"max_endpoints": 2, "max_messages_per_month": null}"#)
             #expect(changed.status == 200)
             #expect(changed["max_endpoints"] as? Int == 2)
             #expect(changed["max_messages_per_month"] is NSNull)
@@ -111,7 +114,8 @@ import Testing
         try await withTern(backend) { api in
             let (_, key) = try await api.organization()
             #expect(try await api.get("/v1/applications", key: nil).status == 401)
-            #expect(try await api.get("/v1/applications", key: "tern_key_01m85kc8g1vxt7zk8c3xn62s9y_" + String(repeating: "A", count: 43)).status == 401)
+            #expect(
+                try await api.get("/v1/applications", key: "tern_key_01m85kc8g1vxt7zk8c3xn62s9y_" + String(repeating: "A", count: 43)).status == 401)
             #expect(try await api.get("/v1/applications", key: String(key.dropLast()) + "x").status == 401)
             #expect(try await api.call(.get, "/v1/applications", headers: ["Authorization": "Basic abc"]).status == 401)
             #expect(try await api.get("/v1/admin/organizations", key: key).status == 403)

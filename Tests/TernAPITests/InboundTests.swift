@@ -2,13 +2,15 @@ import Crypto
 import Foundation
 import TernCore
 import Testing
+
 @testable import TernTesting
 
 /// Inbound sources: each provider's request signed the way the provider documents it, verified, deduplicated,
 /// and delivered onward to a real receiver. The signing here is written from the providers' docs, not Tern's code.
 @Suite struct InboundTests {
     static func hmacHex(_ secret: String, _ message: String) -> String {
-        HMAC<SHA256>.authenticationCode(for: Array(message.utf8), using: SymmetricKey(data: Array(secret.utf8))).map { String(format: "%02x", $0) }.joined()
+        HMAC<SHA256>.authenticationCode(for: Array(message.utf8), using: SymmetricKey(data: Array(secret.utf8))).map { String(format: "%02x", $0) }
+            .joined()
     }
 
     static func hmacBase64(key: [UInt8], _ message: String) -> String {
@@ -42,7 +44,8 @@ import Testing
         try await withTern(backend) { api in
             let (key, app) = try await Self.setUp(api, receiver)
             let secret = "whsec_stripe_test_0123456789"
-            let (_, _, path) = try await Self.source(api, key: key, app: app, #"{"name": "Stripe", "provider": "stripe", "secret": "\#(secret)", "tenant_id": "tenant-1"}"#)
+            let (_, _, path) = try await Self.source(
+                api, key: key, app: app, #"{"name": "Stripe", "provider": "stripe", "secret": "\#(secret)", "tenant_id": "tenant-1"}"#)
             let body = #"{"id": "evt_1Nx", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {"amount": 2000}}}"#
             // Stripe: t=<unix>, v1=hex(HMAC-SHA256(secret, "<t>.<payload>")).
             let now = Int(Date().timeIntervalSince1970)
@@ -61,16 +64,20 @@ import Testing
             let old = now - 600
             let stale = try await Self.send(api, path, body, ["Stripe-Signature": "t=\(old),v1=\(Self.hmacHex(secret, "\(old).\(body)"))"])
             #expect(stale.status == 401, "outside the 5-minute tolerance")
-            #expect(try await Self.send(api, path, body, ["Stripe-Signature": "t=\(now),v1=\(Self.hmacHex("wrong", "\(now).\(body)"))"]).status == 401)
+            #expect(
+                try await Self.send(api, path, body, ["Stripe-Signature": "t=\(now),v1=\(Self.hmacHex("wrong", "\(now).\(body)"))"]).status == 401)
             #expect(try await Self.send(api, path, body, [:]).status == 401)
             let notJSON = "not json"
-            #expect(try await Self.send(api, path, notJSON, ["Stripe-Signature": "t=\(now),v1=\(Self.hmacHex(secret, "\(now).\(notJSON)"))"]).status == 400)
+            #expect(
+                try await Self.send(api, path, notJSON, ["Stripe-Signature": "t=\(now),v1=\(Self.hmacHex(secret, "\(now).\(notJSON)"))"]).status
+                    == 400)
             try await Task.sleep(for: .milliseconds(300))
             #expect(receiver.received.count == 1, "no second delivery, and nothing unverified")
             #expect(try await api.get("/v1/applications/\(app)/events", key: key).items.count == 1)
             let metrics = try await api.get("/metrics", key: nil).text
-            #expect(metrics.contains(#"tern_inbound_requests_total{provider="stripe",outcome="rejected"}"#) ||
-                    metrics.contains(#"tern_inbound_requests_total{outcome="rejected",provider="stripe"}"#), "rejections are counted")
+            #expect(
+                metrics.contains(#"tern_inbound_requests_total{provider="stripe",outcome="rejected"}"#)
+                    || metrics.contains(#"tern_inbound_requests_total{outcome="rejected",provider="stripe"}"#), "rejections are counted")
         }
     }
 
@@ -84,8 +91,10 @@ import Testing
             let (_, _, path) = try await Self.source(api, key: key, app: app, #"{"name": "GitHub", "provider": "github", "secret": "\#(secret)"}"#)
             let body = #"{"ref": "refs/heads/main", "repository": {"full_name": "acme/shop"}}"#
             // GitHub: X-Hub-Signature-256: sha256=hex(HMAC-SHA256(secret, payload)).
-            let headers = ["X-Hub-Signature-256": "sha256=" + Self.hmacHex(secret, body), "X-GitHub-Event": "push",
-                           "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"]
+            let headers = [
+                "X-Hub-Signature-256": "sha256=" + Self.hmacHex(secret, body), "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            ]
             #expect(try await Self.send(api, path, body, headers).status == 400, "no tenant on the source or in the URL")
             let accepted = try await Self.send(api, path + "?tenant_id=tenant-1", body, headers)
             #expect(accepted.status == 202, "\(accepted.text)")
@@ -107,27 +116,35 @@ import Testing
         try await withTern(backend) { api in
             let (key, app) = try await Self.setUp(api, receiver)
             // Standard Webhooks: the secret Tern made (whsec_ + base64 key); signature v1,base64(HMAC(key, "id.ts.body")).
-            let (_, swSecret, swPath) = try await Self.source(api, key: key, app: app, #"{"name": "SW", "provider": "standard-webhooks", "tenant_id": "tenant-1"}"#)
+            let (_, swSecret, swPath) = try await Self.source(
+                api, key: key, app: app, #"{"name": "SW", "provider": "standard-webhooks", "tenant_id": "tenant-1"}"#)
             #expect(swSecret.hasPrefix("whsec_"))
             let swKey = try #require(Data(base64Encoded: String(swSecret.dropFirst(6))))
             let body = #"{"type": "invoice.paid", "data": {"id": 9}}"#
             let now = Int(Date().timeIntervalSince1970)
             let signature = "v1," + Self.hmacBase64(key: Array(swKey), "msg_abc.\(now).\(body)")
-            let sw = try await Self.send(api, swPath, body, ["webhook-id": "msg_abc", "webhook-timestamp": String(now), "webhook-signature": signature])
+            let sw = try await Self.send(
+                api, swPath, body, ["webhook-id": "msg_abc", "webhook-timestamp": String(now), "webhook-signature": signature])
             #expect(sw.status == 202 && sw.string("event_type") == "invoice.paid", "\(sw.text)")
-            #expect(try await Self.send(api, swPath, body, ["webhook-id": "msg_abc", "webhook-timestamp": String(now), "webhook-signature": "v1,AAAA"]).status == 401)
+            #expect(
+                try await Self.send(api, swPath, body, ["webhook-id": "msg_abc", "webhook-timestamp": String(now), "webhook-signature": "v1,AAAA"])
+                    .status == 401)
 
             // Generic HMAC, base64 in a header of our choosing.
             let (_, hmacSecret, hmacPath) = try await Self.source(
-                api, key: key, app: app, #"{"name": "Shop", "provider": "hmac", "tenant_id": "tenant-1", "header": "X-Shop-Signature", "encoding": "base64"}"#
+                api, key: key, app: app,
+                #"{"name": "Shop", "provider": "hmac", "tenant_id": "tenant-1", "header": "X-Shop-Signature", "encoding": "base64"}"#
             )
             let generic = #"{"order": 5}"#
             let hmac = try await Self.send(api, hmacPath, generic, ["X-Shop-Signature": Self.hmacBase64(key: Array(hmacSecret.utf8), generic)])
             #expect(hmac.status == 202 && hmac.string("event_type") == "inbound.hmac", "\(hmac.text)")
-            #expect(try await Self.send(api, hmacPath, generic, ["X-Signature": Self.hmacHex(hmacSecret, generic)]).status == 401, "the configured header only")
+            #expect(
+                try await Self.send(api, hmacPath, generic, ["X-Signature": Self.hmacHex(hmacSecret, generic)]).status == 401,
+                "the configured header only")
 
             // Shared token.
-            let (_, token, tokenPath) = try await Self.source(api, key: key, app: app, #"{"name": "Legacy", "provider": "token", "tenant_id": "tenant-1"}"#)
+            let (_, token, tokenPath) = try await Self.source(
+                api, key: key, app: app, #"{"name": "Legacy", "provider": "token", "tenant_id": "tenant-1"}"#)
             #expect(try await Self.send(api, tokenPath, generic, ["X-Webhook-Token": token]).status == 202)
             #expect(try await Self.send(api, tokenPath, generic, ["X-Webhook-Token": token + "x"]).status == 401)
             #expect(try await Self.send(api, tokenPath, generic, [:]).status == 401)
@@ -140,7 +157,8 @@ import Testing
             #expect(receiver.received.count == 3, "one delivery per verified request")
             let bad = try await api.post("/v1/applications/\(app)/sources", key: key, #"{"name": "x", "provider": "carrier-pigeon"}"#)
             #expect(bad.status == 422 && bad.fieldErrors == ["provider"])
-            #expect(try await api.post("/v1/applications/\(app)/sources", key: key, #"{"name": "x", "provider": "stripe"}"#).fieldErrors == ["secret"])
+            #expect(
+                try await api.post("/v1/applications/\(app)/sources", key: key, #"{"name": "x", "provider": "stripe"}"#).fieldErrors == ["secret"])
             let listed = try await api.get("/v1/applications/\(app)/sources", key: key)
             #expect(listed.items.count == 3 && !listed.text.contains(token) && !listed.text.contains(hmacSecret), "secrets are shown once")
         }

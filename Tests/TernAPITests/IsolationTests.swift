@@ -7,6 +7,7 @@ import TernHTTP
 import TernStorage
 import Testing
 import Yams
+
 @testable import TernTesting
 
 /// Every route the router serves, read from the router itself so that a new route cannot be left out.
@@ -34,13 +35,16 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
             let keyBID = try #require(try await api.get("/v1/api-keys", key: keyB).items.first?["id"] as? String)
             let messageB = try #require(try await api.publish(keyB, app: appB, type: "b.happened").string("id"))
             let deliveryB = try #require(try await api.deliveries(keyB, app: appB, message: messageB).first?["id"] as? String)
-            let sourceB = try #require(try await api.post("/v1/applications/\(appB)/sources", key: keyB, #"{"name": "B's", "provider": "token"}"#).string("id"))
+            let sourceB = try #require(
+                try await api.post("/v1/applications/\(appB)/sources", key: keyB, #"{"name": "B's", "provider": "token"}"#).string("id"))
             let values = [
                 "app_id": appB, "endpoint_id": endpointB, "name": "b.happened", "key_id": keyBID, "org_id": orgB, "plan_id": "free",
                 "message_id": messageB, "delivery_id": deliveryB, "source_id": sourceB,
             ]
             // Bodies valid for every route of their method, so that only ownership decides the answer.
-            let createBody = #"{"name": "x", "tenant_id": "t", "url": "http://127.0.0.1:9/x", "description": "x", "event_type": "b.happened", "payload": {}, "since": "2020-01-01T00:00:00Z", "provider": "token"}"#
+            let createBody =
+                #"{"name": "x", "tenant_id": "t", "url": "http://127.0.0.1:9/x", "description": "x", "event_type": "b.happened", "payload": {}, "#
+                + #""since": "2020-01-01T00:00:00Z", "provider": "token"}"#
             let changeBody = #"{"description": "x", "status": "paused"}"#
             // A key of B's own organization that is restricted to B's other application.
             let appB2 = try await api.application(keyB, name: "B's second")
@@ -65,7 +69,9 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
                 }
                 if route.path.hasPrefix("/v1/applications/{app_id}") {
                     let restricted = try await api.call(route.method, "/" + path, key: restrictedB, json: body)
-                    #expect(restricted.status == 404, "a key restricted to another application: \(route.method) \(route.path) answered \(restricted.status)")
+                    #expect(
+                        restricted.status == 404,
+                        "a key restricted to another application: \(route.method) \(route.path) answered \(restricted.status)")
                 }
                 checked += 1
             }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import TernCore
 import Testing
+
 @testable import TernTesting
 
 /// The portal and admin pages through HTTP: sessions, tenant isolation, CSRF, escaping, embedding.
@@ -67,9 +68,12 @@ import Testing
             // Every portal route that names an object, generated from the router: tenant-2's objects are 404.
             var covered = 0
             for route in try await servedRoutes() where route.path.hasPrefix("/portal/") && route.path.contains("{") {
-                let path = route.path.replacingOccurrences(of: "{endpoint_id}", with: theirs).replacingOccurrences(of: "{delivery_id}", with: theirDelivery)
+                let path = route.path.replacingOccurrences(of: "{endpoint_id}", with: theirs).replacingOccurrences(
+                    of: "{delivery_id}", with: theirDelivery)
                 #expect(!path.contains("{"), "\(route.path) has a parameter this test does not fill")
-                let reply = try await Self.page(api, path, cookie: cookie, method: route.method, form: route.method == .post ? "_csrf=\(csrf)&status=paused&url=https%3A%2F%2Fx.example" : nil)
+                let reply = try await Self.page(
+                    api, path, cookie: cookie, method: route.method,
+                    form: route.method == .post ? "_csrf=\(csrf)&status=paused&url=https%3A%2F%2Fx.example" : nil)
                 #expect(reply.status == 404, "\(route.method) \(route.path) answered \(reply.status) for another tenant's object")
                 covered += 1
             }
@@ -108,11 +112,13 @@ import Testing
 
             let forged = try await Self.page(api, "/portal/endpoints", cookie: cookie, method: .post, form: "url=https%3A%2F%2Fexample.com%2Fhook")
             #expect(forged.status == 403)
-            let wrong = try await Self.page(api, "/portal/endpoints", cookie: cookie, method: .post, form: "_csrf=nope&url=https%3A%2F%2Fexample.com%2Fhook")
+            let wrong = try await Self.page(
+                api, "/portal/endpoints", cookie: cookie, method: .post, form: "_csrf=nope&url=https%3A%2F%2Fexample.com%2Fhook")
             #expect(wrong.status == 403)
             #expect(try await api.get("/v1/applications/\(app)/endpoints", key: key).items.isEmpty, "nothing was created")
 
-            let invalid = try await Self.page(api, "/portal/endpoints", cookie: cookie, method: .post, form: "_csrf=\(csrf)&url=ftp%3A%2F%2Fx&name=Mine")
+            let invalid = try await Self.page(
+                api, "/portal/endpoints", cookie: cookie, method: .post, form: "_csrf=\(csrf)&url=ftp%3A%2F%2Fx&name=Mine")
             #expect(invalid.status == 422)
             #expect(invalid.text.contains(#"aria-invalid="true""#) && invalid.text.contains("value=\"Mine\""))
 
@@ -129,7 +135,8 @@ import Testing
             let id = try #require(endpoints.first?["id"] as? String)
             #expect(!(try await Self.page(api, "/portal/endpoints/\(id)", cookie: cookie).text.contains("whsec_")))
 
-            let paused = try await Self.page(api, "/portal/endpoints/\(id)/status", cookie: cookie, method: .post, form: "_csrf=\(csrf)&status=paused")
+            let paused = try await Self.page(
+                api, "/portal/endpoints/\(id)/status", cookie: cookie, method: .post, form: "_csrf=\(csrf)&status=paused")
             #expect(paused.status == 303)
             #expect(try await api.get("/v1/applications/\(app)/endpoints/\(id)", key: key).string("status") == "paused")
             let deleted = try await Self.page(api, "/portal/endpoints/\(id)/delete", cookie: cookie, method: .post, form: "_csrf=\(csrf)")
@@ -143,7 +150,9 @@ import Testing
         try await withTern(backend) { api in
             let (key, app) = try await api.shop()
             let attack = "<script>alert(1)</script>"
-            let reply = try await api.post("/v1/applications/\(app)/endpoints", key: key, """
+            let reply = try await api.post(
+                "/v1/applications/\(app)/endpoints", key: key,
+                """
                 {"tenant_id": "tenant-1", "url": "http://127.0.0.1:9/x?q=\\"><script>alert(2)</script>", "name": "\(attack)",
                  "description": "<img src=x onerror=alert(3)>"}
                 """)
@@ -178,12 +187,15 @@ import Testing
             let page = try await Self.page(api, "/admin/organizations/\(orgID)", cookie: cookie)
             let csrf = Self.csrf(page.text)
             #expect(try await Self.page(api, "/admin/organizations/\(orgID)/plan", cookie: cookie, method: .post, form: "plan=pro").status == 403)
-            let changed = try await Self.page(api, "/admin/organizations/\(orgID)/plan", cookie: cookie, method: .post, form: "_csrf=\(csrf)&plan=pro")
+            let changed = try await Self.page(
+                api, "/admin/organizations/\(orgID)/plan", cookie: cookie, method: .post, form: "_csrf=\(csrf)&plan=pro")
             #expect(changed.status == 303)
             #expect(try await api.get("/v1/admin/organizations/\(orgID)", key: testAdminKey).string("plan") == "pro")
-            let keyPage = try await Self.page(api, "/admin/organizations/\(orgID)/api-keys", cookie: cookie, method: .post, form: "_csrf=\(csrf)&name=backend")
+            let keyPage = try await Self.page(
+                api, "/admin/organizations/\(orgID)/api-keys", cookie: cookie, method: .post, form: "_csrf=\(csrf)&name=backend")
             #expect(keyPage.status == 201)
-            let newKey = try #require(keyPage.text.range(of: #"tern_key_[A-Za-z0-9_-]+"#, options: .regularExpression).map { String(keyPage.text[$0]) })
+            let newKey = try #require(
+                keyPage.text.range(of: #"tern_key_[A-Za-z0-9_-]+"#, options: .regularExpression).map { String(keyPage.text[$0]) })
             #expect(try await api.get("/v1/applications", key: newKey).status == 200, "the key shown once works")
             #expect(try await Self.page(api, "/admin/plans", cookie: cookie).text.contains("enterprise"))
             #expect(try await Self.page(api, "/admin", cookie: "tern_admin=forged.token").status == 303)

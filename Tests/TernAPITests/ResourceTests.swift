@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TernTesting
 
 @Suite struct ResourceTests {
@@ -47,7 +48,9 @@ import Testing
             let notJSON = try await api.call(.post, path, key: key, json: "tenant_id=x", contentType: "text/plain")
             #expect(notJSON.status == 415)
 
-            let invalid = try await api.post(path, key: key, """
+            let invalid = try await api.post(
+                path, key: key,
+                """
                 {"tenant_id": "\(String(repeating: "t", count: 256))", "url": "ftp://example.com", "events": ["bad name"],
                  "timeout_seconds": 31, "headers": {"Connection": "close", "Bad Name": "x"}}
                 """)
@@ -75,17 +78,22 @@ import Testing
             let array = try await api.post(path, key: key, "[]")
             #expect(array.status == 422)
 
-            let unknownApp = try await api.post("/v1/applications/app_01m85kc8g1vxt7zk8c3xn62s9y/endpoints", key: key, #"{"tenant_id": "t", "url": "http://x.test"}"#)
+            let unknownApp = try await api.post(
+                "/v1/applications/app_01m85kc8g1vxt7zk8c3xn62s9y/endpoints", key: key, #"{"tenant_id": "t", "url": "http://x.test"}"#)
             #expect(unknownApp.status == 404)
 
-            let badApp = try await api.post("/v1/applications", key: key, """
+            let badApp = try await api.post(
+                "/v1/applications", key: key,
+                """
                 {"name": "", "retry_schedule": [5, -1], "circuit_breaker": {"failure_threshold": 0},
                  "portal": {"allowed_origins": ["not an origin"], "brand_color": "red", "logo_url": "javascript:alert(1)"}}
                 """)
             #expect(badApp.status == 422)
-            #expect(Set(badApp.fieldErrors) == [
-                "name", "retry_schedule[1]", "circuit_breaker.failure_threshold", "portal.allowed_origins[0]", "portal.brand_color", "portal.logo_url",
-            ])
+            #expect(
+                Set(badApp.fieldErrors) == [
+                    "name", "retry_schedule[1]", "circuit_breaker.failure_threshold", "portal.allowed_origins[0]", "portal.brand_color",
+                    "portal.logo_url",
+                ])
 
             let badEventType = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "order created!", "schema": 5}"#)
             #expect(badEventType.status == 422)
@@ -156,7 +164,8 @@ import Testing
             let duplicate = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "invoice.paid"}"#)
             #expect(duplicate.status == 409)
             let path = "/v1/applications/\(app)/event-types/invoice.paid"
-            let patched = try await api.call(.patch, path, key: key, json: #"{"description": "Paid", "schema": {"type": "object"}, "example": {"amount": 5}}"#)
+            let patched = try await api.call(
+                .patch, path, key: key, json: #"{"description": "Paid", "schema": {"type": "object"}, "example": {"amount": 5}}"#)
             #expect(patched.string("description") == "Paid")
             #expect((patched["example"] as? [String: Any])?["amount"] as? Int == 5)
 

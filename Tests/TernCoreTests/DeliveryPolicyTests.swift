@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TernCore
 
 @Suite struct SigningTests {
@@ -84,8 +85,9 @@ import Testing
     }
 
     @Test func findsAMembersExactBytes() {
-        #expect(member("payload", #"{"event_type":"a","payload":{ "z" : 1.50,"a":[1,{"}":"]"}] },"tenant_id":"t"}"#)
-            == #"{ "z" : 1.50,"a":[1,{"}":"]"}] }"#)
+        #expect(
+            member("payload", #"{"event_type":"a","payload":{ "z" : 1.50,"a":[1,{"}":"]"}] },"tenant_id":"t"}"#)
+                == #"{ "z" : 1.50,"a":[1,{"}":"]"}] }"#)
         #expect(member("payload", #"  {  "payload"  :  {"x":"a\"b\\"}  }  "#) == #"{"x":"a\"b\\"}"#)
         #expect(member("payload", #"{"a":"payload","payload":[1,2]}"#) == "[1,2]")
         #expect(member("payload", #"{"payload":{"payload":1}}"#) == #"{"payload":1}"#)

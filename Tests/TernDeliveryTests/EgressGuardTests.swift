@@ -1,5 +1,6 @@
-import Testing
 import TernCore
+import Testing
+
 @testable import TernDelivery
 @testable import TernTesting
 
@@ -16,8 +17,10 @@ import TernCore
         }
     }
 
-    @Test(arguments: ["127.0.0.1", "127.1", "2130706433", "[::1]", "10.0.0.5", "192.168.1.1", "169.254.169.254", "[fe80::1]", "[::ffff:127.0.0.1]",
-                      "0.0.0.0", "[::]", "224.0.0.1", "localhost", "api.localhost"])
+    @Test(arguments: [
+        "127.0.0.1", "127.1", "2130706433", "[::1]", "10.0.0.5", "192.168.1.1", "169.254.169.254", "[fe80::1]", "[::ffff:127.0.0.1]",
+        "0.0.0.0", "[::]", "224.0.0.1", "localhost", "api.localhost",
+    ])
     func internalLiteralsAndNamesAreRefused(_ host: String) async {
         await #expect(throws: EgressGuard.Refused.self) { try await Self.stubbed.check(host: host) }
     }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import TernCore
 import Testing
+
 @testable import TernTesting
 
 /// Plan enforcement on publish: the per-tenant token bucket and the monthly quota, at their boundaries.
@@ -86,8 +87,10 @@ import Testing
             let tiny = "tiny-\(UUID().uuidString.prefix(6).lowercased())"
             _ = try await api.call(.put, "/v1/admin/plans/\(tiny)", key: testAdminKey, json: #"{"name": "Tiny", "max_endpoints": 1}"#)
             let orgs = try await api.get("/v1/admin/organizations?limit=250", key: testAdminKey).items
-            let smallOrg = try #require(orgs.first { ($0["plan"] as? String)?.hasPrefix("custom-") == true && $0["id"] as? String != orgID }?["id"] as? String)
-            #expect(try await api.call(.patch, "/v1/admin/organizations/\(smallOrg)", key: testAdminKey, json: #"{"plan": "\#(tiny)"}"#).status == 200)
+            let smallOrg = try #require(
+                orgs.first { ($0["plan"] as? String)?.hasPrefix("custom-") == true && $0["id"] as? String != orgID }?["id"] as? String)
+            #expect(
+                try await api.call(.patch, "/v1/admin/organizations/\(smallOrg)", key: testAdminKey, json: #"{"plan": "\#(tiny)"}"#).status == 200)
             #expect(try await api.endpoint(smallKey, app: smallApp).status == 403)
             #expect(try await api.get("/v1/applications/\(smallApp)/endpoints", key: smallKey).items.count == 3)
         }

@@ -3,6 +3,7 @@ import SQLKit
 import TernCore
 import TernStorage
 import Testing
+
 @testable import TernTesting
 
 /// Retention: delivered messages go after 30 days, the dead-letter queue after 7, and nothing still queued goes.
@@ -26,9 +27,11 @@ import Testing
             try await api.withDatabase { sql in
                 // 40 days old and delivered: goes. 40 days old with a retry queued: stays.
                 try await sql.raw("UPDATE messages SET created_at = \(bind: now - 40 * day) WHERE id IN (\(binds: [old, queued]))").run()
-                try await sql.raw("UPDATE deliveries SET status = 'failed', next_attempt_at = \(bind: now + day) WHERE message_id = \(bind: queued)").run()
+                try await sql.raw("UPDATE deliveries SET status = 'failed', next_attempt_at = \(bind: now + day) WHERE message_id = \(bind: queued)")
+                    .run()
                 // Dead-lettered 10 days ago: the delivery goes, its (recent) message stays.
-                try await sql.raw("UPDATE deliveries SET status = 'exhausted', updated_at = \(bind: now - 10 * day) WHERE message_id = \(bind: dead)").run()
+                try await sql.raw("UPDATE deliveries SET status = 'exhausted', updated_at = \(bind: now - 10 * day) WHERE message_id = \(bind: dead)")
+                    .run()
             }
             let counts = try await api.withStore { store in try await store.prune(.standard) }
             #expect(counts.messages == 1)

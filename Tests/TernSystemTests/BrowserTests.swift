@@ -1,6 +1,7 @@
 import Foundation
 import TernCore
 import Testing
+
 @testable import TernTesting
 
 /// The portal and the admin area in a real browser: headless Chromium driven by Selenium (Tests/browser).
@@ -14,7 +15,9 @@ import Testing
             let port = try #require(api.port)
             let (orgID, key) = try await api.organization("Acme Shop", plan: "free")
             let app = try await api.application(key, name: "Acme Shop", extra: ##", "retry_schedule": [], "portal": {"brand_color": "#0b7a75"}"##)
-            _ = try await api.post("/v1/applications/\(app)/event-types", key: key, """
+            _ = try await api.post(
+                "/v1/applications/\(app)/event-types", key: key,
+                """
                 {"name": "order.created", "description": "A customer placed an order.", "example": {"order_id": 1001, "total": 12.5},
                  "schema": {"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "integer"}}}}
                 """)
@@ -29,9 +32,11 @@ import Testing
             ]
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("tern-browser-\(UUID().uuidString).json")
             try JSONSerialization.data(withJSONObject: input).write(to: file)
-            let (status, output) = try await InteropTests.python(repositoryRoot.appendingPathComponent("Tests/browser/portal_browser.py").path, file.path)
+            let (status, output) = try await InteropTests.python(
+                repositoryRoot.appendingPathComponent("Tests/browser/portal_browser.py").path, file.path)
             #expect(status == 0, "\(output)")
-            let result = try #require(output.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+            let result = try #require(
+                output.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
 
             // What the browser did is what the API now shows.
             let endpointID = try #require(result["endpoint_id"] as? String)

@@ -1,13 +1,14 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import SQLKit
-import TernCore
 import Synchronization
-import Logging
+import TernCore
 import TernStorage
 import Testing
+
 @testable import TernTesting
 
 /// Faults while events flow: processes killed with SIGKILL. Every event that got a 202 is delivered, nothing is
@@ -17,9 +18,12 @@ import Testing
         try await api.withDatabase { sql in
             let messages = try await sql.raw("SELECT COUNT(*) AS n FROM messages").first()?.decode(column: "n", as: Int.self) ?? 0
             // One all-events endpoint: every message has exactly one delivery.
-            let orphans = try await sql.raw("""
-                SELECT COUNT(*) AS n FROM messages m WHERE (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id) <> 1
-                """).first()?.decode(column: "n", as: Int.self) ?? 0
+            let orphans =
+                try await sql.raw(
+                    """
+                    SELECT COUNT(*) AS n FROM messages m WHERE (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id) <> 1
+                    """
+                ).first()?.decode(column: "n", as: Int.self) ?? 0
             return (messages, orphans)
         }
     }
@@ -88,19 +92,27 @@ import Testing
                 kills += 1
             }
             let survivor = try WorkerProcess.start(databaseURL: databaseURL, leaseSeconds: 2, concurrency: 32)
-            let delivered = try await eventually(timeout: .seconds(120)) { try await WorkerProcessTests.deliveredCount(api, key: key, app: app) == total }
+            let delivered = try await eventually(timeout: .seconds(120)) {
+                try await WorkerProcessTests.deliveredCount(api, key: key, app: app) == total
+            }
             #expect(delivered, "\(survivor.log.suffix(2000))")
             let received = receiver.received
             let ids = Set(received.map(\.messageID))
             let lost = Set(messages).subtracting(ids).count
-            let expired = Set(try await api.withDatabase { sql in
-                try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map { try $0.decode(column: "message_id", as: String.self) }
-            })
+            let expired = Set(
+                try await api.withDatabase { sql in
+                    try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map {
+                        try $0.decode(column: "message_id", as: String.self)
+                    }
+                })
             let duplicated = Dictionary(grouping: received, by: \.messageID).filter { $0.value.count > 1 }
             #expect(lost == 0)
             #expect(Set(duplicated.keys).isSubset(of: expired), "duplicates only where a lease expired")
             #expect(kills == 3)
-            print("FAULT repeated-worker-kill backend=\(backend) sent=\(total) delivered=\(ids.count) lost=\(lost) duplicated=\(duplicated.count) receipts=\(received.count) expired_leases=\(expired.count) kills=\(kills)")
+            print(
+                "FAULT repeated-worker-kill backend=\(backend) sent=\(total) delivered=\(ids.count) lost=\(lost) "
+                    + "duplicated=\(duplicated.count) receipts=\(received.count) expired_leases=\(expired.count) kills=\(kills)"
+            )
             #expect(await survivor.terminate() == 0)
         }
     }
@@ -120,7 +132,8 @@ import Testing
                 group.addTask {
                     for index in 0..<1_000 {
                         sent.add("")
-                        guard let answer = await Self.publish(port: server.port, key: key, app: app, payload: #"{"c": \#(client), "n": \#(index)}"#) else { return }
+                        guard let answer = await Self.publish(port: server.port, key: key, app: app, payload: #"{"c": \#(client), "n": \#(index)}"#)
+                        else { return }
                         if let id = answer.id { accepted.add(id) }
                     }
                 }
@@ -135,17 +148,25 @@ import Testing
         // A new process delivers what was stored.
         try await withTern(backend, databaseURL: databaseURL) { api in
             if backend == .sqlite {
-                let integrity = try await api.withDatabase { sql in try await sql.raw("PRAGMA integrity_check").first()?.decode(column: "integrity_check", as: String.self) }
+                let integrity = try await api.withDatabase { sql in
+                    try await sql.raw("PRAGMA integrity_check").first()?.decode(column: "integrity_check", as: String.self)
+                }
                 #expect(integrity == "ok", "the SQLite file survived SIGKILL intact")
             }
             let (messages, orphans) = try await Self.consistency(api)
             #expect(orphans == 0, "a message without its delivery, or with more")
             #expect(messages >= acceptedIDs.count, "every 202 was stored")
-            let stored = Set(try await api.withDatabase { sql in try await sql.raw("SELECT id FROM messages").all().map { try $0.decode(column: "id", as: String.self) } })
+            let stored = Set(
+                try await api.withDatabase { sql in
+                    try await sql.raw("SELECT id FROM messages").all().map { try $0.decode(column: "id", as: String.self) }
+                })
             #expect(Set(acceptedIDs).isSubset(of: stored))
             let all = await eventually(timeout: .seconds(120)) { Set(receiver.received.map(\.messageID)).isSuperset(of: acceptedIDs) }
             #expect(all, "every event that got a 202 is delivered")
-            print("FAULT api-kill backend=\(backend) sent=\(sent.count) accepted=\(acceptedIDs.count) stored=\(messages) orphans=\(orphans) delivered_of_accepted=\(Set(receiver.received.map(\.messageID)).intersection(acceptedIDs).count)")
+            print(
+                "FAULT api-kill backend=\(backend) sent=\(sent.count) accepted=\(acceptedIDs.count) stored=\(messages) orphans=\(orphans) "
+                    + "delivered_of_accepted=\(Set(receiver.received.map(\.messageID)).intersection(acceptedIDs).count)"
+            )
         }
     }
 }
@@ -163,7 +184,9 @@ extension API {
     static func names(_ databaseURL: String) async throws -> [String] {
         let database = try await Database.open(try DatabaseLocation(url: databaseURL), logger: Logger(label: "test"))
         let name = try await database.whileRunning {
-            try await database.read { sql in try await sql.raw("SELECT name FROM organizations WHERE name LIKE 'tern_%'").first()?.decode(column: "name", as: String.self) }
+            try await database.read { sql in
+                try await sql.raw("SELECT name FROM organizations WHERE name LIKE 'tern_%'").first()?.decode(column: "name", as: String.self)
+            }
         }
         return (name ?? "").split(separator: " ").map(String.init)
     }
@@ -189,7 +212,8 @@ struct PrivatePostgres: Sendable {
     }
 
     func run(_ command: String) async throws {
-        let (status, output) = try await runProgram("python3", [repositoryRoot.appendingPathComponent("Tests/faults/pg_cluster.py").path, command, self.directory, String(self.port)])
+        let (status, output) = try await runProgram(
+            "python3", [repositoryRoot.appendingPathComponent("Tests/faults/pg_cluster.py").path, command, self.directory, String(self.port)])
         guard status == 0 else { throw TestFailure("pg_cluster.py \(command) exited \(status): \(output)") }
     }
 }
@@ -217,7 +241,10 @@ extension FaultTests {
             let elapsed = start.duration(to: .now)
             #expect(!server.process.isRunning, "tern serve ignored SIGTERM with its database gone: \(server.log.suffix(2000))")
             if server.process.isRunning { await server.kill() }
-            print("FAULT sigterm-database-gone exited=\(!server.process.isRunning) after_ms=\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)")
+            print(
+                "FAULT sigterm-database-gone exited=\(!server.process.isRunning) "
+                    + "after_ms=\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"
+            )
         } catch {
             try? await cluster.run("destroy")
             throw error
@@ -310,11 +337,14 @@ extension FaultTests {
             #expect(orphans == 0)
             #expect(messages >= ids.count)
             let received = Set(receiver.received.map(\.messageID))
-            print("FAULT postgres-restart accepted=\(ids.count) stored=\(messages) orphans=\(orphans) delivered_of_accepted=\(received.intersection(ids).count) lost=\(ids.subtracting(received).count) publish_outcomes=\(outcomes.summary) health=\(health.summary)")
+            print(
+                "FAULT postgres-restart accepted=\(ids.count) stored=\(messages) orphans=\(orphans) "
+                    + "delivered_of_accepted=\(received.intersection(ids).count) lost=\(ids.subtracting(received).count) "
+                    + "publish_outcomes=\(outcomes.summary) health=\(health.summary)"
+            )
         }
     }
 }
-
 
 extension FaultTests {
     /// How the mixed endpoint treats event `n` on its first attempt (later attempts of events 0…6 succeed, except
@@ -352,13 +382,16 @@ extension FaultTests {
         }
         defer { Task { await receiver.stop() } }
         try await withTern(backend) { api in
-            let plan = try await api.call(.put, "/v1/admin/plans/bulk", key: testAdminKey, json: #"{"name": "Bulk", "rate_limit_per_minute": null, "max_messages_per_month": null}"#)
+            let plan = try await api.call(
+                .put, "/v1/admin/plans/bulk", key: testAdminKey,
+                json: #"{"name": "Bulk", "rate_limit_per_minute": null, "max_messages_per_month": null}"#)
             try #require(plan.status == 201 || plan.status == 200)
             let (_, key) = try await api.organization(plan: "bulk")
             let app = try await api.application(key, extra: #", "retry_schedule": [1, 1, 1]"#)
             try await api.eventType(key, app: app, name: "order.created")
             let (mixed, _) = try await api.endpoint(key, app: app, url: receiver.url("/mixed"), tenant: "tenant-1", extra: #", "timeout_seconds": 1"#)
-            let (broken, _) = try await api.endpoint(key, app: app, url: receiver.url("/broken"), tenant: "tenant-2", extra: #", "timeout_seconds": 1"#)
+            let (broken, _) = try await api.endpoint(
+                key, app: app, url: receiver.url("/broken"), tenant: "tenant-2", extra: #", "timeout_seconds": 1"#)
             let events = 280
             for n in 0..<events {
                 _ = try await api.publish(key, app: app, payload: #"{"n":\#(n)}"#)
@@ -368,13 +401,21 @@ extension FaultTests {
             }
             let settled = try await eventually(timeout: .seconds(90)) {
                 try await api.withDatabase { sql in
-                    try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status NOT IN ('delivered', 'exhausted')").first()?.decode(column: "n", as: Int.self) ?? 1
+                    try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status NOT IN ('delivered', 'exhausted')").first()?.decode(
+                        column: "n", as: Int.self) ?? 1
                 } == 0
             }
             #expect(settled, "every delivery ended delivered or in the DLQ")
-            struct Row { var status: String; var attempts: Int; var n: Int; var endpoint: String }
+            struct Row {
+                var status: String
+                var attempts: Int
+                var n: Int
+                var endpoint: String
+            }
             let rows = try await api.withDatabase { sql in
-                try await sql.raw("SELECT d.status, d.attempt_count, d.endpoint_id, m.payload FROM deliveries d JOIN messages m ON m.id = d.message_id").all().map { row in
+                try await sql.raw(
+                    "SELECT d.status, d.attempt_count, d.endpoint_id, m.payload FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                ).all().map { row in
                     let payload = try row.decode(column: "payload", as: String.self)
                     return Row(
                         status: try row.decode(column: "status", as: String.self), attempts: try row.decode(column: "attempt_count", as: Int.self),
@@ -383,15 +424,25 @@ extension FaultTests {
                 }
             }
             let errors = try await api.withDatabase { sql in
-                try await sql.raw("SELECT a.error, a.status_code, m.payload FROM attempts a JOIN messages m ON m.id = a.message_id WHERE a.endpoint_id = \(bind: mixed) ORDER BY a.created_at").all().map { row in
-                    (try row.decode(column: "error", as: String?.self), try row.decode(column: "status_code", as: Int?.self), try row.decode(column: "payload", as: String.self))
+                try await sql.raw(
+                    """
+                    SELECT a.error, a.status_code, m.payload FROM attempts a JOIN messages m ON m.id = a.message_id
+                    WHERE a.endpoint_id = \(bind: mixed) ORDER BY a.created_at
+                    """
+                ).all().map { row in
+                    (
+                        try row.decode(column: "error", as: String?.self), try row.decode(column: "status_code", as: Int?.self),
+                        try row.decode(column: "payload", as: String.self)
+                    )
                 }
             }
             // The mixed endpoint: one failure then a success, or four failures into the DLQ for class 4.
             var wrong: [String] = []
             for row in rows where row.endpoint == mixed {
                 let kind = Misbehaviour.of(row.n)
-                let expected: (String, Int) = kind == .failsForever ? ("exhausted", 4) : kind.rawValue <= Misbehaviour.closeWithoutAnswer.rawValue ? ("delivered", 2) : ("delivered", 1)
+                let expected: (String, Int) =
+                    kind == .failsForever
+                    ? ("exhausted", 4) : kind.rawValue <= Misbehaviour.closeWithoutAnswer.rawValue ? ("delivered", 2) : ("delivered", 1)
                 if (row.status, row.attempts) != expected {
                     let seen = errors.filter { $0.2.hasSuffix(":\(row.n)}") }.map { "\($0.1.map(String.init) ?? "-") \($0.0 ?? "")" }
                     wrong.append("n=\(row.n) \(kind): \(row.status) after \(row.attempts): \(seen)")
@@ -420,9 +471,16 @@ extension FaultTests {
             #expect(mixedEndpoint.string("status") == "active")
             let brokenAttempts = receiver.all.filter { $0.path == "/broken" }.count
             #expect(brokenAttempts >= 20)
-            #expect(rows.filter { $0.endpoint == broken }.allSatisfy { $0.status == "exhausted" }, "\(rows.filter { $0.endpoint == broken }.map { "\($0.n) \($0.status) \($0.attempts)" })")
+            #expect(
+                rows.filter { $0.endpoint == broken }.allSatisfy { $0.status == "exhausted" },
+                "\(rows.filter { $0.endpoint == broken }.map { "\($0.n) \($0.status) \($0.attempts)" })")
             let mixedAttempts = receiver.all.filter { $0.path == "/mixed" }.count
-            print("FAULT chaos-receiver backend=\(backend) events=\(events) mixed_attempts=\(mixedAttempts) delivered=\(rows.filter { $0.endpoint == mixed && $0.status == "delivered" }.count) dead_lettered=\(rows.filter { $0.endpoint == mixed && $0.status == "exhausted" }.count) broken_attempts_before_trip=\(brokenAttempts) wrong=\(wrong.count)")
+            print(
+                "FAULT chaos-receiver backend=\(backend) events=\(events) mixed_attempts=\(mixedAttempts) "
+                    + "delivered=\(rows.filter { $0.endpoint == mixed && $0.status == "delivered" }.count) "
+                    + "dead_lettered=\(rows.filter { $0.endpoint == mixed && $0.status == "exhausted" }.count) "
+                    + "broken_attempts_before_trip=\(brokenAttempts) wrong=\(wrong.count)"
+            )
         }
     }
 }
@@ -449,7 +507,8 @@ extension FaultTests {
                     var index = 0
                     while server.process.isRunning {
                         index += 1
-                        guard let answer = await Self.publish(port: server.port, key: key, app: app, payload: #"{"c": \#(client), "n": \#(index)}"#) else {
+                        guard let answer = await Self.publish(port: server.port, key: key, app: app, payload: #"{"c": \#(client), "n": \#(index)}"#)
+                        else {
                             refused.add("no-answer")
                             try? await Task.sleep(for: .milliseconds(20))
                             continue
@@ -470,7 +529,8 @@ extension FaultTests {
         try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
             let (midAttempt, attempts) = try await api.withDatabase { sql in
                 (
-                    try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivering'").first()?.decode(column: "n", as: Int.self) ?? -1,
+                    try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivering'").first()?.decode(column: "n", as: Int.self)
+                        ?? -1,
                     try await sql.raw("SELECT COUNT(*) AS n FROM attempts").first()?.decode(column: "n", as: Int.self) ?? -1
                 )
             }
@@ -478,9 +538,15 @@ extension FaultTests {
             #expect(attempts == receipts, "every attempt the receiver saw is recorded")
             let (messages, orphans) = try await Self.consistency(api)
             #expect(orphans == 0)
-            let stored = Set(try await api.withDatabase { sql in try await sql.raw("SELECT id FROM messages").all().map { try $0.decode(column: "id", as: String.self) } })
+            let stored = Set(
+                try await api.withDatabase { sql in
+                    try await sql.raw("SELECT id FROM messages").all().map { try $0.decode(column: "id", as: String.self) }
+                })
             #expect(Set(accepted.ids).isSubset(of: stored), "every 202 was stored")
-            print("FAULT sigterm-under-load backend=\(backend) accepted=\(accepted.count) stored=\(messages) receipts_before_exit=\(receipts) attempts_recorded=\(attempts) left_mid_attempt=\(midAttempt) shutdown_ms=\(shutdownMS) refused=\(refused.summary)")
+            print(
+                "FAULT sigterm-under-load backend=\(backend) accepted=\(accepted.count) stored=\(messages) receipts_before_exit=\(receipts) "
+                    + "attempts_recorded=\(attempts) left_mid_attempt=\(midAttempt) shutdown_ms=\(shutdownMS) refused=\(refused.summary)"
+            )
         }
         // A new process delivers the rest, nothing twice.
         try await withTern(backend, databaseURL: databaseURL) { api in

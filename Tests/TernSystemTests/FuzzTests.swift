@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TernTesting
 
 /// Property-based fuzzing of the whole API from docs/openapi.yaml with schemathesis (PyPI): no 5xx, and every
@@ -11,12 +12,14 @@ import Testing
             let port = try #require(api.port)
             let (_, key) = try await api.organization("Fuzzed", plan: "enterprise")
             let spec = repositoryRoot.appendingPathComponent("docs/openapi.yaml").path
-            let checks = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance"
+            let checks =
+                "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance"
             for (credential, paths) in [(key, ["--exclude-path-regex", "^/v1/admin"]), (testAdminKey, ["--include-path-regex", "^/v1/admin"])] {
-                let (status, output) = try await Self.schemathesis([
-                    "run", spec, "--url", "http://127.0.0.1:\(port)", "-H", "Authorization: Bearer \(credential)", "--max-examples", "8",
-                    "--seed", "20261124", "--checks", checks, "--no-color",
-                ] + paths)
+                let (status, output) = try await Self.schemathesis(
+                    [
+                        "run", spec, "--url", "http://127.0.0.1:\(port)", "-H", "Authorization: Bearer \(credential)", "--max-examples", "8",
+                        "--seed", "20261124", "--checks", checks, "--no-color",
+                    ] + paths)
                 #expect(status == 0, "\(output.suffix(4000))")
                 #expect(output.contains("passed"), "\(output.suffix(2000))")
                 let summary = output.split(separator: "\n").filter { $0.contains("test cases") || $0.contains("passed") || $0.contains("generated") }

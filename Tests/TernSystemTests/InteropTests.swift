@@ -1,6 +1,7 @@
 import Foundation
 import TernCore
 import Testing
+
 @testable import TernTesting
 
 /// Real deliveries verified by the official Python libraries of Standard Webhooks and Svix (from PyPI).

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import TernCore
 import Testing
+
 @testable import TernTesting
 
 /// Hostile input and secrets: what an attacker or a careless log reader must never get.
@@ -16,8 +17,10 @@ import Testing
         try await withTern(.sqlite, configure: { $0.allowPrivateEndpoints = false }) { api in
             let (key, app) = try await api.shop()
             let port = receiver.port
-            for host in ["127.0.0.1", "127.8.9.10", "127.1", "localhost", "LOCALHOST.", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "[::]",
-                         "2130706433", "0x7f000001", "10.0.0.1", "169.254.169.254", "sub.localhost"] {
+            for host in [
+                "127.0.0.1", "127.8.9.10", "127.1", "localhost", "LOCALHOST.", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "[::]",
+                "2130706433", "0x7f000001", "10.0.0.1", "169.254.169.254", "sub.localhost",
+            ] {
                 let reply = try await api.post(
                     "/v1/applications/\(app)/endpoints", key: key, #"{"tenant_id": "t", "url": "http://\#(host):\#(port)/hook"}"#
                 )
@@ -52,7 +55,9 @@ import Testing
         try process.run()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let base = "http://127.0.0.1:\(port)"
-        func call(_ method: HTTPMethod, _ path: String, key: String?, _ body: String? = nil, headers: [String: String] = [:]) async throws -> (Int, String) {
+        func call(
+            _ method: HTTPMethod, _ path: String, key: String?, _ body: String? = nil, headers: [String: String] = [:]
+        ) async throws -> (Int, String) {
             var request = HTTPClientRequest(url: base + path)
             request.method = method
             if let key { request.headers.add(name: "authorization", value: "Bearer \(key)") }
@@ -70,24 +75,32 @@ import Testing
         var secrets: [String] = [testAdminKey, testEncryptionKey]
         let org = json(try await call(.POST, "/v1/admin/organizations", key: testAdminKey, #"{"name": "Acme", "plan": "pro"}"#).1)
         let orgID = try #require(org["id"] as? String)
-        let key = try #require(json(try await call(.POST, "/v1/admin/organizations/\(orgID)/api-keys", key: testAdminKey, #"{"name": "k"}"#).1)["key"] as? String)
+        let key = try #require(
+            json(try await call(.POST, "/v1/admin/organizations/\(orgID)/api-keys", key: testAdminKey, #"{"name": "k"}"#).1)["key"] as? String)
         secrets.append(key)
-        let app = try #require(json(try await call(.POST, "/v1/applications", key: key, #"{"name": "Shop", "retry_schedule": [0]}"#).1)["id"] as? String)
+        let app = try #require(
+            json(try await call(.POST, "/v1/applications", key: key, #"{"name": "Shop", "retry_schedule": [0]}"#).1)["id"] as? String)
         _ = try await call(.POST, "/v1/applications/\(app)/event-types", key: key, #"{"name": "order.created"}"#)
-        let endpoint = json(try await call(.POST, "/v1/applications/\(app)/endpoints", key: key, #"{"tenant_id": "t1", "url": "\#(receiver.url("/fail"))"}"#).1)
+        let endpoint = json(
+            try await call(.POST, "/v1/applications/\(app)/endpoints", key: key, #"{"tenant_id": "t1", "url": "\#(receiver.url("/fail"))"}"#).1)
         let endpointID = try #require(endpoint["id"] as? String)
         secrets.append(try #require(endpoint["secret"] as? String))
         let rotated = json(try await call(.POST, "/v1/applications/\(app)/endpoints/\(endpointID)/rotate-secret", key: key, "{}").1)
         secrets.append(try #require(rotated["secret"] as? String))
-        let source = json(try await call(.POST, "/v1/applications/\(app)/sources", key: key, #"{"name": "s", "provider": "token", "tenant_id": "t1"}"#).1)
+        let source = json(
+            try await call(.POST, "/v1/applications/\(app)/sources", key: key, #"{"name": "s", "provider": "token", "tenant_id": "t1"}"#).1)
         secrets.append(try #require(source["secret"] as? String))
         let portal = json(try await call(.POST, "/v1/applications/\(app)/portal-sessions", key: key, #"{"tenant_id": "t1"}"#).1)
         secrets.append(try #require(portal["token"] as? String))
         // Traffic that logs: deliveries that fail, a bad key, a wrong token on the ingress, a forged portal cookie.
-        for _ in 0..<3 { _ = try await call(.POST, "/v1/applications/\(app)/events", key: key, #"{"event_type": "order.created", "tenant_id": "t1", "payload": {"a": 1}}"#) }
+        for _ in 0..<3 {
+            _ = try await call(
+                .POST, "/v1/applications/\(app)/events", key: key, #"{"event_type": "order.created", "tenant_id": "t1", "payload": {"a": 1}}"#)
+        }
         let badKey = try await call(.GET, "/v1/applications", key: key + "x")
         let wrongToken = try await call(.POST, "/in/\(try #require(source["id"] as? String))", key: nil, "{}", headers: ["X-Webhook-Token": "nope"])
-        let forged = try await call(.GET, "/portal/endpoints", key: nil, headers: ["Cookie": "tern_portal=\(try #require(portal["token"] as? String))x"])
+        let forged = try await call(
+            .GET, "/portal/endpoints", key: nil, headers: ["Cookie": "tern_portal=\(try #require(portal["token"] as? String))x"])
         _ = try await eventually { receiver.received(path: "/fail").count >= 6 }
         let audit = try await call(.GET, "/v1/audit-entries?limit=250", key: key)
         let metrics = try await call(.GET, "/metrics", key: nil)
@@ -98,7 +111,9 @@ import Testing
         for secret in secrets {
             let shown = String(secret.prefix(12))
             #expect(!logText.contains(secret), "a secret (\(shown)…) is in the log")
-            for (name, text) in [("audit", audit.1), ("metrics", metrics.1), ("401 body", badKey.1), ("ingress 401", wrongToken.1), ("portal 401", forged.1)] {
+            for (name, text) in [
+                ("audit", audit.1), ("metrics", metrics.1), ("401 body", badKey.1), ("ingress 401", wrongToken.1), ("portal 401", forged.1),
+            ] {
                 #expect(!text.contains(secret), "a secret (\(shown)…) is in the \(name)")
             }
         }
@@ -165,7 +180,8 @@ extension SecurityTests {
                 }
                 // Meanwhile the server answers others.
                 for _ in 0..<20 {
-                    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(5))
+                    let response = try await HTTPClient.shared.execute(
+                        HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(5))
                     #expect(response.status.code == 200)
                     try await Task.sleep(for: .milliseconds(50))
                 }

@@ -6,6 +6,7 @@ import SQLKit
 import TernCore
 import TernHTTP
 import Testing
+
 @testable import TernTesting
 
 /// Delivery across processes: a worker killed mid-batch loses nothing, SIGTERM finishes what is in flight, and
@@ -14,7 +15,9 @@ import Testing
     /// An API-only Tern in the test, with an application and one endpoint at `url`; returns (key, app).
     static func prepare(_ api: API, url: String) async throws -> (String, String) {
         // A plan without a publish rate limit: these tests publish thousands of events to one tenant at once.
-        let plan = try await api.call(.put, "/v1/admin/plans/bulk", key: testAdminKey, json: #"{"name": "Bulk", "rate_limit_per_minute": null, "max_messages_per_month": null}"#)
+        let plan = try await api.call(
+            .put, "/v1/admin/plans/bulk", key: testAdminKey, json: #"{"name": "Bulk", "rate_limit_per_minute": null, "max_messages_per_month": null}"#
+        )
         try #require(plan.status == 201 || plan.status == 200, "\(plan.text)")
         let (_, key) = try await api.organization(plan: "bulk")
         let app = try await api.application(key, extra: #", "retry_schedule": [1, 1, 1]"#)
@@ -55,7 +58,9 @@ import Testing
 
             // Duplicates only where a lease expired: the deliveries the killed worker held.
             let expired = try await api.withDatabase { sql in
-                try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map { try $0.decode(column: "message_id", as: String.self) }
+                try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map {
+                    try $0.decode(column: "message_id", as: String.self)
+                }
             }
             #expect(!expired.isEmpty, "the killed worker's deliveries came back when their leases ran out")
             let counts = Dictionary(grouping: receiver.received, by: \.messageID).mapValues(\.count)
@@ -117,7 +122,9 @@ import Testing
             #expect(allDelivered)
             #expect(Set(receiver.received.map(\.messageID)) == Set(messages), "no message lost")
             let expired = try await api.withDatabase { sql in
-                try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map { try $0.decode(column: "message_id", as: String.self) }
+                try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map {
+                    try $0.decode(column: "message_id", as: String.self)
+                }
             }
             let duplicates = Dictionary(grouping: receiver.received, by: \.messageID).filter { $0.value.count > 1 }.map(\.key)
             #expect(Set(duplicates).isSubset(of: Set(expired)), "duplicates only where a lease expired")

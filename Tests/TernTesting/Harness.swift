@@ -4,10 +4,10 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import SQLKit
 import TernCore
 import TernHTTP
 import TernStorage
-import SQLKit
 import Testing
 
 /// The databases the API tests run on: SQLite always, PostgreSQL when `TERN_TEST_POSTGRES_URL` is set.
@@ -118,7 +118,9 @@ struct API: Sendable {
     var port: Int? { self.client.port }
 
     /// Creates an organization (on `plan`) and a `*` key for it; returns (organization id, key).
-    func organization(_ name: String = "Acme", plan: String = "free", scopes: String? = nil, applicationID: String? = nil) async throws -> (String, String) {
+    func organization(
+        _ name: String = "Acme", plan: String = "free", scopes: String? = nil, applicationID: String? = nil
+    ) async throws -> (String, String) {
         let org = try await self.post("/v1/admin/organizations", key: testAdminKey, #"{"name": "\#(name)", "plan": "\#(plan)"}"#)
         try #require(org.status == 201, "\(org.text)")
         let orgID = try #require(org.string("id"))
@@ -164,8 +166,10 @@ extension API {
     }
 
     /// Publishes `payload` (raw JSON text) and returns the reply.
-    func publish(_ key: String, app: String, type: String = "order.created", tenant: String = "tenant-1", payload: String = #"{"n": 1}"#,
-                 eventID: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
+    func publish(
+        _ key: String, app: String, type: String = "order.created", tenant: String = "tenant-1", payload: String = #"{"n": 1}"#,
+        eventID: String? = nil, headers: [String: String] = [:]
+    ) async throws -> Reply {
         var body = #"{"event_type": "\#(type)", "tenant_id": "\#(tenant)", "payload": \#(payload)"#
         if let eventID { body += #", "event_id": "\#(eventID)""# }
         return try await self.post("/v1/applications/\(app)/events", key: key, body + "}", headers: headers)

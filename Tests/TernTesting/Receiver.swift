@@ -51,9 +51,10 @@ final class Receiver: Sendable {
         router.post("**") { request, context -> Response in
             let receiver = holder.withLock { $0 }!
             let body = try await request.body.collect(upTo: 16 << 20)
-            let answer = receiver.arrived(Received(
-                path: request.uri.path, headers: request.headers, body: Array(body.readableBytesView), at: .now
-            ))
+            let answer = receiver.arrived(
+                Received(
+                    path: request.uri.path, headers: request.headers, body: Array(body.readableBytesView), at: .now
+                ))
             if answer.delay > .zero { try await Task.sleep(for: answer.delay) }
             var headers = HTTPFields()
             for (name, value) in answer.headers { headers[HTTPField.Name(name)!] = value }

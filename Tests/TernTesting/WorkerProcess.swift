@@ -11,7 +11,8 @@ final class WorkerProcess: Sendable {
 
     /// The `tern` executable built beside the tests.
     static var executable: URL {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("tern")
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(
+            "tern")
         if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
         return repositoryRoot.appendingPathComponent(".build/debug/tern")
     }

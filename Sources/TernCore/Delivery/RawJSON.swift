@@ -31,11 +31,17 @@ public enum RawJSON {
                 var depth = 0
                 while index < bytes.count {
                     let byte = bytes[index]
-                    if byte == 0x22 { _ = skipString(); continue }
+                    if byte == 0x22 {
+                        _ = skipString()
+                        continue
+                    }
                     if byte == 0x7B || byte == 0x5B { depth += 1 }
                     if byte == 0x7D || byte == 0x5D {
                         depth -= 1
-                        if depth == 0 { index += 1; return }
+                        if depth == 0 {
+                            index += 1
+                            return
+                        }
                     }
                     index += 1
                 }

@@ -32,8 +32,13 @@ public struct Message: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, applicationID = "application_id", tenantID = "tenant_id", eventType = "event_type", eventID = "event_id"
-        case payload, createdAt = "created_at"
+        case id
+        case applicationID = "application_id"
+        case tenantID = "tenant_id"
+        case eventType = "event_type"
+        case eventID = "event_id"
+        case payload
+        case createdAt = "created_at"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -89,10 +94,21 @@ public struct Delivery: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, applicationID = "application_id", messageID = "message_id", endpointID = "endpoint_id", tenantID = "tenant_id"
-        case eventType = "event_type", status, attemptCount = "attempt_count", nextAttemptAt = "next_attempt_at"
-        case lastStatusCode = "last_status_code", lastError = "last_error", lastAttemptAt = "last_attempt_at"
-        case deliveredAt = "delivered_at", createdAt = "created_at", updatedAt = "updated_at"
+        case id
+        case applicationID = "application_id"
+        case messageID = "message_id"
+        case endpointID = "endpoint_id"
+        case tenantID = "tenant_id"
+        case eventType = "event_type"
+        case status
+        case attemptCount = "attempt_count"
+        case nextAttemptAt = "next_attempt_at"
+        case lastStatusCode = "last_status_code"
+        case lastError = "last_error"
+        case lastAttemptAt = "last_attempt_at"
+        case deliveredAt = "delivered_at"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -153,9 +169,17 @@ public struct Attempt: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, deliveryID = "delivery_id", messageID = "message_id", endpointID = "endpoint_id", url
-        case requestHeaders = "request_headers", statusCode = "status_code", responseBody = "response_body"
-        case durationMS = "duration_ms", error, trigger, createdAt = "created_at"
+        case id
+        case deliveryID = "delivery_id"
+        case messageID = "message_id"
+        case endpointID = "endpoint_id"
+        case url
+        case requestHeaders = "request_headers"
+        case statusCode = "status_code"
+        case responseBody = "response_body"
+        case durationMS = "duration_ms"
+        case error, trigger
+        case createdAt = "created_at"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -212,8 +236,13 @@ public struct AuditEntry: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, organizationID = "organization_id", actor, action, entityType = "entity_type", entityID = "entity_id"
-        case summary, createdAt = "created_at"
+        case id
+        case organizationID = "organization_id"
+        case actor, action
+        case entityType = "entity_type"
+        case entityID = "entity_id"
+        case summary
+        case createdAt = "created_at"
     }
 
     enum ActorKeys: String, CodingKey { case type, id }

@@ -24,9 +24,13 @@ public struct Plan: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, maxApplications = "max_applications", maxEndpoints = "max_endpoints"
-        case maxMessagesPerMonth = "max_messages_per_month", rateLimitPerMinute = "rate_limit_per_minute"
-        case rateLimitBurst = "rate_limit_burst", maxPayloadBytes = "max_payload_bytes"
+        case id, name
+        case maxApplications = "max_applications"
+        case maxEndpoints = "max_endpoints"
+        case maxMessagesPerMonth = "max_messages_per_month"
+        case rateLimitPerMinute = "rate_limit_per_minute"
+        case rateLimitBurst = "rate_limit_burst"
+        case maxPayloadBytes = "max_payload_bytes"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -66,7 +70,9 @@ public struct Organization: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, plan, status, createdAt = "created_at", updatedAt = "updated_at"
+        case id, name, plan, status
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 }
 
@@ -98,8 +104,13 @@ public struct APIKey: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, organizationID = "organization_id", name, prefix, scopes, applicationID = "application_id"
-        case createdAt = "created_at", lastUsedAt = "last_used_at", revokedAt = "revoked_at"
+        case id
+        case organizationID = "organization_id"
+        case name, prefix, scopes
+        case applicationID = "application_id"
+        case createdAt = "created_at"
+        case lastUsedAt = "last_used_at"
+        case revokedAt = "revoked_at"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -145,7 +156,9 @@ public struct PortalSettings: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case allowedOrigins = "allowed_origins", brandColor = "brand_color", logoURL = "logo_url"
+        case allowedOrigins = "allowed_origins"
+        case brandColor = "brand_color"
+        case logoURL = "logo_url"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -194,9 +207,15 @@ public struct Application: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, organizationID = "organization_id", name, retrySchedule = "retry_schedule"
-        case circuitBreaker = "circuit_breaker", portal, allowUnregisteredEventTypes = "allow_unregistered_event_types"
-        case createdAt = "created_at", updatedAt = "updated_at"
+        case id
+        case organizationID = "organization_id"
+        case name
+        case retrySchedule = "retry_schedule"
+        case circuitBreaker = "circuit_breaker"
+        case portal
+        case allowUnregisteredEventTypes = "allow_unregistered_event_types"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 }
 
@@ -226,8 +245,10 @@ public struct EventType: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case applicationID = "application_id", name, description, schema, example, archived
-        case createdAt = "created_at", updatedAt = "updated_at"
+        case applicationID = "application_id"
+        case name, description, schema, example, archived
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -298,9 +319,17 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, applicationID = "application_id", tenantID = "tenant_id", name, description, url, events, headers
-        case timeoutSeconds = "timeout_seconds", metadata, status, disabledReason = "disabled_reason"
-        case pausedAt = "paused_at", disabledAt = "disabled_at", createdAt = "created_at", updatedAt = "updated_at"
+        case id
+        case applicationID = "application_id"
+        case tenantID = "tenant_id"
+        case name, description, url, events, headers
+        case timeoutSeconds = "timeout_seconds"
+        case metadata, status
+        case disabledReason = "disabled_reason"
+        case pausedAt = "paused_at"
+        case disabledAt = "disabled_at"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -335,7 +364,8 @@ public struct TenantSummary: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tenantID = "tenant_id", endpointCount = "endpoint_count"
+        case tenantID = "tenant_id"
+        case endpointCount = "endpoint_count"
     }
 }
 
@@ -384,11 +414,19 @@ public struct Usage: Sendable, Equatable, Encodable {
         self.maxPayloadBytes = maxPayloadBytes
     }
 
-    enum CodingKeys: String, CodingKey { case organizationID = "organization_id", plan, usage, limits }
-    enum LimitKeys: String, CodingKey {
-        case rateLimitPerMinute = "rate_limit_per_minute", rateLimitBurst = "rate_limit_burst", maxPayloadBytes = "max_payload_bytes"
+    enum CodingKeys: String, CodingKey {
+        case organizationID = "organization_id"
+        case plan, usage, limits
     }
-    enum UsageKeys: String, CodingKey { case applications, endpoints, messagesThisMonth = "messages_this_month" }
+    enum LimitKeys: String, CodingKey {
+        case rateLimitPerMinute = "rate_limit_per_minute"
+        case rateLimitBurst = "rate_limit_burst"
+        case maxPayloadBytes = "max_payload_bytes"
+    }
+    enum UsageKeys: String, CodingKey {
+        case applications, endpoints
+        case messagesThisMonth = "messages_this_month"
+    }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)

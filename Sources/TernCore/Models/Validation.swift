@@ -20,16 +20,16 @@ public struct Validator: Sendable {
             if required { self.fail(field, "is required") }
             return
         }
-        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.isEmpty {
+        // Lengths count Unicode scalars and blank means only spaces, tabs and line breaks, as docs/openapi.yaml says.
+        if !value.unicodeScalars.contains(where: { !Rules.blanks.contains($0) }) {
             self.fail(field, "must not be empty")
-        } else if value.count > 256 {
+        } else if value.unicodeScalars.count > 256 {
             self.fail(field, "must be at most 256 characters")
         }
     }
 
     public mutating func text(_ value: String?, _ field: String, max: Int) {
-        if let value, value.count > max { self.fail(field, "must be at most \(max) characters") }
+        if let value, value.unicodeScalars.count > max { self.fail(field, "must be at most \(max) characters") }
     }
 
     public mutating func eventTypeName(_ value: String?, _ field: String = "name") {
@@ -67,6 +67,8 @@ public struct Validator: Sendable {
 /// The input rules, usable one by one.
 public enum Rules {
     static let eventTypeCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-".utf8)
+    /// What a blank name consists of.
+    static let blanks: Set<Unicode.Scalar> = [" ", "\t", "\n", "\r"]
     static let tokenCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~".utf8)
     /// Headers an endpoint may not set: hop-by-hop, framing, and the ones Tern signs.
     public static let reservedHeaders: Set<String> = [
@@ -82,7 +84,7 @@ public enum Rules {
 
     public static func tenantIDProblem(_ value: String) -> String? {
         if value.isEmpty { return "must not be empty" }
-        if value.count > 255 { return "must be at most 255 characters" }
+        if value.unicodeScalars.count > 255 { return "must be at most 255 characters" }
         if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             return "must not contain control characters"
         }
@@ -96,7 +98,7 @@ public enum Rules {
         if reservedHeaders.contains(name.lowercased()) {
             return "is a hop-by-hop or reserved header and cannot be set"
         }
-        if value.utf8.count > 4096 { return "value must be at most 4096 bytes" }
+        if value.unicodeScalars.count > 4096 { return "value must be at most 4096 characters" }
         if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
             return "value must not contain line breaks"
         }
@@ -120,7 +122,7 @@ public enum Rules {
     public static func isOrigin(_ value: String) -> Bool {
         if value == "*" { return true }
         guard let components = URLComponents(string: value), let scheme = components.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+            scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
         else { return false }
         return components.path.isEmpty || components.path == "/"
     }

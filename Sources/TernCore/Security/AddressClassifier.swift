@@ -72,8 +72,11 @@ public enum AddressClassifier {
             return .v6(withUnsafeBytes(of: &v6) { Array($0) })
         }
         var v4 = in_addr()
-        if !text.isEmpty, text.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 120 || $0 == 88 || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }),
-           inet_aton(text, &v4) == 1 {
+        if !text.isEmpty,
+            text.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 120 || $0 == 88 || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }
+            ),
+            inet_aton(text, &v4) == 1
+        {
             return .v4(withUnsafeBytes(of: &v4) { Array($0) })
         }
         return nil

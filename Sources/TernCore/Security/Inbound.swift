@@ -66,7 +66,9 @@ public enum InboundVerifier {
                 if pair[0] == "v1" { signatures.append(pair[1].lowercased()) }
             }
             guard let timestamp, !signatures.isEmpty else { throw .unauthenticated("the Stripe-Signature header has no t= or v1=") }
-            guard abs(nowSeconds - timestamp) <= Self.toleranceSeconds else { throw .unauthenticated("the Stripe timestamp is outside the 5-minute tolerance") }
+            guard abs(nowSeconds - timestamp) <= Self.toleranceSeconds else {
+                throw .unauthenticated("the Stripe timestamp is outside the 5-minute tolerance")
+            }
             let expected = Self.hex(Self.mac(secret, Array("\(timestamp).".utf8) + body))
             guard signatures.contains(where: { constantTimeEqual(Array($0.utf8), Array(expected.utf8)) }) else {
                 throw .unauthenticated("no v1 signature matches")
@@ -78,14 +80,18 @@ public enum InboundVerifier {
                 throw .unauthenticated("the X-Hub-Signature-256 header is missing")
             }
             let expected = "sha256=" + Self.hex(Self.mac(secret, body))
-            guard constantTimeEqual(Array(header.lowercased().utf8), Array(expected.utf8)) else { throw .unauthenticated("the signature does not match") }
+            guard constantTimeEqual(Array(header.lowercased().utf8), Array(expected.utf8)) else {
+                throw .unauthenticated("the signature does not match")
+            }
             _ = try Self.object(body)
             return VerifiedInbound(eventType: Self.typeName(headers["x-github-event"], provider), providerEventID: headers["x-github-delivery"])
         case .standardWebhooks:
             guard let id = headers["webhook-id"], let timestampText = headers["webhook-timestamp"], let signature = headers["webhook-signature"],
-                  let timestamp = Int64(timestampText)
+                let timestamp = Int64(timestampText)
             else { throw .unauthenticated("the webhook-id, webhook-timestamp or webhook-signature header is missing") }
-            guard abs(nowSeconds - timestamp) <= Self.toleranceSeconds else { throw .unauthenticated("the timestamp is outside the 5-minute tolerance") }
+            guard abs(nowSeconds - timestamp) <= Self.toleranceSeconds else {
+                throw .unauthenticated("the timestamp is outside the 5-minute tolerance")
+            }
             guard WebhookSignature.verify(header: signature, secret: secret, messageID: id, timestamp: timestamp, body: body) else {
                 throw .unauthenticated("no v1 signature matches")
             }
@@ -97,7 +103,8 @@ public enum InboundVerifier {
             let code = Self.mac(secret, body)
             let expected = settings.encoding == "base64" ? Data(code).base64EncodedString() : Self.hex(code)
             let presented = header.hasPrefix("sha256=") ? String(header.dropFirst(7)) : header
-            let matches = settings.encoding == "base64"
+            let matches =
+                settings.encoding == "base64"
                 ? constantTimeEqual(Array(presented.utf8), Array(expected.utf8))
                 : constantTimeEqual(Array(presented.lowercased().utf8), Array(expected.utf8))
             guard matches else { throw .unauthenticated("the signature does not match") }
@@ -165,8 +172,14 @@ public struct Source: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, applicationID = "application_id", name, provider, tenantID = "tenant_id", settings, ingressURL = "ingress_url"
-        case createdAt = "created_at", updatedAt = "updated_at"
+        case id
+        case applicationID = "application_id"
+        case name, provider
+        case tenantID = "tenant_id"
+        case settings
+        case ingressURL = "ingress_url"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -23,7 +23,12 @@ public struct SessionClaims: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind = "k", organizationID = "o", applicationID = "a", tenantID = "t", expires = "e", nonce = "n"
+        case kind = "k"
+        case organizationID = "o"
+        case applicationID = "a"
+        case tenantID = "t"
+        case expires = "e"
+        case nonce = "n"
     }
 }
 
@@ -57,7 +62,7 @@ public struct SessionSigner: Sendable {
         guard parts.count == 2, token.utf8.count < 4096 else { throw .malformed }
         guard constantTimeEqual(Array(self.mac(String(parts[0])).utf8), Array(parts[1].utf8)) else { throw .badSignature }
         guard let json = Base64URL.decode(String(parts[0])),
-              let claims = try? JSONDecoder().decode(SessionClaims.self, from: Data(json))
+            let claims = try? JSONDecoder().decode(SessionClaims.self, from: Data(json))
         else { throw .malformed }
         guard claims.expires > Int64(now.timeIntervalSince1970) else { throw .expired }
         return claims

@@ -73,7 +73,8 @@ struct ApplicationController {
         try Self.validate(body, creating: true)
         let input = ApplicationInput(
             name: body.name!, retrySchedule: body.retry_schedule ?? RetrySchedule.standard,
-            circuitBreaker: CircuitBreakerPolicy(failureThreshold: body.circuit_breaker?.failure_threshold ?? CircuitBreakerPolicy.defaultFailureThreshold),
+            circuitBreaker: CircuitBreakerPolicy(
+                failureThreshold: body.circuit_breaker?.failure_threshold ?? CircuitBreakerPolicy.defaultFailureThreshold),
             portal: PortalSettings(
                 allowedOrigins: body.portal?.allowed_origins ?? [], brandColor: body.portal?.brand_color, logoURL: body.portal?.logo_url
             ),

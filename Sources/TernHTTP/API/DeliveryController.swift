@@ -25,9 +25,10 @@ struct DeliveryController {
             messageID: query.get("message_id"), since: try TimeParameter.parse(query.get("since"), "since"),
             until: try TimeParameter.parse(query.get("until"), "until")
         )
-        return try JSONResponse.make(try await self.store.listDeliveries(
-            organizationID: context.organizationID, applicationID: applicationID, filter: filter, page
-        ))
+        return try JSONResponse.make(
+            try await self.store.listDeliveries(
+                organizationID: context.organizationID, applicationID: applicationID, filter: filter, page
+            ))
     }
 
     @Sendable func get(_ request: Request, context: ApplicationContext) async throws -> Response {
@@ -42,9 +43,10 @@ struct DeliveryController {
         let applicationID = context.applicationID
         let id = try context.parameters.require("delivery_id")
         let page = try request.pageRequest()
-        return try JSONResponse.make(try await self.store.listAttempts(
-            organizationID: context.organizationID, applicationID: applicationID, deliveryID: id, page
-        ))
+        return try JSONResponse.make(
+            try await self.store.listAttempts(
+                organizationID: context.organizationID, applicationID: applicationID, deliveryID: id, page
+            ))
     }
 
     @Sendable func replay(_ request: Request, context: ApplicationContext) async throws -> Response {

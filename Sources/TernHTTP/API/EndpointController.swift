@@ -120,7 +120,8 @@ struct EndpointController {
         try self.validate(body, creating: false)
         if body.value.secret != nil { throw TernError.invalid("secret", "use rotate-secret to change the secret") }
         let value = body.value
-        let clearName = body.isNull("name"), clearDescription = body.isNull("description")
+        let clearName = body.isNull("name")
+        let clearDescription = body.isNull("description")
         let endpoint = try await self.store.updateEndpoint(
             organizationID: context.organizationID, applicationID: applicationID, id: id
         ) { endpoint in
@@ -221,7 +222,7 @@ struct EndpointController {
             throw TernError.invalid("since", "is required: an RFC 3339 time")
         }
         let until = try TimeParameter.parse(body.until, "until")
-        if let until, until <= since { throw TernError.invalid("until", "must be after 'since'") }
+        // An empty window (until at or before since) recovers nothing.
         let count = try await self.store.recoverEndpoint(
             organizationID: context.organizationID, applicationID: applicationID, endpointID: id, since: since, until: until
         )

@@ -8,7 +8,6 @@ import TernStorage
 struct EventController {
     let store: Store
 
-
     func addRoutes(to group: RouterGroup<ApplicationContext>) {
         group.post("events", use: self.publish)
         group.get("events", use: self.list)
@@ -119,9 +118,10 @@ struct EventController {
             tenantID: query.get("tenant_id"), eventType: query.get("event_type"),
             since: try TimeParameter.parse(query.get("since"), "since"), until: try TimeParameter.parse(query.get("until"), "until")
         )
-        return try JSONResponse.make(try await self.store.listMessages(
-            organizationID: context.organizationID, applicationID: applicationID, filter: filter, page
-        ))
+        return try JSONResponse.make(
+            try await self.store.listMessages(
+                organizationID: context.organizationID, applicationID: applicationID, filter: filter, page
+            ))
     }
 
     /// A message with its deliveries.

@@ -51,7 +51,7 @@ struct EventTypeController {
         try context.require(.read, "event_types")
         let applicationID = context.applicationID
         let page = try request.pageRequest()
-        let includeArchived = request.uri.queryParameters.get("include_archived") == "true"
+        let includeArchived = try Bool.query(request.uri.queryParameters.get("include_archived"), "include_archived") ?? false
         let eventTypes = try await self.store.listEventTypes(
             organizationID: context.organizationID, applicationID: applicationID, includeArchived: includeArchived, page
         )
@@ -78,7 +78,9 @@ struct EventTypeController {
             throw TernError.invalid("name", "an event type cannot be renamed; create a new one")
         }
         let value = body.value
-        let hasDescription = body.has("description"), hasSchema = body.has("schema"), hasExample = body.has("example")
+        let hasDescription = body.has("description")
+        let hasSchema = body.has("schema")
+        let hasExample = body.has("example")
         let eventType = try await self.store.updateEventType(
             organizationID: context.organizationID, applicationID: applicationID, name: name
         ) { eventType in

@@ -17,7 +17,11 @@ struct HealthController {
         var latencyMS: Double?
         var error: String?
 
-        enum CodingKeys: String, CodingKey { case status, latencyMS = "latency_ms", error }
+        enum CodingKeys: String, CodingKey {
+            case status
+            case latencyMS = "latency_ms"
+            case error
+        }
     }
 
     struct Health: Encodable {

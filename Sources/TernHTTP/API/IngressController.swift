@@ -56,7 +56,8 @@ struct IngressController {
         let body = Array(buffer.readableBytesView)
         let verified: VerifiedInbound
         do {
-            verified = try InboundVerifier.verify(provider: source.provider, secret: ingress.secret, settings: source.settings, headers: headers, body: body)
+            verified = try InboundVerifier.verify(
+                provider: source.provider, secret: ingress.secret, settings: source.settings, headers: headers, body: body)
         } catch .unauthenticated(let reason) {
             Self.count(provider, "rejected")
             throw TernError.unauthorized("The request is not verified: \(reason).")

@@ -39,10 +39,11 @@ struct PortalSessionController {
         try validator.check()
         _ = try await self.store.application(organizationID: context.organizationID, id: applicationID)
         let expires = Timestamp.now().adding(seconds: Int64(body.expires_in_seconds ?? 3_600))
-        let token = self.signer.sign(SessionClaims(
-            kind: "portal", organizationID: context.organizationID, applicationID: applicationID, tenantID: body.tenant_id!,
-            expires: expires.microseconds / 1_000_000
-        ))
+        let token = self.signer.sign(
+            SessionClaims(
+                kind: "portal", organizationID: context.organizationID, applicationID: applicationID, tenantID: body.tenant_id!,
+                expires: expires.microseconds / 1_000_000
+            ))
         let url = "\(self.publicBaseURL)/portal?token=\(token)"
         return try JSONResponse.make(Created(url: url, token: token, expires_at: expires), status: .created)
     }

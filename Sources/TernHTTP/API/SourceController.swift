@@ -87,8 +87,9 @@ struct SourceController {
         let secret = value.secret ?? Self.generateSecret(provider)
         let source = try await self.store.createSource(
             organizationID: context.organizationID, applicationID: applicationID, baseURL: self.baseURL,
-            SourceInput(name: value.name!, provider: provider, secret: secret, tenantID: value.tenant_id,
-                        settings: InboundSettings(header: value.header, encoding: value.encoding))
+            SourceInput(
+                name: value.name!, provider: provider, secret: secret, tenantID: value.tenant_id,
+                settings: InboundSettings(header: value.header, encoding: value.encoding))
         )
         return try JSONResponse.created(CreatedSource(source: source, secret: secret), id: source.id)
     }
@@ -97,18 +98,20 @@ struct SourceController {
         try context.require(.read, "sources")
         let applicationID = context.applicationID
         let page = try request.pageRequest()
-        return try JSONResponse.make(try await self.store.listSources(
-            organizationID: context.organizationID, applicationID: applicationID, baseURL: self.baseURL, page
-        ))
+        return try JSONResponse.make(
+            try await self.store.listSources(
+                organizationID: context.organizationID, applicationID: applicationID, baseURL: self.baseURL, page
+            ))
     }
 
     @Sendable func get(_ request: Request, context: ApplicationContext) async throws -> Response {
         try context.require(.read, "sources")
         let applicationID = context.applicationID
         let id = try context.parameters.require("source_id")
-        return try JSONResponse.make(try await self.store.source(
-            organizationID: context.organizationID, applicationID: applicationID, id: id, baseURL: self.baseURL
-        ))
+        return try JSONResponse.make(
+            try await self.store.source(
+                organizationID: context.organizationID, applicationID: applicationID, id: id, baseURL: self.baseURL
+            ))
     }
 
     @Sendable func update(_ request: Request, context: ApplicationContext) async throws -> Response {
@@ -130,7 +133,8 @@ struct SourceController {
     @Sendable func delete(_ request: Request, context: ApplicationContext) async throws -> Response {
         try context.require(.write, "sources")
         let applicationID = context.applicationID
-        try await self.store.deleteSource(organizationID: context.organizationID, applicationID: applicationID, id: try context.parameters.require("source_id"))
+        try await self.store.deleteSource(
+            organizationID: context.organizationID, applicationID: applicationID, id: try context.parameters.require("source_id"))
         return JSONResponse.noContent()
     }
 }

@@ -30,9 +30,12 @@ struct AdminWebController {
     }
 
     func frame(title: String, section: String, csrf: String?, flash: String? = nil, page: Any) -> WebPages.Frame {
-        let nav = csrf == nil ? [] : [("", "Organizations"), ("plans", "Plans")].map {
-            WebPages.NavItem(href: "/admin" + ($0.0.isEmpty ? "" : "/\($0.0)"), label: $0.1, current: $0.0 == section)
-        }
+        let nav =
+            csrf == nil
+            ? []
+            : [("", "Organizations"), ("plans", "Plans")].map {
+                WebPages.NavItem(href: "/admin" + ($0.0.isEmpty ? "" : "/\($0.0)"), label: $0.1, current: $0.0 == section)
+            }
         return WebPages.Frame(
             title: "\(title) · Tern admin", heading: "Tern admin", nav: nav, brandColor: nil, logoURL: nil, nonce: WebPages.nonce(),
             csrf: csrf, flash: flash, page: page
@@ -61,23 +64,36 @@ struct AdminWebController {
         }
         let expires = Int64(Date().timeIntervalSince1970) + Int64(Self.sessionSeconds)
         let token = self.pages.signer.sign(SessionClaims(kind: "admin", expires: expires))
-        return WebPages.redirect("/admin", cookie: self.pages.sessionCookie(WebPages.adminCookie, value: token, maxAge: Self.sessionSeconds, sameSite: .strict))
+        return WebPages.redirect(
+            "/admin", cookie: self.pages.sessionCookie(WebPages.adminCookie, value: token, maxAge: Self.sessionSeconds, sameSite: .strict))
     }
 
     @Sendable func logout(_ request: Request, context: AdminWebContext) async throws -> Response {
         WebPages.redirect("/admin/login", cookie: self.pages.sessionCookie(WebPages.adminCookie, value: "", maxAge: 0, sameSite: .strict))
     }
 
-    struct Figure { var used: Int; var limit: String; var percent: Int; var over: Bool }
+    struct Figure {
+        var used: Int
+        var limit: String
+        var percent: Int
+        var over: Bool
+    }
 
     static func figure(_ value: UsageFigure) -> Figure {
         let percent = value.limit.map { $0 == 0 ? 100 : min(100, value.used * 100 / $0) } ?? 0
-        return Figure(used: value.used, limit: value.limit.map(String.init) ?? "unlimited", percent: percent, over: value.limit.map { value.used >= $0 } ?? false)
+        return Figure(
+            used: value.used, limit: value.limit.map(String.init) ?? "unlimited", percent: percent,
+            over: value.limit.map { value.used >= $0 } ?? false)
     }
 
     struct OrganizationRow {
-        var id: String; var name: String; var plan: String; var status: String
-        var applications: Figure; var endpoints: Figure; var messages: Figure
+        var id: String
+        var name: String
+        var plan: String
+        var status: String
+        var applications: Figure
+        var endpoints: Figure
+        var messages: Figure
     }
 
     func row(_ organization: Organization) async throws -> OrganizationRow {
@@ -89,7 +105,11 @@ struct AdminWebController {
     }
 
     @Sendable func organizations(_ request: Request, context: AdminWebContext) async throws -> Response {
-        struct View { var organizations: [OrganizationRow]; var empty: Bool; var nextURL: String? }
+        struct View {
+            var organizations: [OrganizationRow]
+            var empty: Bool
+            var nextURL: String?
+        }
         let page = try PageRequest(limit: "100", cursor: request.uri.queryParameters.get("cursor"))
         let organizations = try await self.store.listOrganizations(page)
         var rows: [OrganizationRow] = []
@@ -98,15 +118,26 @@ struct AdminWebController {
         return self.pages.render("admin_organizations", self.frame(title: "Organizations", section: "", csrf: self.csrf(context), page: view))
     }
 
-    struct PlanChoice { var id: String; var name: String; var selected: Bool }
+    struct PlanChoice {
+        var id: String
+        var name: String
+        var selected: Bool
+    }
 
-    func renderOrganization(_ context: AdminWebContext, _ id: String, flash: String? = nil, newKey: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
-        struct View { var organization: OrganizationRow; var plans: [PlanChoice]; var newKey: String? }
+    func renderOrganization(
+        _ context: AdminWebContext, _ id: String, flash: String? = nil, newKey: String? = nil, status: HTTPResponse.Status = .ok
+    ) async throws -> Response {
+        struct View {
+            var organization: OrganizationRow
+            var plans: [PlanChoice]
+            var newKey: String?
+        }
         let organization = try await self.store.organization(id)
         let plans = try await self.store.listPlans().map { PlanChoice(id: $0.id, name: $0.name, selected: $0.id == organization.plan) }
         let view = View(organization: try await self.row(organization), plans: plans, newKey: newKey)
         return self.pages.render(
-            "admin_organization", self.frame(title: organization.name, section: "", csrf: self.csrf(context), flash: flash, page: view), status: status
+            "admin_organization", self.frame(title: organization.name, section: "", csrf: self.csrf(context), flash: flash, page: view),
+            status: status
         )
     }
 
@@ -146,8 +177,14 @@ struct AdminWebController {
 
     @Sendable func plans(_ request: Request, context: AdminWebContext) async throws -> Response {
         struct Row {
-            var id: String; var name: String; var applications: String; var endpoints: String; var messages: String
-            var rate: String; var burst: String; var payload: String
+            var id: String
+            var name: String
+            var applications: String
+            var endpoints: String
+            var messages: String
+            var rate: String
+            var burst: String
+            var payload: String
         }
         func text(_ value: Int?) -> String { value.map(String.init) ?? "unlimited" }
         let rows = try await self.store.listPlans().map {

@@ -36,13 +36,15 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
     // Connections idle for 30 s are closed, and so are those whose request does not arrive whole in time (slow
     // clients cannot hold them for ever); headers are capped at 16 KB each, 64 KB in all and 100 fields, refused
     // before they are buffered whole.
-    let requestTimeout = TimeAmount.nanoseconds(Int64(configuration.requestReadTimeout.components.seconds) * 1_000_000_000
-        + Int64(configuration.requestReadTimeout.components.attoseconds / 1_000_000_000))
-    let server = HTTPServerBuilder.http1(configuration: .init(
-        additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)],
-        idleTimeout: .seconds(30),
-        httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100)
-    ))
+    let requestTimeout = TimeAmount.nanoseconds(
+        Int64(configuration.requestReadTimeout.components.seconds) * 1_000_000_000
+            + Int64(configuration.requestReadTimeout.components.attoseconds / 1_000_000_000))
+    let server = HTTPServerBuilder.http1(
+        configuration: .init(
+            additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)],
+            idleTimeout: .seconds(30),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100)
+        ))
     var app = Application(
         router: router,
         server: server,
@@ -52,7 +54,8 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
     )
     let startupLogger = logger
     app.beforeServerStarts {
-        try await prepare(database: database, store: store, migrator: migrator, configuration: configuration, location: location, logger: startupLogger)
+        try await prepare(
+            database: database, store: store, migrator: migrator, configuration: configuration, location: location, logger: startupLogger)
     }
     return app
 }
@@ -70,14 +73,16 @@ func prepare(
     }
     if configuration.adminKey == nil, try await !store.hasAdminKey() {
         let issued = try await store.issueAPIKey(organizationID: nil, name: "admin", scopes: [Scopes.all], applicationID: nil)
-        FileHandle.standardOutput.write(Data("""
+        FileHandle.standardOutput.write(
+            Data(
+                """
 
-            ┌ Tern admin key (shown once; only its argon2id hash is stored) ───────────────
-            │ \(issued.token)
-            └ Set TERN_ADMIN_KEY to choose your own instead. ─────────────────────────────────
+                ┌ Tern admin key (shown once; only its argon2id hash is stored) ───────────────
+                │ \(issued.token)
+                └ Set TERN_ADMIN_KEY to choose your own instead. ─────────────────────────────────
 
 
-            """.utf8))
+                """.utf8))
     }
     logger.info("Tern is ready", metadata: ["database": "\(location)", "url": "\(configuration.publicBaseURL)"])
 }
@@ -99,10 +104,11 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
         library: try WebPages.loadTemplates(configuration.resourcesDirectory.appendingPathComponent("Templates")),
         signer: signer, secureCookies: configuration.publicBaseURL.hasPrefix("https://")
     )
-    router.add(middleware: FileMiddleware(
-        configuration.resourcesDirectory.appendingPathComponent("Public").path, urlBasePath: "/static",
-        cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])])
-    ))
+    router.add(
+        middleware: FileMiddleware(
+            configuration.resourcesDirectory.appendingPathComponent("Public").path, urlBasePath: "/static",
+            cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])])
+        ))
     HealthController(database: store.database).addRoutes(to: router)
     MetricsController(store: store).addRoutes(to: router)
     router.add(middleware: WebSessionMiddleware(signer: signer))

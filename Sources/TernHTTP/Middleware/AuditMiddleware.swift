@@ -65,16 +65,19 @@ struct AuditMiddleware<Context: AuditedContext>: RouterMiddleware {
         guard (200..<400).contains(Int(response.status.code)) else { return response }
         let actor = context.auditActor
         let entityID = rule.entityID(created: created, body: body)
-        guard let entityID, let organizationID = actor.organizationID ?? rule.parameters["org_id"] ?? (rule.entityType == "organization" ? entityID : nil)
+        guard let entityID,
+            let organizationID = actor.organizationID ?? rule.parameters["org_id"] ?? (rule.entityType == "organization" ? entityID : nil)
         else { return response }
         let summary = AuditRules.summary(body, contentType: request.headers[.contentType])
         do {
-            try await self.store.audit(AuditEntry(
-                organizationID: organizationID, actorType: actor.type, actorID: actor.id, action: rule.action,
-                entityType: rule.entityType, entityID: entityID, summary: summary
-            ))
+            try await self.store.audit(
+                AuditEntry(
+                    organizationID: organizationID, actorType: actor.type, actorID: actor.id, action: rule.action,
+                    entityType: rule.entityType, entityID: entityID, summary: summary
+                ))
         } catch {
-            context.logger.error("cannot write the audit entry", metadata: ["action": "\(rule.action)", "entity_id": "\(entityID)", "error": "\(error)"])
+            context.logger.error(
+                "cannot write the audit entry", metadata: ["action": "\(rule.action)", "entity_id": "\(entityID)", "error": "\(error)"])
         }
         return response
     }
@@ -83,7 +86,11 @@ struct AuditMiddleware<Context: AuditedContext>: RouterMiddleware {
 /// Which writes are audited, and as what.
 enum AuditRules {
     /// Where an audited entity's id comes from.
-    enum IDSource { case path(String), created, bodyField(String) }
+    enum IDSource {
+        case path(String)
+        case created
+        case bodyField(String)
+    }
 
     struct Rule {
         var method: HTTPRequest.Method
@@ -152,8 +159,10 @@ enum AuditRules {
     static func match(_ method: HTTPRequest.Method, _ path: String) -> Match? {
         let segments = path.split(separator: "/")
         // The literal segments first; parameters are decoded only for the rule that matches.
-        for rule in self.rules where rule.method == method && rule.pattern.count == segments.count
-            && zip(rule.pattern, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 }) {
+        for rule in self.rules
+        where rule.method == method && rule.pattern.count == segments.count
+            && zip(rule.pattern, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 })
+        {
             var parameters: [String: String] = [:]
             for (pattern, segment) in zip(rule.pattern, segments) where pattern.hasPrefix("{") {
                 parameters[String(pattern.dropFirst().dropLast())] = String(segment).removingPercentEncoding ?? String(segment)
@@ -175,7 +184,9 @@ enum AuditRules {
         var fields: [String: JSONValue] = [:]
         if contentType?.hasPrefix("application/x-www-form-urlencoded") == true {
             for pair in String(buffer: body).split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+                let parts = pair.split(separator: "=", maxSplits: 1).map {
+                    String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+                }
                 guard let name = parts.first?.replacingOccurrences(of: "[]", with: "") else { continue }
                 let value = parts.count > 1 ? parts[1] : ""
                 if case .array(let existing)? = fields[name] {

@@ -5,8 +5,8 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
-import TernStorage
 import TernCore
+import TernStorage
 
 extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
@@ -129,8 +129,6 @@ struct IdempotencyMiddleware<Context: TernContext>: RouterMiddleware {
         return copy
     }
 }
-
-
 
 final class BodyCollector: Sendable {
     let buffer = Mutex(ByteBuffer())

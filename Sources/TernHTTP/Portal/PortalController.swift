@@ -87,9 +87,11 @@ struct PortalController {
 
     /// Messages a redirect may show (by key, so that a link cannot put arbitrary text on the page).
     static func flash(_ key: String) -> String? {
-        ["deleted": "The endpoint was deleted.", "paused": "The endpoint is paused; deliveries wait until you resume it.",
-         "active": "The endpoint is active.", "saved": "Saved.", "test": "A test event is on its way.",
-         "replayed": "The delivery will be sent again now."][key]
+        [
+            "deleted": "The endpoint was deleted.", "paused": "The endpoint is paused; deliveries wait until you resume it.",
+            "active": "The endpoint is active.", "saved": "Saved.", "test": "A test event is on its way.",
+            "replayed": "The delivery will be sent again now.",
+        ][key]
     }
 
     /// The tenant's endpoint; another tenant's is not found.

@@ -7,7 +7,11 @@ import TernStorage
 /// The portal's endpoint pages: list, add, edit, pause and resume, rotate the secret, send a test, delete.
 extension PortalController {
     @Sendable func endpoints(_ request: Request, context: PortalContext) async throws -> Response {
-        struct View { var endpoints: [EndpointRow]; var empty: Bool; var more: Bool }
+        struct View {
+            var endpoints: [EndpointRow]
+            var empty: Bool
+            var more: Bool
+        }
         let endpoints = try await self.store.listEndpoints(
             organizationID: context.organizationID, applicationID: context.applicationID,
             filter: EndpointFilter(tenantID: context.tenantID), PageRequest(limit: PageRequest.maxLimit)
@@ -17,16 +21,20 @@ extension PortalController {
         )
         let rows = endpoints.data.map { Self.row($0, stats[$0.id]) }
         return try await self.render(
-            "portal_endpoints", context, title: "Endpoints", section: "endpoints", flash: request.uri.queryParameters.get("flash").flatMap(Self.flash),
+            "portal_endpoints", context, title: "Endpoints", section: "endpoints",
+            flash: request.uri.queryParameters.get("flash").flatMap(Self.flash),
             page: View(endpoints: rows, empty: rows.isEmpty, more: endpoints.hasMore)
         )
     }
 
     func eventChoices(_ context: PortalContext, selected: [String]) async throws -> [EventChoice] {
         let types = try await self.store.listEventTypes(
-            organizationID: context.organizationID, applicationID: context.applicationID, includeArchived: false, PageRequest(limit: PageRequest.maxLimit)
+            organizationID: context.organizationID, applicationID: context.applicationID, includeArchived: false,
+            PageRequest(limit: PageRequest.maxLimit)
         )
-        return types.data.sorted { $0.name < $1.name }.map { EventChoice(name: $0.name, description: $0.description, checked: selected.contains($0.name)) }
+        return types.data.sorted { $0.name < $1.name }.map {
+            EventChoice(name: $0.name, description: $0.description, checked: selected.contains($0.name))
+        }
     }
 
     @Sendable func newEndpoint(_ request: Request, context: PortalContext) async throws -> Response {
@@ -69,7 +77,8 @@ extension PortalController {
                 headers: [:], timeoutSeconds: Endpoint.defaultTimeoutSeconds, metadata: [:], status: .active, secret: secret
             )
             do {
-                let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, input)
+                let endpoint = try await self.store.createEndpoint(
+                    organizationID: context.organizationID, applicationID: context.applicationID, input)
                 var response = try await self.render(
                     "portal_secret", context, title: "Endpoint added", section: "endpoints", status: .created,
                     page: SecretView(endpointID: endpoint.id, url: endpoint.url, secret: secret, created: true)
@@ -83,7 +92,8 @@ extension PortalController {
             }
         }
         let form = try await self.form(context, fields, action: "/portal/endpoints", submit: "Add endpoint", errors: errors)
-        return try await self.render("portal_endpoint_form", context, title: "Add endpoint", section: "endpoints", status: .unprocessableContent, page: form)
+        return try await self.render(
+            "portal_endpoint_form", context, title: "Add endpoint", section: "endpoints", status: .unprocessableContent, page: form)
     }
 
     @Sendable func endpoint(_ request: Request, context: PortalContext) async throws -> Response {
@@ -94,7 +104,13 @@ extension PortalController {
     func renderEndpoint(
         _ context: PortalContext, _ endpoint: Endpoint, fields: EndpointFields? = nil, errors: [FieldError] = [], flash: String? = nil
     ) async throws -> Response {
-        struct View { var endpoint: EndpointRow; var paused: Bool; var disabled: Bool; var form: EndpointForm; var deliveries: [DeliveryRow] }
+        struct View {
+            var endpoint: EndpointRow
+            var paused: Bool
+            var disabled: Bool
+            var form: EndpointForm
+            var deliveries: [DeliveryRow]
+        }
         let stats = try await self.store.endpointStats(
             applicationID: context.applicationID, tenantID: context.tenantID, since: Timestamp.now().adding(seconds: -7 * 24 * 3600)
         )
@@ -121,7 +137,8 @@ extension PortalController {
         var errors = self.validate(fields)
         if errors.isEmpty {
             do {
-                _ = try await self.store.updateEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, id: endpoint.id) {
+                _ = try await self.store.updateEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, id: endpoint.id)
+                {
                     $0.url = fields.url!
                     $0.name = fields.name.flatMap { $0.isEmpty ? nil : $0 }
                     $0.description = fields.description.flatMap { $0.isEmpty ? nil : $0 }

@@ -25,7 +25,11 @@ extension PortalController {
         )
     }
 
-    struct EventChoice { var name: String; var description: String?; var checked: Bool }
+    struct EventChoice {
+        var name: String
+        var description: String?
+        var checked: Bool
+    }
 
     struct EndpointForm {
         var action: String
@@ -48,7 +52,12 @@ extension PortalController {
         var events: [String]?
     }
 
-    struct SecretView { var endpointID: String; var url: String; var secret: String; var created: Bool }
+    struct SecretView {
+        var endpointID: String
+        var url: String
+        var secret: String
+        var created: Bool
+    }
 
     struct DeliveryRow {
         var id: String

@@ -92,9 +92,10 @@ public final class Authenticator: Service, Sendable {
         guard stored.key.revokedAt == nil else { return nil }
         guard let organizationID = stored.key.organizationID else { return .admin }
         guard stored.organizationStatus == .active else { return nil }
-        return .organization(Principal(
-            organizationID: organizationID, keyID: stored.key.id, scopes: stored.key.scopes, applicationID: stored.key.applicationID
-        ))
+        return .organization(
+            Principal(
+                organizationID: organizationID, keyID: stored.key.id, scopes: stored.key.scopes, applicationID: stored.key.applicationID
+            ))
     }
 
     func reject(_ digest: Data, _ now: ContinuousClock.Instant) {
@@ -170,4 +171,3 @@ final class Argon2Gate: Sendable {
         }
     }
 }
-

@@ -36,8 +36,10 @@ struct Problem: Encodable {
             case .notFound(let detail): return (.notFound, "not-found", "Not found", detail, nil)
             case .conflict(let detail): return (.conflict, "conflict", "Conflict", detail, nil)
             case .idempotencyConflict:
-                return (.conflict, "idempotency-conflict", "Idempotency key reused",
-                        "This Idempotency-Key was already used with a different request.", nil)
+                return (
+                    .conflict, "idempotency-conflict", "Idempotency key reused",
+                    "This Idempotency-Key was already used with a different request.", nil
+                )
             case .payloadTooLarge(let limit):
                 return (.contentTooLarge, "payload-too-large", "Payload too large", "The request body is over the limit of \(limit) bytes.", nil)
             case .unsupportedMediaType(let detail):
@@ -47,8 +49,10 @@ struct Problem: Encodable {
                 return (.unprocessableContent, "validation-failed", "Validation failed", summary, errors)
             case .unavailable(let detail): return (.serviceUnavailable, "unavailable", "Service unavailable", detail, nil)
             case .rateLimited(let state):
-                return (.tooManyRequests, "rate-limited", "Rate limited",
-                        "This tenant's publish rate is over its plan's limit; retry after \(state.retryAfterSeconds ?? 1) s.", nil)
+                return (
+                    .tooManyRequests, "rate-limited", "Rate limited",
+                    "This tenant's publish rate is over its plan's limit; retry after \(state.retryAfterSeconds ?? 1) s.", nil
+                )
             }
         case let error as HTTPError:
             switch error.status {

@@ -9,6 +9,18 @@ extension Request {
     }
 }
 
+extension Bool {
+    /// A boolean query parameter: `true` or `false`, nil when absent, 422 otherwise.
+    static func query(_ value: String?, _ field: String) throws -> Bool? {
+        switch value {
+        case nil: return nil
+        case "true": return true
+        case "false": return false
+        default: throw TernError.invalid(field, "must be 'true' or 'false'")
+        }
+    }
+}
+
 extension RawRepresentable where Self: CaseIterable, RawValue == String {
     /// The one parser for enum query parameters: nil when absent, 422 naming the allowed values when unknown.
     static func query(_ value: String?, _ field: String) throws -> Self? {

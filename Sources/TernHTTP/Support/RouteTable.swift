@@ -18,20 +18,31 @@ final class RouteTable: Sendable {
         self.routes.withLock { $0 = loaded }
     }
 
-    /// The methods of the routes whose path matches `path`, sorted; empty when no route matches it.
+    /// The methods of the routes the router would pick for `path`, sorted; empty when no route matches it. As in the
+    /// router, a literal segment wins over a parameter: `deliveries/replay` is not `deliveries/{delivery_id}`.
     func methods(for path: String) -> [HTTPRequest.Method] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let routes = self.routes.withLock { $0 }
+        var best: [Int] = []
         var methods = Set<String>()
-        for route in routes where Self.matches(route.path, segments) { methods.insert(route.method) }
+        for route in routes {
+            guard let rank = Self.rank(route.path, segments) else { continue }
+            if rank.lexicographicallyPrecedes(best) { continue }
+            if rank != best { methods = [] }
+            best = rank
+            methods.insert(route.method)
+        }
         return methods.sorted().compactMap { HTTPRequest.Method($0) }
     }
 
-    static func matches(_ route: RouterPath, _ segments: [Substring]) -> Bool {
+    /// How well a route matches, segment by segment (2 a literal, 1 anything else), or nil when it does not.
+    static func rank(_ route: RouterPath, _ segments: [Substring]) -> [Int]? {
+        var rank: [Int] = []
         for (index, element) in route.components.enumerated() {
-            if element.description == "**" { return true }
-            guard index < segments.count, element ~= segments[index] else { return false }
+            if element.description == "**" { return rank + [0] }
+            guard index < segments.count, element ~= segments[index] else { return nil }
+            rank.append(element == segments[index] ? 2 : 1)
         }
-        return route.components.count == segments.count
+        return route.components.count == segments.count ? rank : nil
     }
 }

@@ -47,7 +47,8 @@ struct WebPages: Sendable {
         headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
         headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
         let ancestors = frameAncestors.isEmpty ? "'none'" : frameAncestors.joined(separator: " ")
-        headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'self' 'nonce-\(frame.nonce)'; "
+        headers[HTTPField.Name("Content-Security-Policy")!] =
+            "default-src 'none'; style-src 'self' 'nonce-\(frame.nonce)'; "
             + "script-src 'self'; img-src 'self' https: data:; form-action 'self'; base-uri 'none'; frame-ancestors \(ancestors)"
         if frameAncestors.isEmpty { headers[HTTPField.Name("X-Frame-Options")!] = "DENY" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
@@ -55,7 +56,12 @@ struct WebPages: Sendable {
 
     /// A page for an error: the same status a client of the API would get, in words.
     func errorPage(_ problem: Problem) -> Response {
-        struct ErrorView { var status: Int; var title: String; var detail: String; var errors: [FieldError] }
+        struct ErrorView {
+            var status: Int
+            var title: String
+            var detail: String
+            var errors: [FieldError]
+        }
         let frame = Frame(
             title: problem.title, heading: "Tern", nav: [], nonce: Self.nonce(), csrf: nil, flash: nil,
             page: ErrorView(status: problem.status, title: problem.title, detail: problem.detail, errors: problem.errors ?? [])
@@ -160,7 +166,7 @@ struct PortalContext: ChildRequestContext, WebContext {
 
     init(context: TernRequestContext) throws {
         guard let session = context.webSession, session.claims.kind == "portal",
-              session.claims.organizationID != nil, session.claims.applicationID != nil, session.claims.tenantID != nil
+            session.claims.organizationID != nil, session.claims.applicationID != nil, session.claims.tenantID != nil
         else {
             throw TernError.unauthorized("This portal session has ended. Open the portal again from the link you were given.")
         }

@@ -198,7 +198,9 @@ public final class Database: Service, Sendable {
                 }
             case .postgres(let client):
                 return try await client.withConnection { connection in
-                    try await self.watch.run(connection) { try await Self.transaction(LiveConnection(connection), begin: Self.begin(.postgres), body) }
+                    try await self.watch.run(connection) {
+                        try await Self.transaction(LiveConnection(connection), begin: Self.begin(.postgres), body)
+                    }
                 }
             }
         } catch let error as TernError {
@@ -224,6 +226,5 @@ public final class Database: Service, Sendable {
             throw error
         }
     }
-
 
 }

@@ -53,18 +53,21 @@ public struct Migrator: Sendable {
             try await sql.raw(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)"
             ).run()
-            let done = Set(try await sql.raw("SELECT version FROM schema_migrations").all().map {
-                try $0.decode(column: "version", as: String.self)
-            })
+            let done = Set(
+                try await sql.raw("SELECT version FROM schema_migrations").all().map {
+                    try $0.decode(column: "version", as: String.self)
+                })
             var applied: [String] = []
             for migration in migrations where !done.contains(migration.version) {
                 _ = try await Database.transaction(sql, begin: begin) { sql in
                     for statement in migration.statements {
                         try await sql.raw(SQLQueryString(statement)).run()
                     }
-                    try await sql.raw("""
+                    try await sql.raw(
+                        """
                         INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: migration.version), \(bind: Timestamp.now().microseconds))
-                        """).run()
+                        """
+                    ).run()
                 }
                 logger.info("applied migration", metadata: ["version": "\(migration.version)"])
                 applied.append(migration.version)

@@ -105,7 +105,8 @@ final class OperationWatch: Sendable {
                 return stale
             }
             for operation in stale where operation.finish(.failure(TernError.unavailable("the database did not answer in time"))) {
-                self.logger.error("a database operation did not return in time; abandoned it and closed its connection", metadata: ["timeout": "\(self.timeout)"])
+                self.logger.error(
+                    "a database operation did not return in time; abandoned it and closed its connection", metadata: ["timeout": "\(self.timeout)"])
                 operation.task.withLock { $0 }?.cancel()
                 operation.connection.close().whenComplete { _ in }
             }

@@ -68,8 +68,9 @@ final class SQLitePool: Sendable {
     deinit {
         guard !self.closed.withLock({ $0 }) else { return }
         for connection in [self.writer] + self.readers.withLock({ $0 }) {
-            let closing: EventLoopFuture<Void> = connection.close()
-            _ = closing
+            // The callback holds the connection until it has closed: SQLiteNIO traps when a connection still open is
+            // deinitialized, which dropping the last reference here would otherwise do before the close has run.
+            connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
         }
     }
 

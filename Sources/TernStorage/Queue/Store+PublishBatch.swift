@@ -79,7 +79,8 @@ extension Store {
             }
         }
         for (key, spec) in bucketSpecs.sorted(by: { $0.key < $1.key }) {
-            let (tokens, last) = try await database.lockBucket(applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
+            let (tokens, last) = try await database.lockBucket(
+                applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
             buckets[key] = (tokens, last, spec.bucket)
         }
 
@@ -124,7 +125,10 @@ extension Store {
                 }
                 quotaLeft[request.organizationID]! -= 1
             }
-            if let taken { buckets[taken.key]!.tokens = taken.tokens; buckets[taken.key]!.last = now }
+            if let taken {
+                buckets[taken.key]!.tokens = taken.tokens
+                buckets[taken.key]!.last = now
+            }
         }
 
         // Fan-out and the rows to write.
@@ -136,11 +140,14 @@ extension Store {
             let input = request.input
             let key = "\(request.applicationID)|\(input.tenantID)|\(input.eventType)"
             if matches[key] == nil {
-                matches[key] = try await sql.raw("""
+                matches[key] = try await sql.raw(
+                    """
                     SELECT id FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
                     AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
-                    WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type = \(bind: input.eventType)))\(unsafeRaw: database.shareRowsClause)
-                    """).all().map { try $0.string("id") }
+                    WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type =
+                    \(bind: input.eventType)))\(unsafeRaw: database.shareRowsClause)
+                    """
+                ).all().map { try $0.string("id") }
             }
             let message = Message(
                 id: Identifier.make("msg"), applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType,
@@ -152,33 +159,41 @@ extension Store {
             results[index] = .success(Published(message: message, deliveries: matches[key]!.count, created: true, rate: rates[index]))
         }
         for (index, first) in repeatOf {
-            results[index] = results[first].map { outcome in outcome.map { Published(message: $0.message, deliveries: $0.deliveries, created: false, rate: nil) } }
+            results[index] = results[first].map { outcome in
+                outcome.map { Published(message: $0.message, deliveries: $0.deliveries, created: false, rate: nil) }
+            }
         }
 
         try await Self.insertMessages(messages, sql)
         try await Self.insertDeliveries(deliveryRows, trigger: .scheduled, now: now, sql)
         for (key, state) in buckets {
             let parts = key.split(separator: "|", maxSplits: 1).map(String.init)
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE rate_buckets SET tokens = \(bind: state.tokens), updated_at = \(bind: state.last.microseconds)
                 WHERE application_id = \(bind: parts[0]) AND tenant_id = \(bind: parts[1])
-                """).run()
+                """
+            ).run()
         }
         for (organizationID, count) in perOrganization.sorted(by: { $0.key < $1.key }) {
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)),
                 \(bind: count)) ON CONFLICT (organization_id, period) DO UPDATE SET messages = usage_counters.messages + \(bind: count)
-                """).run()
+                """
+            ).run()
         }
         return (results.map { $0 ?? .failure(TernError.unavailable("the publish was not decided")) }, queued: !deliveryRows.isEmpty)
     }
 
     /// The month's message count, with its row locked (PostgreSQL) until the transaction ends.
     static func lockUsage(_ organizationID: String, _ now: Timestamp, _ sql: any SQLDatabase) async throws -> Int {
-        try await sql.raw("""
+        try await sql.raw(
+            """
             INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)), 0)
             ON CONFLICT (organization_id, period) DO UPDATE SET messages = usage_counters.messages RETURNING messages
-            """).first()?.int("messages") ?? 0
+            """
+        ).first()?.int("messages") ?? 0
     }
 
     static func insertMessages(_ messages: [(Message, String)], _ sql: any SQLDatabase) async throws {
@@ -217,14 +232,19 @@ extension Store {
 extension Database {
     /// Creates the tenant's bucket (full) if it has none, and reads it with its row locked (PostgreSQL).
     func lockBucket(applicationID: String, tenantID: String, burst: Int, now: Timestamp, _ sql: any SQLDatabase) async throws -> (Double, Timestamp) {
-        try await sql.raw("""
+        try await sql.raw(
+            """
             INSERT INTO rate_buckets (application_id, tenant_id, tokens, updated_at) VALUES (\(bind: applicationID), \(bind: tenantID),
             \(bind: Double(burst)), \(bind: now.microseconds)) ON CONFLICT (application_id, tenant_id) DO NOTHING
-            """).run()
-        guard let row = try await sql.raw("""
-            SELECT tokens, updated_at FROM rate_buckets WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
-            \(unsafeRaw: self.lockRowsClause)
-            """).first()
+            """
+        ).run()
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT tokens, updated_at FROM rate_buckets WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
+                \(unsafeRaw: self.lockRowsClause)
+                """
+            ).first()
         else { throw TernError.unavailable("the rate limiter lost its bucket") }
         return (try row.decode(column: "tokens", as: Double.self), try row.timestamp("updated_at"))
     }

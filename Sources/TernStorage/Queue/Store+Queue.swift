@@ -31,7 +31,8 @@ extension Store {
         let rows = try await self.database.write { sql -> [any SQLRow] in
             let now = Timestamp.now()
             let leaseEnd = now.adding(seconds: Int64(leaseSeconds))
-            let claimed = try await sql.raw("""
+            let claimed = try await sql.raw(
+                """
                 UPDATE deliveries SET status = 'delivering', next_attempt_at = \(bind: leaseEnd.microseconds),
                 lease_token = \(bind: token), updated_at = \(bind: now.microseconds),
                 lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
@@ -39,21 +40,25 @@ extension Store {
                 WHERE d.next_attempt_at <= \(bind: now.microseconds) AND e.status = 'active'
                 ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
                 RETURNING id
-                """).all().map { try $0.string("id") }
+                """
+            ).all().map { try $0.string("id") }
             guard !claimed.isEmpty else { return [] }
-            return try await sql.raw("""
+            return try await sql.raw(
+                """
                 SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
                 e.previous_secret, e.previous_secret_expires_at, a.retry_schedule, a.failure_threshold
                 FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
                 JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
-                """).all()
+                """
+            ).all()
         }
         let now = Timestamp.now()
         return try rows.map { row in
             var secrets = [try self.secretBox.open(try row.string("secret"))]
             if let previous = try row.optionalString("previous_secret"),
-               let expires = try row.optionalTimestamp("previous_secret_expires_at"), expires > now {
+                let expires = try row.optionalTimestamp("previous_secret_expires_at"), expires > now
+            {
                 secrets.append(try self.secretBox.open(previous))
             }
             return DeliveryJob(
@@ -93,29 +98,40 @@ extension Store {
     /// their lease marked delivered, and one attempt row each (unless the delivery was deleted meanwhile).
     func recordSuccesses(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws -> [RecordedAttempt] {
         let endpointIDs = Array(Set(records.map(\.job.endpointID)))
-        try await sql.raw("""
+        try await sql.raw(
+            """
             UPDATE endpoints SET consecutive_failures = 0 WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0
-            """).run()
+            """
+        ).run()
         var values: [SQLQueryString] = []
         for record in records {
-            values.append("(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))")
+            values.append(
+                "(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))"
+            )
         }
-        let updated = Set(try await sql.raw("""
-            UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
-            lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
-            updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
-            WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 RETURNING deliveries.id
-            """).all().map { try $0.string("id") })
+        let updated = Set(
+            try await sql.raw(
+                """
+                UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
+                lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
+                updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
+                WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 RETURNING deliveries.id
+                """
+            ).all().map { try $0.string("id") })
         var kept = records.filter { updated.contains($0.job.deliveryID) }
         let lost = records.filter { !updated.contains($0.job.deliveryID) }
         if !lost.isEmpty {
             // Another worker holds these now (their lease ran out): keep the attempt if the delivery still exists.
-            let existing = Set(try await sql.raw("SELECT id FROM deliveries WHERE id IN (\(binds: lost.map(\.job.deliveryID)))").all()
-                .map { try $0.string("id") })
+            let existing = Set(
+                try await sql.raw("SELECT id FROM deliveries WHERE id IN (\(binds: lost.map(\.job.deliveryID)))").all()
+                    .map { try $0.string("id") })
             for record in lost where existing.contains(record.job.deliveryID) {
-                try await sql.raw("""
-                    UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: record.at.microseconds) WHERE id = \(bind: record.job.deliveryID)
-                    """).run()
+                try await sql.raw(
+                    """
+                    UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: record.at.microseconds) WHERE id =
+                    \(bind: record.job.deliveryID)
+                    """
+                ).run()
                 kept.append(record)
             }
         }
@@ -129,10 +145,13 @@ extension Store {
         let job = record.job
         let now = record.at.microseconds
         let failed = if case .failure = record.outcome { 1 } else { 0 }
-        guard let row = try await sql.raw("""
-            UPDATE endpoints SET consecutive_failures = consecutive_failures + \(bind: failed) WHERE id = \(bind: job.endpointID)
-            RETURNING consecutive_failures, status
-            """).first()
+        guard
+            let row = try await sql.raw(
+                """
+                UPDATE endpoints SET consecutive_failures = consecutive_failures + \(bind: failed) WHERE id = \(bind: job.endpointID)
+                RETURNING consecutive_failures, status
+                """
+            ).first()
         else { return RecordedAttempt() }
         let transition = DeliveryTransition.after(
             outcome: record.outcome, attemptsMade: job.attemptCount + 1, trigger: job.trigger, schedule: job.retrySchedule,
@@ -147,21 +166,25 @@ extension Store {
             result.disabledDetail = detail
         }
         let status = transition.status
-        let updated = try await sql.raw("""
+        let updated = try await sql.raw(
+            """
             UPDATE deliveries SET status = \(bind: status.rawValue), attempt_count = attempt_count + 1,
             next_attempt_at = \(bind: transition.nextAttemptAt?.microseconds), next_trigger = 'scheduled', lease_token = NULL,
             last_status_code = \(bind: record.statusCode), last_error = \(bind: record.deliveryError), last_attempt_at = \(bind: now),
             delivered_at = \(bind: status == .delivered ? now : nil), updated_at = \(bind: now)
             WHERE id = \(bind: job.deliveryID) AND lease_token = \(bind: job.leaseToken) RETURNING id
-            """).all()
+            """
+        ).all()
         if updated.isEmpty {
             // The lease ran out and another worker holds the delivery now, or the endpoint was deleted. Keep the
             // attempt (it happened) if the delivery still exists; its status is the other worker's to write.
             let exists = try await sql.raw("SELECT id FROM deliveries WHERE id = \(bind: job.deliveryID)").first() != nil
             guard exists else { return result }
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: now) WHERE id = \(bind: job.deliveryID)
-                """).run()
+                """
+            ).run()
         } else {
             result.status = status
             result.nextAttemptAt = transition.nextAttemptAt
@@ -191,17 +214,20 @@ extension Store {
     /// writes an audit entry; true when this call disabled it.
     func disableEndpoint(_ job: DeliveryJob, reason: String, detail: String, _ sql: any SQLDatabase) async throws -> Bool {
         let now = Timestamp.now()
-        let changed = try await sql.raw("""
+        let changed = try await sql.raw(
+            """
             UPDATE endpoints SET status = 'disabled', disabled_reason = \(bind: reason), disabled_at = \(bind: now.microseconds),
             paused_at = NULL, updated_at = \(bind: now.microseconds) WHERE id = \(bind: job.endpointID) AND status <> 'disabled' RETURNING id
-            """).all()
+            """
+        ).all()
         guard !changed.isEmpty else { return false }
         try await Self.exhaustQueued(endpointID: job.endpointID, reason: reason, sql)
-        try await Self.audit(AuditEntry(
-            organizationID: job.organizationID, actorType: "system", actorID: nil, action: "endpoint.disabled", entityType: "endpoint",
-            entityID: job.endpointID, summary: ["disabled_reason": .string(reason), "detail": .string(detail), "status": .string("disabled")],
-            createdAt: now
-        ), sql)
+        try await Self.audit(
+            AuditEntry(
+                organizationID: job.organizationID, actorType: "system", actorID: nil, action: "endpoint.disabled", entityType: "endpoint",
+                entityID: job.endpointID, summary: ["disabled_reason": .string(reason), "detail": .string(detail), "status": .string("disabled")],
+                createdAt: now
+            ), sql)
         return true
     }
 
@@ -209,19 +235,23 @@ extension Store {
     /// or a replay brings them back once it is enabled again.
     static func exhaustQueued(endpointID: String, reason: String, _ sql: any SQLDatabase) async throws {
         let now = Timestamp.now().microseconds
-        try await sql.raw("""
+        try await sql.raw(
+            """
             UPDATE deliveries SET status = 'exhausted', next_attempt_at = NULL, last_error = \(bind: "endpoint disabled (\(reason))"),
             updated_at = \(bind: now) WHERE endpoint_id = \(bind: endpointID) AND status IN ('pending', 'failed', 'replaying')
-            """).run()
+            """
+        ).run()
     }
 
     /// When the next queued delivery of an active endpoint falls due (a lease end counts), or nil when none is queued.
     public func nextDueTime() async throws -> Timestamp? {
         try await self.database.read { sql in
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 SELECT MIN(d.next_attempt_at) AS due FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
                 WHERE d.next_attempt_at IS NOT NULL AND e.status = 'active'
-                """).first()?.optionalTimestamp("due")
+                """
+            ).first()?.optionalTimestamp("due")
         }
     }
 
@@ -229,10 +259,12 @@ extension Store {
     public func queueStats() async throws -> QueueStats {
         try await self.database.read { sql in
             let now = Timestamp.now().microseconds
-            let row = try await sql.raw("""
+            let row = try await sql.raw(
+                """
                 SELECT COUNT(*) AS n, MIN(CASE WHEN status <> 'delivering' AND next_attempt_at <= \(bind: now) THEN next_attempt_at END) AS oldest
                 FROM deliveries WHERE next_attempt_at IS NOT NULL
-                """).first()
+                """
+            ).first()
             let depth = try row?.int("n") ?? 0
             let oldest = try row?.optionalInt("oldest")
             return QueueStats(depth: depth, oldestDueAgeSeconds: oldest.map { Double(now - Int64($0)) / 1_000_000 } ?? 0)

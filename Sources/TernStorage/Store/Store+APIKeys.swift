@@ -34,21 +34,26 @@ extension Store {
             if let organizationID {
                 _ = try await Self.organization(organizationID, sql)
                 if let applicationID {
-                    guard try await sql.raw("""
-                        SELECT id FROM applications WHERE id = \(bind: applicationID) AND organization_id = \(bind: organizationID)
-                        """).first() != nil
-                    else { throw TernError.invalid("application_id", "no application '\(applicationID)' in this organization") }
+                    guard
+                        try await sql.raw(
+                            """
+                            SELECT id FROM applications WHERE id = \(bind: applicationID) AND organization_id = \(bind: organizationID)
+                            """
+                        ).first() != nil
+                    else { throw TernError.notFound("No application '\(applicationID)' in this organization.") }
                 }
             }
             let key = APIKey(
                 id: token.keyID, organizationID: organizationID, name: name, prefix: token.displayPrefix, scopes: scopes,
                 applicationID: applicationID, createdAt: .now(), lastUsedAt: nil, revokedAt: nil
             )
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO api_keys (id, organization_id, name, prefix, secret_hash, scopes, application_id, created_at)
                 VALUES (\(bind: key.id), \(bind: organizationID), \(bind: name), \(bind: key.prefix), \(bind: secretHash),
                 \(bind: JSONColumn.encode(scopes)), \(bind: applicationID), \(bind: key.createdAt.microseconds))
-                """).run()
+                """
+            ).run()
             return key
         }
     }
@@ -64,23 +69,31 @@ extension Store {
     /// Revokes a key of the organization; 404 for another organization's key or an unknown one.
     public func revokeAPIKey(organizationID: String, keyID: String) async throws {
         try await self.database.write { sql in
-            guard try await sql.raw("""
-                SELECT id FROM api_keys WHERE id = \(bind: keyID) AND organization_id = \(bind: organizationID)
-                """).first() != nil
+            guard
+                try await sql.raw(
+                    """
+                    SELECT id FROM api_keys WHERE id = \(bind: keyID) AND organization_id = \(bind: organizationID)
+                    """
+                ).first() != nil
             else { throw TernError.notFound("No API key '\(keyID)'.") }
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE api_keys SET revoked_at = \(bind: Timestamp.now().microseconds) WHERE id = \(bind: keyID) AND revoked_at IS NULL
-                """).run()
+                """
+            ).run()
         }
     }
 
     /// The key with its hash, for verification; nil when unknown.
     public func storedKey(_ keyID: String) async throws -> StoredKey? {
         try await self.database.read { sql in
-            guard let row = try await sql.raw("""
-                SELECT api_keys.*, organizations.status AS organization_status FROM api_keys
-                LEFT JOIN organizations ON organizations.id = api_keys.organization_id WHERE api_keys.id = \(bind: keyID)
-                """).first()
+            guard
+                let row = try await sql.raw(
+                    """
+                    SELECT api_keys.*, organizations.status AS organization_status FROM api_keys
+                    LEFT JOIN organizations ON organizations.id = api_keys.organization_id WHERE api_keys.id = \(bind: keyID)
+                    """
+                ).first()
             else { return nil }
             return StoredKey(
                 key: try Self.apiKey(row), secretHash: try row.string("secret_hash"),

@@ -30,13 +30,15 @@ extension Store {
                 circuitBreaker: input.circuitBreaker, portal: input.portal, allowUnregisteredEventTypes: input.allowUnregisteredEventTypes,
                 createdAt: now, updatedAt: now
             )
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO applications (id, organization_id, name, retry_schedule, failure_threshold, portal,
                 allow_unregistered_event_types, created_at, updated_at) VALUES (\(bind: application.id), \(bind: organizationID),
                 \(bind: input.name), \(bind: JSONColumn.encode(input.retrySchedule)), \(bind: input.circuitBreaker.failureThreshold),
                 \(bind: JSONColumn.encode(input.portal)), \(bind: input.allowUnregisteredEventTypes), \(bind: now.microseconds),
                 \(bind: now.microseconds))
-                """).run()
+                """
+            ).run()
             return application
         }
     }
@@ -56,9 +58,12 @@ extension Store {
     }
 
     static func application(_ organizationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> Application {
-        guard let row = try await sql.raw("""
-            SELECT * FROM applications WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)
-            """).first()
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT * FROM applications WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)
+                """
+            ).first()
         else { throw TernError.notFound("No application '\(id)'.") }
         return try Self.application(row)
     }
@@ -71,12 +76,14 @@ extension Store {
             var application = try await Self.application(organizationID, id, sql)
             try update(&application)
             application.updatedAt = .now()
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE applications SET name = \(bind: application.name), retry_schedule = \(bind: JSONColumn.encode(application.retrySchedule)),
                 failure_threshold = \(bind: application.circuitBreaker.failureThreshold), portal = \(bind: JSONColumn.encode(application.portal)),
                 allow_unregistered_event_types = \(bind: application.allowUnregisteredEventTypes),
                 updated_at = \(bind: application.updatedAt.microseconds) WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)
-                """).run()
+                """
+            ).run()
             return application
         }
     }

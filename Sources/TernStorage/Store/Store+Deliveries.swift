@@ -24,7 +24,9 @@ public struct DeliveryFilter: Sendable {
 }
 
 extension Store {
-    public func listDeliveries(organizationID: String, applicationID: String, filter: DeliveryFilter, _ page: PageRequest) async throws -> Page<Delivery> {
+    public func listDeliveries(
+        organizationID: String, applicationID: String, filter: DeliveryFilter, _ page: PageRequest
+    ) async throws -> Page<Delivery> {
         try await self.database.read { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             var query = sql.select().column("*").from("deliveries").where("application_id", .equal, applicationID)
@@ -42,10 +44,13 @@ extension Store {
     }
 
     static func delivery(_ organizationID: String, _ applicationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> Delivery {
-        guard let row = try await sql.raw("""
-            SELECT * FROM deliveries WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
-            AND organization_id = \(bind: organizationID)
-            """).first()
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT * FROM deliveries WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
+                AND organization_id = \(bind: organizationID)
+                """
+            ).first()
         else { throw TernError.notFound("No delivery '\(id)'.") }
         return try Self.delivery(row)
     }
@@ -73,10 +78,12 @@ extension Store {
                 throw TernError.conflict("The endpoint is disabled; set its status to 'active' before replaying its deliveries.")
             }
             let now = Timestamp.now()
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE deliveries SET status = 'replaying', next_attempt_at = \(bind: now.microseconds), next_trigger = 'manual',
                 updated_at = \(bind: now.microseconds) WHERE id = \(bind: id)
-                """).run()
+                """
+            ).run()
             delivery.status = .replaying
             delivery.nextAttemptAt = now
             delivery.updatedAt = now
@@ -132,10 +139,12 @@ extension Store {
             _ = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
             let now = Timestamp.now()
             let expires = now.adding(seconds: EndpointSecret.rotationOverlapSeconds)
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = \(bind: expires.microseconds),
                 secret = \(bind: sealed), updated_at = \(bind: now.microseconds) WHERE id = \(bind: endpointID)
-                """).run()
+                """
+            ).run()
             return expires
         }
     }
@@ -147,12 +156,14 @@ extension Store {
 
     /// Writes an audit entry inside the caller's transaction.
     static func audit(_ entry: AuditEntry, _ sql: any SQLDatabase) async throws {
-        try await sql.raw("""
+        try await sql.raw(
+            """
             INSERT INTO audit_entries (id, organization_id, actor_type, actor_id, action, entity_type, entity_id, summary, created_at)
             VALUES (\(bind: entry.id), \(bind: entry.organizationID), \(bind: entry.actorType), \(bind: entry.actorID),
             \(bind: entry.action), \(bind: entry.entityType), \(bind: entry.entityID), \(bind: JSONColumn.encode(entry.summary)),
             \(bind: entry.createdAt.microseconds))
-            """).run()
+            """
+        ).run()
     }
 
     /// An organization's audit entries, newest first, optionally of one entity type, entity or action.

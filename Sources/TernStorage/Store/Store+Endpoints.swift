@@ -61,7 +61,8 @@ extension Store {
                 disabledReason: input.status == .disabled ? "manual" : nil, pausedAt: input.status == .paused ? now : nil,
                 disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now
             )
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
                 timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, created_at, updated_at)
                 VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: applicationID), \(bind: endpoint.tenantID),
@@ -69,7 +70,8 @@ extension Store {
                 \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
                 \(bind: endpoint.status.rawValue), \(bind: endpoint.disabledReason), \(bind: endpoint.pausedAt?.microseconds),
                 \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: now.microseconds), \(bind: now.microseconds))
-                """).run()
+                """
+            ).run()
             try await Self.writeSubscriptions(endpoint, sql)
             return endpoint
         }
@@ -93,10 +95,13 @@ extension Store {
     }
 
     static func endpoint(_ organizationID: String, _ applicationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> Endpoint {
-        guard let row = try await sql.raw("""
-            SELECT * FROM endpoints WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
-            AND organization_id = \(bind: organizationID)
-            """).first()
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT * FROM endpoints WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
+                AND organization_id = \(bind: organizationID)
+                """
+            ).first()
         else { throw TernError.notFound("No endpoint '\(id)'.") }
         return try Self.endpoint(row)
     }
@@ -130,7 +135,8 @@ extension Store {
                 }
             }
             endpoint.updatedAt = now
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE endpoints SET name = \(bind: endpoint.name), description = \(bind: endpoint.description), url = \(bind: endpoint.url),
                 events = \(bind: JSONColumn.encode(endpoint.events)), headers = \(bind: JSONColumn.encode(endpoint.headers)),
                 timeout_seconds = \(bind: endpoint.timeoutSeconds), metadata = \(bind: JSONColumn.encode(endpoint.metadata)),
@@ -138,7 +144,8 @@ extension Store {
                 paused_at = \(bind: endpoint.pausedAt?.microseconds), disabled_at = \(bind: endpoint.disabledAt?.microseconds),
                 consecutive_failures = CASE WHEN \(bind: endpoint.status == .active && before.status != .active) THEN 0 ELSE consecutive_failures END,
                 updated_at = \(bind: now.microseconds) WHERE id = \(bind: id)
-                """).run()
+                """
+            ).run()
             if endpoint.events != before.events {
                 try await sql.raw("DELETE FROM endpoint_event_types WHERE endpoint_id = \(bind: id)").run()
                 try await Self.writeSubscriptions(endpoint, sql)
@@ -164,15 +171,19 @@ extension Store {
             _ = try await Self.application(organizationID, applicationID, sql)
             let rows: [any SQLRow]
             if let after = page.after {
-                rows = try await sql.raw("""
+                rows = try await sql.raw(
+                    """
                     SELECT tenant_id, COUNT(*) AS n, MIN(id) AS first_id FROM endpoints WHERE application_id = \(bind: applicationID)
                     GROUP BY tenant_id HAVING MIN(id) < \(bind: after) ORDER BY first_id DESC LIMIT \(bind: page.limit + 1)
-                    """).all()
+                    """
+                ).all()
             } else {
-                rows = try await sql.raw("""
+                rows = try await sql.raw(
+                    """
                     SELECT tenant_id, COUNT(*) AS n, MIN(id) AS first_id FROM endpoints WHERE application_id = \(bind: applicationID)
                     GROUP BY tenant_id ORDER BY first_id DESC LIMIT \(bind: page.limit + 1)
-                    """).all()
+                    """
+                ).all()
             }
             return try page.page(rows, key: { (try? $0.string("first_id")) ?? "" }) { row in
                 TenantSummary(tenantID: try row.string("tenant_id"), endpointCount: try row.int("n"))
@@ -184,18 +195,21 @@ extension Store {
         guard !application.allowUnregisteredEventTypes else { return }
         let unknown = try await Self.unknownEventTypes(application.id, events, sql)
         guard unknown.isEmpty else {
-            throw TernError.validation(unknown.map { name in
-                FieldError("events[\(events.firstIndex(of: name) ?? 0)]", "'\(name)' is not a registered event type of this application")
-            })
+            throw TernError.validation(
+                unknown.map { name in
+                    FieldError("events[\(events.firstIndex(of: name) ?? 0)]", "'\(name)' is not a registered event type of this application")
+                })
         }
     }
 
     static func writeSubscriptions(_ endpoint: Endpoint, _ sql: any SQLDatabase) async throws {
         for event in Set(endpoint.events) {
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO endpoint_event_types (endpoint_id, application_id, tenant_id, event_type) VALUES (\(bind: endpoint.id),
                 \(bind: endpoint.applicationID), \(bind: endpoint.tenantID), \(bind: event))
-                """).run()
+                """
+            ).run()
         }
     }
 

@@ -7,9 +7,11 @@ extension Store {
     ) async throws -> EventType {
         try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
-            if try await sql.raw("""
+            if try await sql.raw(
+                """
                 SELECT name FROM event_types WHERE application_id = \(bind: applicationID) AND name = \(bind: name)
-                """).first() != nil {
+                """
+            ).first() != nil {
                 throw TernError.conflict("The event type '\(name)' already exists in this application.")
             }
             let now = Timestamp.now()
@@ -17,12 +19,14 @@ extension Store {
                 applicationID: applicationID, name: name, description: description, schema: schema, example: example,
                 archived: false, createdAt: now, updatedAt: now
             )
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO event_types (application_id, name, seq, description, schema, example, archived, created_at, updated_at)
                 VALUES (\(bind: applicationID), \(bind: name), \(bind: Identifier.make("et")), \(bind: description),
                 \(bind: schema.map(JSONColumn.encode)), \(bind: example.map(JSONColumn.encode)), \(bind: false),
                 \(bind: now.microseconds), \(bind: now.microseconds))
-                """).run()
+                """
+            ).run()
             return eventType
         }
     }
@@ -48,9 +52,12 @@ extension Store {
     }
 
     static func eventType(_ applicationID: String, _ name: String, _ sql: any SQLDatabase) async throws -> EventType {
-        guard let row = try await sql.raw("""
-            SELECT * FROM event_types WHERE application_id = \(bind: applicationID) AND name = \(bind: name)
-            """).first()
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT * FROM event_types WHERE application_id = \(bind: applicationID) AND name = \(bind: name)
+                """
+            ).first()
         else { throw TernError.notFound("No event type '\(name)'.") }
         return try Self.eventType(row)
     }
@@ -63,11 +70,13 @@ extension Store {
             var eventType = try await Self.eventType(applicationID, name, sql)
             try update(&eventType)
             eventType.updatedAt = .now()
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE event_types SET description = \(bind: eventType.description), schema = \(bind: eventType.schema.map(JSONColumn.encode)),
                 example = \(bind: eventType.example.map(JSONColumn.encode)), archived = \(bind: eventType.archived),
                 updated_at = \(bind: eventType.updatedAt.microseconds) WHERE application_id = \(bind: applicationID) AND name = \(bind: name)
-                """).run()
+                """
+            ).run()
             return eventType
         }
     }

@@ -21,24 +21,30 @@ extension Store {
             let start = offset
             try await self.database.write { sql in
                 let series = "WITH RECURSIVE n(i) AS (SELECT \(start + 1) UNION ALL SELECT i + 1 FROM n WHERE i < \(start + count))"
-                try await sql.raw("""
+                try await sql.raw(
+                    """
                     \(unsafeRaw: series) INSERT INTO messages
                     (id, organization_id, application_id, tenant_id, event_type, event_id, payload, created_at)
                     SELECT 'msg_grow' || i, \(bind: organizationID), \(bind: applicationID), 'tenant-1', 'bench.event', NULL,
                     \(bind: payload), \(bind: created) FROM n
-                    """).run()
-                try await sql.raw("""
+                    """
+                ).run()
+                try await sql.raw(
+                    """
                     \(unsafeRaw: series) INSERT INTO deliveries (id, organization_id, application_id, message_id, endpoint_id, tenant_id,
                     event_type, status, attempt_count, next_attempt_at, last_status_code, last_attempt_at, delivered_at, created_at, updated_at)
                     SELECT 'dlv_grow' || i, \(bind: organizationID), \(bind: applicationID), 'msg_grow' || i, \(bind: endpointID), 'tenant-1',
                     'bench.event', 'delivered', 1, NULL, 204, \(bind: created), \(bind: created), \(bind: created), \(bind: created) FROM n
-                    """).run()
-                try await sql.raw("""
+                    """
+                ).run()
+                try await sql.raw(
+                    """
                     \(unsafeRaw: series) INSERT INTO attempts (id, delivery_id, message_id, endpoint_id, url, request_headers, status_code,
                     response_body, duration_ms, error, trigger, created_at)
                     SELECT 'atmpt_grow' || i, 'dlv_grow' || i, 'msg_grow' || i, \(bind: endpointID), 'http://127.0.0.1/hook', '{}', 204, '', 1,
                     NULL, 'scheduled', \(bind: created) FROM n
-                    """).run()
+                    """
+                ).run()
             }
             offset += count
         }
@@ -65,9 +71,11 @@ public struct ScratchTable: Sendable {
     public func insert(_ body: String) async throws {
         let id = Identifier.make("bench")
         try await self.database.write { sql in
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO \(unsafeRaw: self.name) (id, body, created_at) VALUES (\(bind: id), \(bind: body), \(bind: Timestamp.now().microseconds))
-                """).run()
+                """
+            ).run()
         }
     }
 

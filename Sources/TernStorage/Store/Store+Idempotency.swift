@@ -32,22 +32,28 @@ extension Store {
     public func reserveIdempotencyKey(scope: String, key: String, requestHash: String) async throws -> IdempotencyReservation {
         let now = Timestamp.now().microseconds
         return try await self.database.write { sql in
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 DELETE FROM idempotency_keys WHERE scope = \(bind: scope) AND idempotency_key = \(bind: key)
                 AND created_at <= \(bind: now - Self.idempotencyWindowSeconds * 1_000_000)
-                """).run()
-            if let row = try await sql.raw("""
+                """
+            ).run()
+            if let row = try await sql.raw(
+                """
                 SELECT * FROM idempotency_keys WHERE scope = \(bind: scope) AND idempotency_key = \(bind: key)
-                """).first() {
+                """
+            ).first() {
                 guard try row.string("request_hash") == requestHash else { return .mismatch }
                 let status = try row.int("status_code")
                 guard status > 0 else { return .inProgress }
                 return .replay(StoredResponse(statusCode: status, body: try row.string("response_body")))
             }
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO idempotency_keys (scope, idempotency_key, request_hash, status_code, response_body, created_at)
                 VALUES (\(bind: scope), \(bind: key), \(bind: requestHash), \(bind: 0), \(bind: ""), \(bind: now))
-                """).run()
+                """
+            ).run()
             return .reserved
         }
     }
@@ -55,19 +61,23 @@ extension Store {
     /// Records the response to replay for a reserved key.
     public func completeIdempotentRequest(scope: String, key: String, _ response: StoredResponse) async throws {
         try await self.database.write { sql in
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE idempotency_keys SET status_code = \(bind: response.statusCode), response_body = \(bind: response.body)
                 WHERE scope = \(bind: scope) AND idempotency_key = \(bind: key)
-                """).run()
+                """
+            ).run()
         }
     }
 
     /// Frees a reserved key whose request failed, so that it can be retried.
     public func releaseIdempotencyKey(scope: String, key: String) async throws {
         try await self.database.write { sql in
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 DELETE FROM idempotency_keys WHERE scope = \(bind: scope) AND idempotency_key = \(bind: key) AND status_code = 0
-                """).run()
+                """
+            ).run()
         }
     }
 }

@@ -58,7 +58,8 @@ extension Store {
     /// Publishes an event (from the API or an inbound source alike); `tern_events_published_total` counts the new ones.
     public func publish(organizationID: String, applicationID: String, _ input: PublishInput) async throws -> Published {
         do {
-            let published = try await self.publisher.submit(PublishRequest(organizationID: organizationID, applicationID: applicationID, input: input))
+            let published = try await self.publisher.submit(
+                PublishRequest(organizationID: organizationID, applicationID: applicationID, input: input))
             if published.created { StorageMetrics.published.increment() }
             return published
         } catch TernError.conflict where input.eventID != nil {
@@ -76,9 +77,12 @@ extension Store {
     public func plan(ofOrganization organizationID: String) async throws -> Plan {
         try await self.plans.value(organizationID) {
             try await self.database.read { sql in
-                guard let row = try await sql.raw("""
-                    SELECT p.* FROM plans p JOIN organizations o ON o.plan_id = p.id WHERE o.id = \(bind: organizationID)
-                    """).first()
+                guard
+                    let row = try await sql.raw(
+                        """
+                        SELECT p.* FROM plans p JOIN organizations o ON o.plan_id = p.id WHERE o.id = \(bind: organizationID)
+                        """
+                    ).first()
                 else { throw TernError.notFound("No organization '\(organizationID)'.") }
                 return try Self.plan(row)
             }
@@ -110,9 +114,11 @@ extension Store {
 
     /// Publishing needs the type registered and not archived.
     static func requirePublishable(_ applicationID: String, _ eventType: String, _ sql: any SQLDatabase) async throws {
-        let row = try await sql.raw("""
+        let row = try await sql.raw(
+            """
             SELECT archived FROM event_types WHERE application_id = \(bind: applicationID) AND name = \(bind: eventType)
-            """).first()
+            """
+        ).first()
         guard let row else {
             throw TernError.invalid("event_type", "'\(eventType)' is not a registered event type of this application")
         }
@@ -122,16 +128,20 @@ extension Store {
     }
 
     static func message(applicationID: String, eventID: String, _ sql: any SQLDatabase) async throws -> Published? {
-        guard let row = try await sql.raw("""
-            SELECT * FROM messages WHERE application_id = \(bind: applicationID) AND event_id = \(bind: eventID)
-            """).first()
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT * FROM messages WHERE application_id = \(bind: applicationID) AND event_id = \(bind: eventID)
+                """
+            ).first()
         else { return nil }
         let message = try Self.message(row)
         let count = try await Self.count(sql, "SELECT COUNT(*) AS n FROM deliveries WHERE message_id = \(bind: message.id)")
         return Published(message: message, deliveries: count, created: false, rate: nil)
     }
 
-    public func listMessages(organizationID: String, applicationID: String, filter: MessageFilter, _ page: PageRequest) async throws -> Page<Message> {
+    public func listMessages(organizationID: String, applicationID: String, filter: MessageFilter, _ page: PageRequest) async throws -> Page<Message>
+    {
         try await self.database.read { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             var query = sql.select().column("*").from("messages").where("application_id", .equal, applicationID)
@@ -145,10 +155,13 @@ extension Store {
     /// A message with its deliveries.
     public func message(organizationID: String, applicationID: String, id: String) async throws -> (Message, [Delivery]) {
         try await self.database.read { sql in
-            guard let row = try await sql.raw("""
-                SELECT * FROM messages WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
-                AND organization_id = \(bind: organizationID)
-                """).first()
+            guard
+                let row = try await sql.raw(
+                    """
+                    SELECT * FROM messages WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
+                    AND organization_id = \(bind: organizationID)
+                    """
+                ).first()
             else { throw TernError.notFound("No message '\(id)'.") }
             let deliveries = try await sql.raw("SELECT * FROM deliveries WHERE message_id = \(bind: id) ORDER BY id")
                 .all().map(Self.delivery)

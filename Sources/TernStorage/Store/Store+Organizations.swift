@@ -73,24 +73,29 @@ extension Store {
             let now = Timestamp.now().microseconds
             if let row = try await sql.raw("SELECT * FROM plans WHERE id = \(bind: id)").first() {
                 let plan = change.applied(to: try Self.plan(row))
-                try await sql.raw("""
+                try await sql.raw(
+                    """
                     UPDATE plans SET name = \(bind: plan.name), max_applications = \(bind: plan.maxApplications),
                     max_endpoints = \(bind: plan.maxEndpoints), max_messages_per_month = \(bind: plan.maxMessagesPerMonth),
                     rate_limit_per_minute = \(bind: plan.rateLimitPerMinute), rate_limit_burst = \(bind: plan.rateLimitBurst),
                     max_payload_bytes = \(bind: plan.maxPayloadBytes), updated_at = \(bind: now) WHERE id = \(bind: id)
-                    """).run()
+                    """
+                ).run()
                 return (plan, false)
             }
-            let plan = change.applied(to: Plan(
-                id: id, name: id, maxApplications: nil, maxEndpoints: nil, maxMessagesPerMonth: nil,
-                rateLimitPerMinute: 100, rateLimitBurst: 200, maxPayloadBytes: 262_144
-            ))
-            try await sql.raw("""
+            let plan = change.applied(
+                to: Plan(
+                    id: id, name: id, maxApplications: nil, maxEndpoints: nil, maxMessagesPerMonth: nil,
+                    rateLimitPerMinute: 100, rateLimitBurst: 200, maxPayloadBytes: 262_144
+                ))
+            try await sql.raw(
+                """
                 INSERT INTO plans (id, name, max_applications, max_endpoints, max_messages_per_month, rate_limit_per_minute,
                 rate_limit_burst, max_payload_bytes, created_at, updated_at) VALUES (\(bind: id), \(bind: plan.name),
                 \(bind: plan.maxApplications), \(bind: plan.maxEndpoints), \(bind: plan.maxMessagesPerMonth),
                 \(bind: plan.rateLimitPerMinute), \(bind: plan.rateLimitBurst), \(bind: plan.maxPayloadBytes), \(bind: now), \(bind: now))
-                """).run()
+                """
+            ).run()
             return (plan, true)
         }
     }
@@ -115,10 +120,12 @@ extension Store {
             let organization = Organization(
                 id: Identifier.make("org"), name: name, plan: plan, status: .active, createdAt: now, updatedAt: now
             )
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO organizations (id, name, plan_id, status, created_at, updated_at) VALUES (\(bind: organization.id),
                 \(bind: name), \(bind: plan), \(bind: organization.status.rawValue), \(bind: now.microseconds), \(bind: now.microseconds))
-                """).run()
+                """
+            ).run()
             return organization
         }
     }
@@ -155,11 +162,13 @@ extension Store {
             if let name = change.name { organization.name = name }
             if let status = change.status { organization.status = status }
             organization.updatedAt = Timestamp.now()
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 UPDATE organizations SET name = \(bind: organization.name), plan_id = \(bind: organization.plan),
                 status = \(bind: organization.status.rawValue), updated_at = \(bind: organization.updatedAt.microseconds)
                 WHERE id = \(bind: id)
-                """).run()
+                """
+            ).run()
             return organization
         }
     }
@@ -192,9 +201,12 @@ extension Store {
             let plan = try await Self.plan(organization.plan, sql)
             let applications = try await Self.count(sql, "SELECT COUNT(*) AS n FROM applications WHERE organization_id = \(bind: organizationID)")
             let endpoints = try await Self.count(sql, "SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = \(bind: organizationID)")
-            let messages = try await sql.raw("""
-                SELECT messages FROM usage_counters WHERE organization_id = \(bind: organizationID) AND period = \(bind: Self.usagePeriod())
-                """).first().map { try $0.int("messages") } ?? 0
+            let messages =
+                try await sql.raw(
+                    """
+                    SELECT messages FROM usage_counters WHERE organization_id = \(bind: organizationID) AND period = \(bind: Self.usagePeriod())
+                    """
+                ).first().map { try $0.int("messages") } ?? 0
             return Usage(
                 organizationID: organizationID, plan: plan.id,
                 applications: UsageFigure(used: applications, limit: plan.maxApplications),

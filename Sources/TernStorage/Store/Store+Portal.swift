@@ -18,12 +18,14 @@ extension Store {
     /// exhausted.
     public func endpointStats(applicationID: String, tenantID: String, since: Timestamp) async throws -> [String: EndpointStats] {
         try await self.database.read { sql in
-            let rows = try await sql.raw("""
+            let rows = try await sql.raw(
+                """
                 SELECT endpoint_id, SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END) AS ok,
                 SUM(CASE WHEN status IN ('failed', 'exhausted') THEN 1 ELSE 0 END) AS bad
                 FROM deliveries WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
                 AND created_at >= \(bind: since.microseconds) GROUP BY endpoint_id
-                """).all()
+                """
+            ).all()
             var stats: [String: EndpointStats] = [:]
             for row in rows {
                 stats[try row.string("endpoint_id")] = EndpointStats(delivered: try row.int("ok"), failed: try row.int("bad"))

@@ -33,15 +33,18 @@ extension Store {
         let deadLetterCutoff = now.adding(seconds: -Int64(policy.deadLetterDays) * 86_400).microseconds
         let messageCutoff = now.adding(seconds: -Int64(policy.messageDays) * 86_400).microseconds
         let idempotencyCutoff = now.adding(seconds: -86_400).microseconds
-        counts.deadLetters = try await self.deleteInBatches("""
+        counts.deadLetters = try await self.deleteInBatches(
+            """
             DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status = 'exhausted'
             AND updated_at < \(bind: deadLetterCutoff) LIMIT 1000) RETURNING id
             """)
-        counts.messages = try await self.deleteInBatches("""
+        counts.messages = try await self.deleteInBatches(
+            """
             DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at < \(bind: messageCutoff)
             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.next_attempt_at IS NOT NULL) LIMIT 1000) RETURNING id
             """)
-        counts.idempotencyKeys = try await self.deleteInBatches("""
+        counts.idempotencyKeys = try await self.deleteInBatches(
+            """
             DELETE FROM idempotency_keys WHERE created_at < \(bind: idempotencyCutoff) RETURNING scope
             """)
         return counts

@@ -32,11 +32,14 @@ extension Store {
             _ = try await Self.application(organizationID, applicationID, sql)
             let now = Timestamp.now()
             let id = Identifier.make("src")
-            try await sql.raw("""
+            try await sql.raw(
+                """
                 INSERT INTO sources (id, organization_id, application_id, name, provider, secret, tenant_id, settings, created_at, updated_at)
                 VALUES (\(bind: id), \(bind: organizationID), \(bind: applicationID), \(bind: input.name), \(bind: input.provider.rawValue),
-                \(bind: sealed), \(bind: input.tenantID), \(bind: JSONColumn.encode(input.settings)), \(bind: now.microseconds), \(bind: now.microseconds))
-                """).run()
+                \(bind: sealed), \(bind: input.tenantID), \(bind: JSONColumn.encode(input.settings)), \(bind: now.microseconds),
+                \(bind: now.microseconds))
+                """
+            ).run()
             return Source(
                 id: id, applicationID: applicationID, name: input.name, provider: input.provider, tenantID: input.tenantID,
                 settings: input.settings, ingressURL: "\(baseURL)/in/\(id)", createdAt: now, updatedAt: now
@@ -58,9 +61,12 @@ extension Store {
     }
 
     static func sourceRow(_ organizationID: String, _ applicationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> any SQLRow {
-        guard let row = try await sql.raw("""
-            SELECT * FROM sources WHERE id = \(bind: id) AND application_id = \(bind: applicationID) AND organization_id = \(bind: organizationID)
-            """).first()
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT * FROM sources WHERE id = \(bind: id) AND application_id = \(bind: applicationID) AND organization_id = \(bind: organizationID)
+                """
+            ).first()
         else { throw TernError.notFound("No source '\(id)'.") }
         return row
     }
@@ -77,10 +83,13 @@ extension Store {
             if let tenantID { source.tenantID = tenantID } else if clearTenant { source.tenantID = nil }
             if let settings { source.settings = settings }
             source.updatedAt = .now()
-            try await sql.raw("""
-                UPDATE sources SET name = \(bind: source.name), tenant_id = \(bind: source.tenantID), settings = \(bind: JSONColumn.encode(source.settings)),
+            try await sql.raw(
+                """
+                UPDATE sources SET name = \(bind: source.name), tenant_id = \(bind: source.tenantID), settings =
+                \(bind: JSONColumn.encode(source.settings)),
                 secret = COALESCE(\(bind: sealed), secret), updated_at = \(bind: source.updatedAt.microseconds) WHERE id = \(bind: id)
-                """).run()
+                """
+            ).run()
             return source
         }
     }

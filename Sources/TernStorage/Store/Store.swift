@@ -38,7 +38,9 @@ public struct Page<Item: Encodable & Sendable>: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case data, nextCursor = "next_cursor", hasMore = "has_more"
+        case data
+        case nextCursor = "next_cursor"
+        case hasMore = "has_more"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -75,8 +77,9 @@ public struct PageRequest: Sendable {
         }
         var after: String?
         if let cursor, !cursor.isEmpty {
-            if let bytes = Base64URL.decode(cursor), let key = String(bytes: bytes, encoding: .utf8), !key.isEmpty {
-                after = key
+            // Any base64url text is a position; one this API did not return just starts the page somewhere else.
+            if let bytes = Base64URL.decode(cursor) {
+                after = String(decoding: bytes, as: UTF8.self)
             } else {
                 validator.fail("cursor", "is not a cursor this API returned")
             }
