@@ -24,8 +24,8 @@ testdeps:
 	@if python3 -c 'import standardwebhooks, svix, selenium, schemathesis' >/dev/null 2>&1; then :; \
 	elif python3 -m pip --version >/dev/null 2>&1; then \
 		echo "Installing standardwebhooks, svix, selenium and schemathesis from PyPI (interop, browser and fuzz tests)…"; \
-		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix selenium schemathesis 2>/dev/null \
-			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix selenium schemathesis; \
+		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix selenium schemathesis==4.32.5 2>/dev/null \
+			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix selenium schemathesis==4.32.5; \
 	else \
 		echo "The interop and browser tests need Python 3 with pip. Run: sudo apt-get install -y python3-pip"; exit 1; \
 	fi

@@ -11,7 +11,8 @@ import Testing
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         receiver.script("/fail", then: .init(status: 500, body: #"{"error": "temporarily unavailable"}"#))
-        try await withTern(.sqlite, live: true) { api in
+        // The test's own client is idle while the browser works (a minute on a loaded machine): keep its connection.
+        try await withTern(.sqlite, live: true, configure: { $0.requestReadTimeout = .seconds(600) }) { api in
             let port = try #require(api.port)
             let (orgID, key) = try await api.organization("Acme Shop", plan: "free")
             let app = try await api.application(key, name: "Acme Shop", extra: ##", "retry_schedule": [], "portal": {"brand_color": "#0b7a75"}"##)

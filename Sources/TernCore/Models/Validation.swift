@@ -105,10 +105,19 @@ public enum Rules {
         return nil
     }
 
+    /// The shape of an endpoint URL, the `EndpointURL` pattern of docs/openapi.yaml: http(s), a host name,
+    /// an optional user, an optional port, then a path, query or fragment of printable ASCII (percent escapes whole).
+    public static let endpointURLPattern =
+        #"^[Hh][Tt][Tt][Pp][Ss]?://(([A-Za-z0-9._~!$'()*+,;=:-]|&|%[0-9A-Fa-f]{2})*@)?[A-Za-z0-9._~-]+(:[0-9]{1,5})?([/?#]([!-$'-~]|&|%[0-9A-Fa-f]{2})*)?$"#
+    static let endpointURLExpression = try! NSRegularExpression(pattern: endpointURLPattern)
+
     /// Why `value` cannot be an endpoint URL, or nil when it can.
     public static func endpointURLProblem(_ value: String, allowPrivate: Bool) -> String? {
         if value.utf8.count > 2048 { return "must be at most 2048 characters" }
-        guard let components = URLComponents(string: value), let scheme = components.scheme?.lowercased() else {
+        let whole = NSRange(value.startIndex..., in: value)
+        guard !value.hasSuffix("\n"), Self.endpointURLExpression.firstMatch(in: value, range: whole) != nil,
+            let components = URLComponents(string: value), let scheme = components.scheme?.lowercased()
+        else {
             return "must be an absolute http or https URL"
         }
         guard scheme == "http" || scheme == "https" else { return "must use http or https" }

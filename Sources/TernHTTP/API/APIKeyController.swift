@@ -70,7 +70,7 @@ struct APIKeyController {
         }
         if let only = principal.applicationID {
             if let requested = input.applicationID, requested != only {
-                throw TernError.notFound("No application '\(requested)' in this organization.")
+                throw TernError.invalid("application_id", "no application '\(requested)' in this organization")
             }
             input.applicationID = only
         }

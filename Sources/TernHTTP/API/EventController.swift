@@ -83,7 +83,7 @@ struct EventController {
         case .some(.other): validator.fail("payload", "must be a JSON object")
         case .some(.object): break
         }
-        if let eventID = value.event_id, eventID.isEmpty || eventID.utf8.count > 255 {
+        if let eventID = value.event_id, eventID.isEmpty || eventID.unicodeScalars.count > 255 {
             validator.fail("event_id", "must be 1 to 255 characters")
         }
         try validator.check()

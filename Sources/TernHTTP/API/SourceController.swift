@@ -59,7 +59,7 @@ struct SourceController {
         } else if body.has("provider") {
             validator.fail("provider", "cannot be changed; create another source")
         }
-        if let secret = value.secret, secret.count < 8 || secret.count > 512 { validator.fail("secret", "must be 8 to 512 characters") }
+        if let secret = value.secret, !(8...512).contains(secret.unicodeScalars.count) { validator.fail("secret", "must be 8 to 512 characters") }
         if let tenant = value.tenant_id { validator.tenantID(tenant) }
         if let header = value.header, Rules.headerProblem(name: header, value: "x") != nil || header.isEmpty || header.count > 100 {
             validator.fail("header", "must be a valid HTTP header name")

@@ -16,6 +16,7 @@ struct AdminWebController {
 
     func addRoutes(to router: Router<TernRequestContext>) {
         let web = router.group("admin").add(middleware: WebErrorMiddleware(pages: self.pages, signInPath: "/admin/login"))
+            .add(middleware: WebSessionMiddleware(signer: self.pages.signer))
         web.get("login", use: self.loginPage)
         web.post("login", use: self.login)
         let admin = web.group(context: AdminWebContext.self)

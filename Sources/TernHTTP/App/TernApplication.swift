@@ -33,8 +33,8 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
         services.append(Pruner(store: store, policy: configuration.retention, logger: logger))
         services.append(DeliveryWorker(store: store, settings: configuration.delivery, logger: logger))
     }
-    // Connections idle for 30 s are closed, and so are those whose request does not arrive whole in time (slow
-    // clients cannot hold them for ever); headers are capped at 16 KB each, 64 KB in all and 100 fields, refused
+    // Connections idle for `TERN_REQUEST_TIMEOUT_SECONDS` (30 s) are closed, and so are those whose request does not
+    // arrive whole in time (slow clients cannot hold them for ever); headers are capped at 16 KB each, 64 KB in all and 100 fields, refused
     // before they are buffered whole.
     let requestTimeout = TimeAmount.nanoseconds(
         Int64(configuration.requestReadTimeout.components.seconds) * 1_000_000_000
@@ -42,7 +42,7 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
     let server = HTTPServerBuilder.http1(
         configuration: .init(
             additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)],
-            idleTimeout: .seconds(30),
+            idleTimeout: requestTimeout,
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100)
         ))
     var app = Application(
@@ -111,15 +111,14 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
         ))
     HealthController(database: store.database).addRoutes(to: router)
     MetricsController(store: store).addRoutes(to: router)
-    router.add(middleware: WebSessionMiddleware(signer: signer))
-    router.add(middleware: AuthMiddleware(authenticator: authenticator))
-
-    let admin = router.group("v1/admin", context: AdminContext.self)
+    // API keys are read on the API's routes only; the pages read their session cookie (`WebErrorMiddleware` groups).
+    let v1 = router.group("v1").add(middleware: AuthMiddleware(authenticator: authenticator))
+    let admin = v1.group("admin", context: AdminContext.self)
         .add(middleware: IdempotencyMiddleware<AdminContext>(store: store))
         .add(middleware: AuditMiddleware<AdminContext>(store: store))
     AdminController(store: store).addRoutes(to: admin)
 
-    let api = router.group("v1", context: OrganizationContext.self)
+    let api = v1.group(context: OrganizationContext.self)
         .add(middleware: IdempotencyMiddleware<OrganizationContext>(store: store))
         .add(middleware: AuditMiddleware<OrganizationContext>(store: store))
     APIKeyController(store: store, authenticator: authenticator).addRoutes(to: api)

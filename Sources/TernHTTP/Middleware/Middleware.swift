@@ -35,12 +35,9 @@ struct APIMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             var error = error
-            var allowed: [HTTPRequest.Method] = []
-            if let http = error as? HTTPError, http.status == .notFound {
-                // The router found no route for this method; another method of the same path makes it a 405.
-                allowed = self.routes.methods(for: request.uri.path)
-                if !allowed.isEmpty { error = HTTPError(.methodNotAllowed) }
-            }
+            // A method the path does not serve is 405 whatever else failed first (the router says 404, a key 401).
+            var allowed = self.routes.methods(for: request.uri.path)
+            if allowed.contains(request.method) { allowed = [] } else if !allowed.isEmpty { error = HTTPError(.methodNotAllowed) }
             let problem = Problem.logged(error, request: request, context: context)
             response = try JSONResponse.make(problem, status: problem.httpStatus)
             response.headers[.contentType] = "application/problem+json"

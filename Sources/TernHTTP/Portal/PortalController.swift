@@ -14,6 +14,7 @@ struct PortalController {
 
     func addRoutes(to router: Router<TernRequestContext>) {
         let web = router.group("portal").add(middleware: WebErrorMiddleware(pages: self.pages))
+            .add(middleware: WebSessionMiddleware(signer: self.pages.signer))
         web.get(use: self.open)
         let portal = web.group(context: PortalContext.self)
             .add(middleware: CSRFMiddleware<PortalContext>(signer: self.pages.signer))

@@ -68,9 +68,8 @@ final class SQLitePool: Sendable {
     deinit {
         guard !self.closed.withLock({ $0 }) else { return }
         for connection in [self.writer] + self.readers.withLock({ $0 }) {
-            // The callback holds the connection until it has closed: SQLiteNIO traps when a connection still open is
-            // deinitialized, which dropping the last reference here would otherwise do before the close has run.
-            connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+            // The close's work item holds the connection until it has run (an open one must not be deinitialized).
+            _ = connection.close()
         }
     }
 
@@ -80,9 +79,10 @@ final class SQLitePool: Sendable {
         defer { self.writerLock.signal() }
         guard !self.closed.withLock({ $0 }) else { return }
         self.closed.withLock { $0 = true }
-        try? await self.writer.close()
-        for reader in self.readers.withLock({ $0 }) {
-            try? await reader.close()
+        // The future-based close, which a cancelled task cannot skip (SQLiteNIO's async one is cancelled with the task,
+        // leaving the connection open, and SQLiteNIO traps when an open connection is deinitialized).
+        for connection in [self.writer] + self.readers.withLock({ $0 }) {
+            try? await connection.close().get()
         }
     }
 }

@@ -40,7 +40,7 @@ extension Store {
                             SELECT id FROM applications WHERE id = \(bind: applicationID) AND organization_id = \(bind: organizationID)
                             """
                         ).first() != nil
-                    else { throw TernError.notFound("No application '\(applicationID)' in this organization.") }
+                    else { throw TernError.invalid("application_id", "no application '\(applicationID)' in this organization") }
                 }
             }
             let key = APIKey(
