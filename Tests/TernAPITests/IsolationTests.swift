@@ -39,7 +39,7 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
                 try await api.post("/v1/applications/\(appB)/sources", key: keyB, #"{"name": "B's", "provider": "token"}"#).string("id"))
             let values = [
                 "app_id": appB, "endpoint_id": endpointB, "name": "b.happened", "key_id": keyBID, "org_id": orgB, "plan_id": "free",
-                "message_id": messageB, "delivery_id": deliveryB, "source_id": sourceB,
+                "message_id": messageB, "delivery_id": deliveryB, "source_id": sourceB, "tenant_id": "tenant-1",
             ]
             // Bodies valid for every route of their method, so that only ownership decides the answer.
             let createBody =

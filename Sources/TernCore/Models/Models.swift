@@ -357,15 +357,66 @@ public struct Endpoint: Sendable, Equatable, Encodable {
 public struct TenantSummary: Sendable, Equatable, Encodable {
     public var tenantID: String
     public var endpointCount: Int
+    public var name: String?
+    public var metadata: [String: String]
 
-    public init(tenantID: String, endpointCount: Int) {
+    public init(tenantID: String, endpointCount: Int, name: String? = nil, metadata: [String: String] = [:]) {
         self.tenantID = tenantID
         self.endpointCount = endpointCount
+        self.name = name
+        self.metadata = metadata
     }
 
     enum CodingKeys: String, CodingKey {
         case tenantID = "tenant_id"
         case endpointCount = "endpoint_count"
+        case name, metadata
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.tenantID, forKey: .tenantID)
+        try container.encode(self.endpointCount, forKey: .endpointCount)
+        try container.encodeOrNull(self.name, forKey: .name)
+        try container.encode(self.metadata, forKey: .metadata)
+    }
+}
+
+/// A tenant of an application: the id its endpoints and messages carry, with the name and metadata of its record.
+/// A tenant known only from its endpoints or messages has no name, empty metadata and the first one's time.
+public struct Tenant: Sendable, Equatable, Encodable {
+    public var tenantID: String
+    public var name: String?
+    public var metadata: [String: String]
+    public var endpointCount: Int
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+
+    public init(tenantID: String, name: String?, metadata: [String: String], endpointCount: Int, createdAt: Timestamp, updatedAt: Timestamp) {
+        self.tenantID = tenantID
+        self.name = name
+        self.metadata = metadata
+        self.endpointCount = endpointCount
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tenantID = "tenant_id"
+        case name, metadata
+        case endpointCount = "endpoint_count"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.tenantID, forKey: .tenantID)
+        try container.encodeOrNull(self.name, forKey: .name)
+        try container.encode(self.metadata, forKey: .metadata)
+        try container.encode(self.endpointCount, forKey: .endpointCount)
+        try container.encode(self.createdAt, forKey: .createdAt)
+        try container.encode(self.updatedAt, forKey: .updatedAt)
     }
 }
 

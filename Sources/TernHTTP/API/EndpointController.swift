@@ -3,7 +3,7 @@ import Hummingbird
 import TernCore
 import TernStorage
 
-/// Tenants' endpoints of an application, and the tenants list.
+/// Tenants' endpoints of an application.
 struct EndpointController {
     let store: Store
     let allowPrivateEndpoints: Bool
@@ -17,7 +17,6 @@ struct EndpointController {
         group.post("endpoints/:endpoint_id/rotate-secret", use: self.rotateSecret)
         group.post("endpoints/:endpoint_id/test", use: self.test)
         group.post("endpoints/:endpoint_id/recover", use: self.recover)
-        group.get("tenants", use: self.tenants)
     }
 
     struct EndpointBody: Decodable, Sendable {
@@ -146,13 +145,6 @@ struct EndpointController {
         let id = try context.parameters.require("endpoint_id")
         try await self.store.deleteEndpoint(organizationID: context.organizationID, applicationID: applicationID, id: id)
         return JSONResponse.noContent()
-    }
-
-    @Sendable func tenants(_ request: Request, context: ApplicationContext) async throws -> Response {
-        try context.require(.read, "endpoints")
-        let applicationID = context.applicationID
-        let page = try request.pageRequest()
-        return try JSONResponse.make(try await self.store.listTenants(organizationID: context.organizationID, applicationID: applicationID, page))
     }
 
     struct RotateBody: Decodable, Sendable { var secret: String? }

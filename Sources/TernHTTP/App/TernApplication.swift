@@ -129,6 +129,7 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
     applications.addRoutes(to: application)
     EventTypeController(store: store).addRoutes(to: application)
     EndpointController(store: store, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: application)
+    TenantController(store: store).addRoutes(to: application)
     EventController(store: store).addRoutes(to: application)
     DeliveryController(store: store).addRoutes(to: application)
     PortalSessionController(store: store, signer: signer, publicBaseURL: configuration.publicBaseURL).addRoutes(to: application)

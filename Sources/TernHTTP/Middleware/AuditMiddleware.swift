@@ -134,6 +134,8 @@ enum AuditRules {
             (.post, "\(app)/endpoints/{endpoint_id}/rotate-secret", "endpoint.secret_rotated", "endpoint", .path("endpoint_id")),
             (.post, "\(app)/endpoints/{endpoint_id}/test", "endpoint.test_sent", "endpoint", .path("endpoint_id")),
             (.post, "\(app)/endpoints/{endpoint_id}/recover", "endpoint.recovered", "endpoint", .path("endpoint_id")),
+            (.patch, "\(app)/tenants/{tenant_id}", "tenant.updated", "tenant", .path("tenant_id")),
+            (.delete, "\(app)/tenants/{tenant_id}", "tenant.deleted", "tenant", .path("tenant_id")),
             (.post, "\(app)/deliveries/replay", "deliveries.replayed", "application", .path("app_id")),
             (.post, "\(app)/deliveries/{delivery_id}/replay", "delivery.replayed", "delivery", .path("delivery_id")),
             (.post, "\(app)/portal-sessions", "portal_session.created", "application", .path("app_id")),

@@ -165,32 +165,6 @@ extension Store {
         }
     }
 
-    /// Tenants of the application that have endpoints, newest first, with their endpoint counts.
-    public func listTenants(organizationID: String, applicationID: String, _ page: PageRequest) async throws -> Page<TenantSummary> {
-        try await self.database.read { sql in
-            _ = try await Self.application(organizationID, applicationID, sql)
-            let rows: [any SQLRow]
-            if let after = page.after {
-                rows = try await sql.raw(
-                    """
-                    SELECT tenant_id, COUNT(*) AS n, MIN(id) AS first_id FROM endpoints WHERE application_id = \(bind: applicationID)
-                    GROUP BY tenant_id HAVING MIN(id) < \(bind: after) ORDER BY first_id DESC LIMIT \(bind: page.limit + 1)
-                    """
-                ).all()
-            } else {
-                rows = try await sql.raw(
-                    """
-                    SELECT tenant_id, COUNT(*) AS n, MIN(id) AS first_id FROM endpoints WHERE application_id = \(bind: applicationID)
-                    GROUP BY tenant_id ORDER BY first_id DESC LIMIT \(bind: page.limit + 1)
-                    """
-                ).all()
-            }
-            return try page.page(rows, key: { (try? $0.string("first_id")) ?? "" }) { row in
-                TenantSummary(tenantID: try row.string("tenant_id"), endpointCount: try row.int("n"))
-            }
-        }
-    }
-
     static func checkSubscriptions(_ application: Application, _ events: [String], _ sql: any SQLDatabase) async throws {
         guard !application.allowUnregisteredEventTypes else { return }
         let unknown = try await Self.unknownEventTypes(application.id, events, sql)
