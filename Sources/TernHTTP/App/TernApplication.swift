@@ -136,6 +136,9 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
     SourceController(store: store, baseURL: configuration.publicBaseURL).addRoutes(to: application)
     IngressController(store: store, baseURL: configuration.publicBaseURL).addRoutes(to: router)
 
+    let svix = router.group("api/v1").add(middleware: SvixErrorMiddleware())
+    SvixHealthController(database: store.database).addRoutes(to: svix)
+
     PortalController(store: store, pages: pages, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: router)
     AdminWebController(store: store, pages: pages, authenticator: authenticator).addRoutes(to: router)
     routes.load(router.routes)

@@ -39,8 +39,13 @@ struct APIMiddleware: RouterMiddleware {
             var allowed = self.routes.methods(for: request.uri.path)
             if allowed.contains(request.method) { allowed = [] } else if !allowed.isEmpty { error = HTTPError(.methodNotAllowed) }
             let problem = Problem.logged(error, request: request, context: context)
-            response = try JSONResponse.make(problem, status: problem.httpStatus)
-            response.headers[.contentType] = "application/problem+json"
+            if SvixError.isSvixPath(request.uri.path) {
+                // No route of the Svix API matched (so no group answered): its clients still parse {code, detail}.
+                response = try SvixError.response(problem)
+            } else {
+                response = try JSONResponse.make(problem, status: problem.httpStatus)
+                response.headers[.contentType] = "application/problem+json"
+            }
             if !allowed.isEmpty { response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ") }
             if case .rateLimited(let state)? = error as? TernError { response.headers.setRateLimit(state) }
         }
