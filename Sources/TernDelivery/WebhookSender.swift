@@ -39,10 +39,12 @@ struct WebhookSender: Sendable {
         let timestamp = at.microseconds / 1_000_000
         var headers: [(String, String)] = [("content-type", "application/json"), ("user-agent", self.userAgent)]
         for (name, value) in job.headers.sorted(by: { $0.key < $1.key }) { headers.append((name, value)) }
-        headers.append(("webhook-id", job.messageID))
-        headers.append(("webhook-timestamp", String(timestamp)))
-        headers.append(
-            ("webhook-signature", WebhookSignature.header(secrets: job.secrets, messageID: job.messageID, timestamp: timestamp, body: body)))
+        let signature = WebhookSignature.header(secrets: job.secrets, messageID: job.messageID, timestamp: timestamp, body: body)
+        for prefix in job.headerStyle.prefixes {
+            headers.append(("\(prefix)-id", job.messageID))
+            headers.append(("\(prefix)-timestamp", String(timestamp)))
+            headers.append(("\(prefix)-signature", signature))
+        }
         let recordedHeaders = Dictionary(headers, uniquingKeysWith: { _, last in last })
 
         func finish(status: Int?, responseBody: String?, error: String?, retryAfter: String?) -> AttemptRecord {

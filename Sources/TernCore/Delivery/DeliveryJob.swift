@@ -24,12 +24,16 @@ public struct DeliveryJob: Sendable {
     public var leaseToken: String
     /// How often an earlier holder's lease ran out before it recorded an attempt (so this is a resend).
     public var leaseExpiries: Int
+    /// Which names carry the id, timestamp and signature.
+    public var headerStyle: WebhookHeaderStyle
 
     public init(
         deliveryID: String, messageID: String, endpointID: String, organizationID: String, applicationID: String, tenantID: String,
         eventType: String, payload: String, url: String, headers: [String: String], timeoutSeconds: Int, secrets: [String],
-        attemptCount: Int, trigger: AttemptTrigger, retrySchedule: [Int], failureThreshold: Int, leaseToken: String, leaseExpiries: Int
+        attemptCount: Int, trigger: AttemptTrigger, retrySchedule: [Int], failureThreshold: Int, leaseToken: String, leaseExpiries: Int,
+        headerStyle: WebhookHeaderStyle = .standard
     ) {
+        self.headerStyle = headerStyle
         self.deliveryID = deliveryID
         self.messageID = messageID
         self.endpointID = endpointID

@@ -20,8 +20,15 @@ public struct Message: Sendable, Equatable, Encodable {
     public var eventID: String?
     public var payload: String
     public var createdAt: Timestamp
+    public var channels: [String]?
+    public var tags: [String]?
 
-    public init(id: String, applicationID: String, tenantID: String, eventType: String, eventID: String?, payload: String, createdAt: Timestamp) {
+    public init(
+        id: String, applicationID: String, tenantID: String, eventType: String, eventID: String?, payload: String, createdAt: Timestamp,
+        channels: [String]? = nil, tags: [String]? = nil
+    ) {
+        self.channels = channels
+        self.tags = tags
         self.id = id
         self.applicationID = applicationID
         self.tenantID = tenantID
@@ -37,7 +44,7 @@ public struct Message: Sendable, Equatable, Encodable {
         case tenantID = "tenant_id"
         case eventType = "event_type"
         case eventID = "event_id"
-        case payload
+        case payload, channels, tags
         case createdAt = "created_at"
     }
 
@@ -49,6 +56,8 @@ public struct Message: Sendable, Equatable, Encodable {
         try container.encode(self.eventType, forKey: .eventType)
         try container.encodeOrNull(self.eventID, forKey: .eventID)
         try container.encode(try JSONDecoder().decode(JSONValue.self, from: Data(self.payload.utf8)), forKey: .payload)
+        try container.encodeOrNull(self.channels, forKey: .channels)
+        try container.encodeOrNull(self.tags, forKey: .tags)
         try container.encode(self.createdAt, forKey: .createdAt)
     }
 }

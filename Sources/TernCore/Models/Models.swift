@@ -179,6 +179,25 @@ public enum RetrySchedule {
     public static let maxDelaySeconds = 7 * 24 * 3600
 }
 
+/// The names of the headers that carry a delivery's id, timestamp and signature.
+public enum WebhookHeaderStyle: String, Sendable, Codable, CaseIterable {
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks).
+    case standard
+    /// `svix-id`, `svix-timestamp`, `svix-signature`, for receivers written for Svix.
+    case svix
+    /// Both sets, with the same values.
+    case both
+
+    /// The header name prefixes a delivery carries.
+    public var prefixes: [String] {
+        switch self {
+        case .standard: ["webhook"]
+        case .svix: ["svix"]
+        case .both: ["webhook", "svix"]
+        }
+    }
+}
+
 /// An application: one product of an organization that publishes events to its tenants' endpoints.
 public struct Application: Sendable, Equatable, Encodable {
     public var id: String
@@ -188,13 +207,16 @@ public struct Application: Sendable, Equatable, Encodable {
     public var circuitBreaker: CircuitBreakerPolicy
     public var portal: PortalSettings
     public var allowUnregisteredEventTypes: Bool
+    public var webhookHeaders: WebhookHeaderStyle
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
 
     public init(
         id: String, organizationID: String, name: String, retrySchedule: [Int], circuitBreaker: CircuitBreakerPolicy,
-        portal: PortalSettings, allowUnregisteredEventTypes: Bool, createdAt: Timestamp, updatedAt: Timestamp
+        portal: PortalSettings, allowUnregisteredEventTypes: Bool, webhookHeaders: WebhookHeaderStyle = .standard,
+        createdAt: Timestamp, updatedAt: Timestamp
     ) {
+        self.webhookHeaders = webhookHeaders
         self.id = id
         self.organizationID = organizationID
         self.name = name
@@ -214,6 +236,7 @@ public struct Application: Sendable, Equatable, Encodable {
         case circuitBreaker = "circuit_breaker"
         case portal
         case allowUnregisteredEventTypes = "allow_unregistered_event_types"
+        case webhookHeaders = "webhook_headers"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }
@@ -229,11 +252,21 @@ public struct EventType: Sendable, Equatable, Encodable {
     public var archived: Bool
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
+    /// JSON Schemas by version (`{"1": {…}}`); `schema` is the one of the highest version.
+    public var schemas: [String: JSONValue]?
+    public var deprecated: Bool
+    public var groupName: String?
+    public var featureFlags: [String]?
 
     public init(
         applicationID: String, name: String, description: String?, schema: JSONValue?, example: JSONValue?, archived: Bool,
-        createdAt: Timestamp, updatedAt: Timestamp
+        createdAt: Timestamp, updatedAt: Timestamp, schemas: [String: JSONValue]? = nil, deprecated: Bool = false,
+        groupName: String? = nil, featureFlags: [String]? = nil
     ) {
+        self.schemas = schemas
+        self.deprecated = deprecated
+        self.groupName = groupName
+        self.featureFlags = featureFlags
         self.applicationID = applicationID
         self.name = name
         self.description = description
@@ -246,7 +279,9 @@ public struct EventType: Sendable, Equatable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case applicationID = "application_id"
-        case name, description, schema, example, archived
+        case name, description, schema, schemas, example, archived, deprecated
+        case groupName = "group_name"
+        case featureFlags = "feature_flags"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }
@@ -257,8 +292,12 @@ public struct EventType: Sendable, Equatable, Encodable {
         try container.encode(self.applicationID, forKey: .applicationID)
         try container.encodeOrNull(self.description, forKey: .description)
         try container.encodeOrNull(self.schema, forKey: .schema)
+        try container.encodeOrNull(self.schemas, forKey: .schemas)
         try container.encodeOrNull(self.example, forKey: .example)
         try container.encode(self.archived, forKey: .archived)
+        try container.encode(self.deprecated, forKey: .deprecated)
+        try container.encodeOrNull(self.groupName, forKey: .groupName)
+        try container.encodeOrNull(self.featureFlags, forKey: .featureFlags)
         try container.encode(self.createdAt, forKey: .createdAt)
         try container.encode(self.updatedAt, forKey: .updatedAt)
     }
@@ -292,14 +331,26 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     public var disabledAt: Timestamp?
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
+    /// The caller's key of the endpoint within its application: every `{endpoint_id}` accepts it.
+    public var uid: String?
+    /// When set, the endpoint receives only messages that share one of these channels.
+    public var channels: [String]?
+    /// The most deliveries per second the endpoint asks for (Svix `throttleRate`).
+    public var throttleRate: Int?
 
     public static let defaultTimeoutSeconds = 10
+    /// At most this many channels on an endpoint or a message.
+    public static let maxChannels = 10
 
     public init(
         id: String, applicationID: String, tenantID: String, name: String?, description: String?, url: String, events: [String],
         headers: [String: String], timeoutSeconds: Int, metadata: [String: JSONValue], status: EndpointStatus,
-        disabledReason: String?, pausedAt: Timestamp?, disabledAt: Timestamp?, createdAt: Timestamp, updatedAt: Timestamp
+        disabledReason: String?, pausedAt: Timestamp?, disabledAt: Timestamp?, createdAt: Timestamp, updatedAt: Timestamp,
+        uid: String? = nil, channels: [String]? = nil, throttleRate: Int? = nil
     ) {
+        self.uid = uid
+        self.channels = channels
+        self.throttleRate = throttleRate
         self.id = id
         self.applicationID = applicationID
         self.tenantID = tenantID
@@ -319,7 +370,7 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id
+        case id, uid, channels
         case applicationID = "application_id"
         case tenantID = "tenant_id"
         case name, description, url, events, headers
@@ -335,12 +386,14 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(self.id, forKey: .id)
+        try container.encodeOrNull(self.uid, forKey: .uid)
         try container.encode(self.applicationID, forKey: .applicationID)
         try container.encode(self.tenantID, forKey: .tenantID)
         try container.encodeOrNull(self.name, forKey: .name)
         try container.encodeOrNull(self.description, forKey: .description)
         try container.encode(self.url, forKey: .url)
         try container.encode(self.events, forKey: .events)
+        try container.encodeOrNull(self.channels, forKey: .channels)
         try container.encode(self.headers, forKey: .headers)
         try container.encode(self.timeoutSeconds, forKey: .timeoutSeconds)
         try container.encode(self.metadata, forKey: .metadata)
@@ -391,8 +444,17 @@ public struct Tenant: Sendable, Equatable, Encodable {
     public var endpointCount: Int
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
+    /// The tenant's id on the Svix API (`app_…`), once it has a record.
+    public var svixID: String?
+    /// Svix `throttleRate`, stored and echoed.
+    public var throttleRate: Int?
 
-    public init(tenantID: String, name: String?, metadata: [String: String], endpointCount: Int, createdAt: Timestamp, updatedAt: Timestamp) {
+    public init(
+        tenantID: String, name: String?, metadata: [String: String], endpointCount: Int, createdAt: Timestamp, updatedAt: Timestamp,
+        svixID: String? = nil, throttleRate: Int? = nil
+    ) {
+        self.svixID = svixID
+        self.throttleRate = throttleRate
         self.tenantID = tenantID
         self.name = name
         self.metadata = metadata

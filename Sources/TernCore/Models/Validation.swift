@@ -74,7 +74,7 @@ public enum Rules {
     public static let reservedHeaders: Set<String> = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
         "trailers", "transfer-encoding", "upgrade", "host", "content-length", "content-type",
-        "webhook-id", "webhook-timestamp", "webhook-signature",
+        "webhook-id", "webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
     ]
 
     public static func isEventTypeName(_ value: String) -> Bool {

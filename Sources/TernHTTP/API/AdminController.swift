@@ -132,3 +132,7 @@ extension OrganizationStatus {
 extension EndpointStatus {
     public init(from decoder: any Decoder) throws { self = try Self.decodeStrictly(from: decoder) }
 }
+
+extension WebhookHeaderStyle {
+    public init(from decoder: any Decoder) throws { self = try Self.decodeStrictly(from: decoder) }
+}

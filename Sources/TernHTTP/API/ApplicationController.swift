@@ -34,6 +34,7 @@ struct ApplicationController {
         var circuit_breaker: CircuitBreakerBody?
         var portal: PortalBody?
         var allow_unregistered_event_types: Bool?
+        var webhook_headers: WebhookHeaderStyle?
     }
 
     /// Checks the settings present in `body`, reporting every problem at once.
@@ -78,7 +79,8 @@ struct ApplicationController {
             portal: PortalSettings(
                 allowedOrigins: body.portal?.allowed_origins ?? [], brandColor: body.portal?.brand_color, logoURL: body.portal?.logo_url
             ),
-            allowUnregisteredEventTypes: body.allow_unregistered_event_types ?? false
+            allowUnregisteredEventTypes: body.allow_unregistered_event_types ?? false,
+            webhookHeaders: body.webhook_headers ?? .standard
         )
         let application = try await self.store.createApplication(organizationID: context.organizationID, input)
         return try JSONResponse.created(application, id: application.id)
@@ -115,6 +117,7 @@ struct ApplicationController {
             if portalMembers["brand_color"] != nil { application.portal.brandColor = body.portal?.brand_color }
             if portalMembers["logo_url"] != nil { application.portal.logoURL = body.portal?.logo_url }
             if let allow = body.allow_unregistered_event_types { application.allowUnregisteredEventTypes = allow }
+            if let style = body.webhook_headers { application.webhookHeaders = style }
         }
         return try JSONResponse.make(application)
     }

@@ -30,6 +30,8 @@ struct EndpointController {
         var metadata: [String: JSONValue]?
         var status: EndpointStatus?
         var secret: String?
+        var uid: String?
+        var channels: [String]?
     }
 
     /// A created endpoint: its fields and, this once, its signing secret.
@@ -69,6 +71,13 @@ struct EndpointController {
         if let secret = value.secret, !EndpointSecret.isValid(secret) {
             validator.fail("secret", "must be 'whsec_' followed by base64 of 24 to 64 bytes")
         }
+        if let uid = value.uid, let problem = SvixRules.uidProblem(uid, prefix: "ep_") { validator.fail("uid", problem) }
+        if let channels = value.channels {
+            if channels.count > Endpoint.maxChannels { validator.fail("channels", "at most \(Endpoint.maxChannels) channels") }
+            for (index, channel) in channels.enumerated() where !SvixRules.isChannel(channel) {
+                validator.fail("channels[\(index)]", "must be 1 to 128 of letters, digits, '.', '_', ':', '+' and '-'")
+            }
+        }
         try validator.check()
     }
 
@@ -84,7 +93,8 @@ struct EndpointController {
             tenantID: value.tenant_id!, url: value.url!, name: value.name, description: value.description,
             events: Self.unique(value.events ?? []), headers: value.headers ?? [:],
             timeoutSeconds: value.timeout_seconds ?? Endpoint.defaultTimeoutSeconds, metadata: value.metadata ?? [:],
-            status: value.status ?? .active, secret: secret
+            status: value.status ?? .active, secret: secret, uid: value.uid,
+            channels: value.channels.flatMap { $0.isEmpty ? nil : Self.unique($0) }
         )
         let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: applicationID, input)
         return try JSONResponse.created(CreatedEndpoint(endpoint: endpoint, secret: secret), id: endpoint.id)
@@ -121,6 +131,8 @@ struct EndpointController {
         let value = body.value
         let clearName = body.isNull("name")
         let clearDescription = body.isNull("description")
+        let clearUID = body.isNull("uid")
+        let clearChannels = body.isNull("channels")
         let endpoint = try await self.store.updateEndpoint(
             organizationID: context.organizationID, applicationID: applicationID, id: id
         ) { endpoint in
@@ -131,6 +143,12 @@ struct EndpointController {
             if let headers = value.headers { endpoint.headers = headers }
             if let timeout = value.timeout_seconds { endpoint.timeoutSeconds = timeout }
             if let metadata = value.metadata { endpoint.metadata = metadata }
+            if let uid = value.uid { endpoint.uid = uid } else if clearUID { endpoint.uid = nil }
+            if let channels = value.channels {
+                endpoint.channels = channels.isEmpty ? nil : Self.unique(channels)
+            } else if clearChannels {
+                endpoint.channels = nil
+            }
             if let status = value.status, status != endpoint.status {
                 endpoint.status = status
                 if status == .disabled { endpoint.disabledReason = "manual" }

@@ -19,6 +19,8 @@ struct EventController {
         var tenant_id: String?
         var payload: PayloadShape?
         var event_id: String?
+        var channels: [String]?
+        var tags: [String]?
     }
 
     /// What kind of JSON value the payload is, without building it: its bytes are taken as they arrived.
@@ -86,6 +88,18 @@ struct EventController {
         if let eventID = value.event_id, eventID.isEmpty || eventID.unicodeScalars.count > 255 {
             validator.fail("event_id", "must be 1 to 255 characters")
         }
+        if let channels = value.channels {
+            if channels.isEmpty || channels.count > Endpoint.maxChannels { validator.fail("channels", "must have 1 to 10 channels") }
+            for (index, channel) in channels.enumerated() where !SvixRules.isChannel(channel) {
+                validator.fail("channels[\(index)]", "must be 1 to 128 of letters, digits, '.', '_', ':', '+' and '-'")
+            }
+        }
+        if let tags = value.tags {
+            if tags.count > 5 { validator.fail("tags", "at most 5 tags") }
+            for (index, tag) in tags.enumerated() where !SvixRules.isTag(tag) {
+                validator.fail("tags[\(index)]", "must be 1 to 128 of letters, digits, '.', '_', '/', '#' and '-'")
+            }
+        }
         try validator.check()
         let bytes = Array(body.raw)
         guard let range = RawJSON.memberRange("payload", in: bytes) else { throw TernError.invalid("payload", "is required: a JSON object") }
@@ -94,7 +108,9 @@ struct EventController {
         let published = try await self.store.publish(
             organizationID: context.organizationID, applicationID: applicationID,
             PublishInput(
-                eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload, limits: PublishLimits(plan: plan)
+                eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload,
+                limits: PublishLimits(plan: plan),
+                channels: value.channels.map(EndpointController.unique), tags: value.tags
             )
         )
         let message = published.message
@@ -116,7 +132,8 @@ struct EventController {
         let page = try request.pageRequest()
         let filter = MessageFilter(
             tenantID: query.get("tenant_id"), eventType: query.get("event_type"),
-            since: try TimeParameter.parse(query.get("since"), "since"), until: try TimeParameter.parse(query.get("until"), "until")
+            since: try TimeParameter.parse(query.get("since"), "since"), until: try TimeParameter.parse(query.get("until"), "until"),
+            channel: query.get("channel"), tag: query.get("tag")
         )
         return try JSONResponse.make(
             try await self.store.listMessages(

@@ -138,6 +138,18 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
 
     let svix = router.group("api/v1").add(middleware: SvixErrorMiddleware())
     SvixHealthController(database: store.database).addRoutes(to: svix)
+    let svixAPI = svix.group()
+        .add(middleware: AuthMiddleware(authenticator: authenticator))
+        .add(middleware: SvixEnvironmentMiddleware(store: store))
+        .group(context: SvixContext.self)
+        .add(middleware: SvixIdempotencyMiddleware(store: store))
+    SvixApplicationController(store: store).addRoutes(to: svixAPI)
+    SvixEventTypeController(store: store).addRoutes(to: svixAPI)
+    SvixEndpointController(store: store, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: svixAPI)
+    SvixMessageController(store: store).addRoutes(to: svixAPI)
+    SvixAttemptController(store: store).addRoutes(to: svixAPI)
+    SvixBackgroundTaskController(store: store).addRoutes(to: svixAPI)
+    SvixAuthController(store: store, signer: signer, publicBaseURL: configuration.publicBaseURL).addRoutes(to: svixAPI)
 
     PortalController(store: store, pages: pages, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: router)
     AdminWebController(store: store, pages: pages, authenticator: authenticator).addRoutes(to: router)

@@ -33,6 +33,8 @@ public struct TernRequestContext: RequestContext {
     public var identity: Identity?
     /// The portal or admin browser session, on `/portal` and `/admin` pages.
     public var webSession: WebSession?
+    /// On `/api/v1`: the application the key works in (the Svix "environment").
+    public var svixApplicationID: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

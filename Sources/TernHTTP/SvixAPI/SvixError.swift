@@ -37,13 +37,15 @@ struct SvixError: Encodable {
         }
     }
 
-    /// The response for an error: 422 with one item per field (`loc` = `["body", <camelCase field>]`), else `{code, detail}`.
+    /// The response for an error: 422 with one item per field (`loc` = `["body", <camelCase field>]`, or `["query", …]` and
+    /// `["path", …]` for fields named `query.…` and `path.…`), else `{code, detail}`.
     static func response(_ problem: Problem) throws -> Response {
         let body: Data
         if problem.status == 422 {
-            let items = (problem.errors ?? [FieldError("body", problem.detail)]).map {
-                Validation.Item(
-                    loc: ["body"] + $0.field.split(separator: ".").map { Self.camelCase(String($0)) }, msg: $0.message, type: "value_error")
+            let items = (problem.errors ?? [FieldError("body", problem.detail)]).map { error in
+                var loc = error.field.split(separator: ".").map { Self.camelCase(String($0)) }
+                if loc.first != "query" && loc.first != "path" && loc.first != "body" { loc.insert("body", at: 0) }
+                return Validation.Item(loc: loc, msg: error.message, type: "value_error")
             }
             body = try JSONResponse.encoder.encode(Validation(detail: items))
         } else {
@@ -65,6 +67,19 @@ struct SvixError: Encodable {
     }
 }
 
+/// An error with a code of the Svix API's own (`event_type_exists`, `invalid_range`, …).
+struct SvixCodedError: Error {
+    var status: HTTPResponse.Status
+    var code: String
+    var detail: String
+
+    func response() throws -> Response {
+        JSONResponse.raw(
+            ByteBuffer(bytes: try JSONResponse.encoder.encode(SvixError.Standard(code: self.code, detail: self.detail))), status: self.status,
+            contentType: "application/json")
+    }
+}
+
 /// Outermost on the `/api/v1` group: every error in the Svix shapes.
 struct SvixErrorMiddleware: RouterMiddleware {
     typealias Context = TernRequestContext
@@ -72,6 +87,8 @@ struct SvixErrorMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as SvixCodedError {
+            return try error.response()
         } catch {
             return try SvixError.response(Problem.logged(error, request: request, context: context))
         }

@@ -132,7 +132,7 @@ extension Store {
         }
 
         // Fan-out and the rows to write.
-        var matches: [String: [String]] = [:]
+        var matches: [String: [(id: String, channels: Set<String>?)]] = [:]
         var messages: [(Message, String)] = []
         var deliveryRows: [(Message, String, String)] = []
         var perOrganization: [String: Int] = [:]
@@ -142,21 +142,25 @@ extension Store {
             if matches[key] == nil {
                 matches[key] = try await sql.raw(
                     """
-                    SELECT id FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
+                    SELECT id, channels FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
                     AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
                     WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type =
                     \(bind: input.eventType)))\(unsafeRaw: database.shareRowsClause)
                     """
-                ).all().map { try $0.string("id") }
+                ).all().map { row in (try row.string("id"), try JSONColumn.decode([String].self, try row.optionalString("channels")).map(Set.init)) }
             }
             let message = Message(
                 id: Identifier.make("msg"), applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType,
-                eventID: input.eventID, payload: input.payload, createdAt: now
+                eventID: input.eventID, payload: input.payload, createdAt: now, channels: input.channels, tags: input.tags
             )
             messages.append((message, request.organizationID))
-            for endpointID in matches[key]! { deliveryRows.append((message, endpointID, request.organizationID)) }
+            // An endpoint with channels takes only messages that share one; one without takes every message.
+            let targets = matches[key]!.filter { endpoint in
+                endpoint.channels.map { channels in input.channels?.contains(where: channels.contains) ?? false } ?? true
+            }
+            for endpoint in targets { deliveryRows.append((message, endpoint.id, request.organizationID)) }
             perOrganization[request.organizationID, default: 0] += 1
-            results[index] = .success(Published(message: message, deliveries: matches[key]!.count, created: true, rate: rates[index]))
+            results[index] = .success(Published(message: message, deliveries: targets.count, created: true, rate: rates[index]))
         }
         for (index, first) in repeatOf {
             results[index] = results[first].map { outcome in
@@ -199,12 +203,14 @@ extension Store {
     static func insertMessages(_ messages: [(Message, String)], _ sql: any SQLDatabase) async throws {
         for chunk in stride(from: 0, to: messages.count, by: 500).map({ Array(messages[$0..<min($0 + 500, messages.count)]) }) {
             var insert = sql.insert(into: "messages").columns(
-                "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "created_at"
+                "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "created_at"
             )
             for (message, organizationID) in chunk {
                 insert = insert.values(
                     SQLBind(message.id), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.tenantID),
-                    SQLBind(message.eventType), SQLBind(message.eventID), SQLBind(message.payload), SQLBind(message.createdAt.microseconds)
+                    SQLBind(message.eventType), SQLBind(message.eventID), SQLBind(message.payload),
+                    SQLBind(message.channels.map(JSONColumn.encode)), SQLBind(message.tags.map(JSONColumn.encode)),
+                    SQLBind(message.createdAt.microseconds)
                 )
             }
             try await insert.run()

@@ -47,7 +47,7 @@ extension Store {
                 """
                 SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
-                e.previous_secret, e.previous_secret_expires_at, a.retry_schedule, a.failure_threshold
+                e.previous_secret, e.previous_secret_expires_at, a.retry_schedule, a.failure_threshold, a.webhook_headers
                 FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
                 JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
                 """
@@ -70,7 +70,8 @@ extension Store {
                 trigger: AttemptTrigger(rawValue: try row.string("next_trigger")) ?? .scheduled,
                 retrySchedule: try JSONColumn.decode([Int].self, try row.string("retry_schedule")) ?? RetrySchedule.standard,
                 failureThreshold: try row.int("failure_threshold"), leaseToken: token,
-                leaseExpiries: try row.int("lease_expiries")
+                leaseExpiries: try row.int("lease_expiries"),
+                headerStyle: WebhookHeaderStyle(rawValue: try row.string("webhook_headers")) ?? .standard
             )
         }
     }

@@ -8,8 +8,13 @@ public struct ApplicationInput: Sendable {
     public var circuitBreaker: CircuitBreakerPolicy
     public var portal: PortalSettings
     public var allowUnregisteredEventTypes: Bool
+    public var webhookHeaders: WebhookHeaderStyle
 
-    public init(name: String, retrySchedule: [Int], circuitBreaker: CircuitBreakerPolicy, portal: PortalSettings, allowUnregisteredEventTypes: Bool) {
+    public init(
+        name: String, retrySchedule: [Int], circuitBreaker: CircuitBreakerPolicy, portal: PortalSettings, allowUnregisteredEventTypes: Bool,
+        webhookHeaders: WebhookHeaderStyle = .standard
+    ) {
+        self.webhookHeaders = webhookHeaders
         self.name = name
         self.retrySchedule = retrySchedule
         self.circuitBreaker = circuitBreaker
@@ -28,14 +33,15 @@ extension Store {
             let application = Application(
                 id: Identifier.make("app"), organizationID: organizationID, name: input.name, retrySchedule: input.retrySchedule,
                 circuitBreaker: input.circuitBreaker, portal: input.portal, allowUnregisteredEventTypes: input.allowUnregisteredEventTypes,
-                createdAt: now, updatedAt: now
+                webhookHeaders: input.webhookHeaders, createdAt: now, updatedAt: now
             )
             try await sql.raw(
                 """
                 INSERT INTO applications (id, organization_id, name, retry_schedule, failure_threshold, portal,
-                allow_unregistered_event_types, created_at, updated_at) VALUES (\(bind: application.id), \(bind: organizationID),
+                allow_unregistered_event_types, webhook_headers, created_at, updated_at) VALUES (\(bind: application.id), \(bind: organizationID),
                 \(bind: input.name), \(bind: JSONColumn.encode(input.retrySchedule)), \(bind: input.circuitBreaker.failureThreshold),
-                \(bind: JSONColumn.encode(input.portal)), \(bind: input.allowUnregisteredEventTypes), \(bind: now.microseconds),
+                \(bind: JSONColumn.encode(input.portal)), \(bind: input.allowUnregisteredEventTypes), \(bind: input.webhookHeaders.rawValue),
+                \(bind: now.microseconds),
                 \(bind: now.microseconds))
                 """
             ).run()
@@ -81,6 +87,7 @@ extension Store {
                 UPDATE applications SET name = \(bind: application.name), retry_schedule = \(bind: JSONColumn.encode(application.retrySchedule)),
                 failure_threshold = \(bind: application.circuitBreaker.failureThreshold), portal = \(bind: JSONColumn.encode(application.portal)),
                 allow_unregistered_event_types = \(bind: application.allowUnregisteredEventTypes),
+                webhook_headers = \(bind: application.webhookHeaders.rawValue),
                 updated_at = \(bind: application.updatedAt.microseconds) WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)
                 """
             ).run()
@@ -103,7 +110,8 @@ extension Store {
             circuitBreaker: CircuitBreakerPolicy(failureThreshold: try row.int("failure_threshold")),
             portal: try JSONColumn.decode(PortalSettings.self, try row.string("portal")) ?? PortalSettings(),
             allowUnregisteredEventTypes: try row.bool("allow_unregistered_event_types"),
-            createdAt: try row.timestamp("created_at"), updatedAt: try row.timestamp("updated_at")
+            webhookHeaders: WebhookHeaderStyle(rawValue: try row.string("webhook_headers")) ?? .standard, createdAt: try row.timestamp("created_at"),
+            updatedAt: try row.timestamp("updated_at")
         )
     }
 }

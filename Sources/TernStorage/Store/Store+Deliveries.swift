@@ -124,7 +124,7 @@ extension Store {
             let now = Timestamp.now().microseconds
             var query: SQLQueryString = """
                 UPDATE deliveries SET status = 'replaying', next_attempt_at = \(bind: now), next_trigger = 'manual', updated_at = \(bind: now)
-                WHERE endpoint_id = \(bind: endpointID) AND status IN ('failed', 'exhausted') AND created_at >= \(bind: since.microseconds)
+                WHERE endpoint_id = \(bind: endpoint.id) AND status IN ('failed', 'exhausted') AND created_at >= \(bind: since.microseconds)
                 """
             if let until { query += " AND created_at < \(bind: until.microseconds)" }
             let count = try await sql.raw(query + " RETURNING id").all().count
@@ -136,13 +136,13 @@ extension Store {
     public func rotateSecret(organizationID: String, applicationID: String, endpointID: String, newSecret: String) async throws -> Timestamp {
         let sealed = try self.secretBox.seal(newSecret)
         return try await self.database.write { sql in
-            _ = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
+            let endpoint = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
             let now = Timestamp.now()
             let expires = now.adding(seconds: EndpointSecret.rotationOverlapSeconds)
             try await sql.raw(
                 """
                 UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = \(bind: expires.microseconds),
-                secret = \(bind: sealed), updated_at = \(bind: now.microseconds) WHERE id = \(bind: endpointID)
+                secret = \(bind: sealed), updated_at = \(bind: now.microseconds) WHERE id = \(bind: endpoint.id)
                 """
             ).run()
             return expires

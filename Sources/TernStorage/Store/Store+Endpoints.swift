@@ -13,11 +13,18 @@ public struct EndpointInput: Sendable {
     public var metadata: [String: JSONValue]
     public var status: EndpointStatus
     public var secret: String
+    public var uid: String?
+    public var channels: [String]?
+    public var throttleRate: Int?
 
     public init(
         tenantID: String, url: String, name: String?, description: String?, events: [String], headers: [String: String],
-        timeoutSeconds: Int, metadata: [String: JSONValue], status: EndpointStatus, secret: String
+        timeoutSeconds: Int, metadata: [String: JSONValue], status: EndpointStatus, secret: String, uid: String? = nil,
+        channels: [String]? = nil, throttleRate: Int? = nil
     ) {
+        self.uid = uid
+        self.channels = channels
+        self.throttleRate = throttleRate
         self.tenantID = tenantID
         self.url = url
         self.name = name
@@ -59,17 +66,22 @@ extension Store {
                 description: input.description, url: input.url, events: input.events, headers: input.headers,
                 timeoutSeconds: input.timeoutSeconds, metadata: input.metadata, status: input.status,
                 disabledReason: input.status == .disabled ? "manual" : nil, pausedAt: input.status == .paused ? now : nil,
-                disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now
+                disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now, uid: input.uid,
+                channels: input.channels, throttleRate: input.throttleRate
             )
+            try await Self.requireFreeUID(endpoint, sql)
             try await sql.raw(
                 """
                 INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
-                timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, created_at, updated_at)
+                timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, uid, channels, throttle_rate,
+                created_at, updated_at)
                 VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: applicationID), \(bind: endpoint.tenantID),
                 \(bind: endpoint.name), \(bind: endpoint.description), \(bind: endpoint.url), \(bind: JSONColumn.encode(endpoint.events)),
                 \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
                 \(bind: endpoint.status.rawValue), \(bind: endpoint.disabledReason), \(bind: endpoint.pausedAt?.microseconds),
-                \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: now.microseconds), \(bind: now.microseconds))
+                \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: endpoint.uid),
+                \(bind: endpoint.channels.map(JSONColumn.encode)), \(bind: endpoint.throttleRate), \(bind: now.microseconds),
+                \(bind: now.microseconds))
                 """
             ).run()
             try await Self.writeSubscriptions(endpoint, sql)
@@ -94,11 +106,12 @@ extension Store {
         try await self.database.read { sql in try await Self.endpoint(organizationID, applicationID, id, sql) }
     }
 
+    /// The endpoint whose id or uid is `id`.
     static func endpoint(_ organizationID: String, _ applicationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> Endpoint {
         guard
             let row = try await sql.raw(
                 """
-                SELECT * FROM endpoints WHERE id = \(bind: id) AND application_id = \(bind: applicationID)
+                SELECT * FROM endpoints WHERE (id = \(bind: id) OR uid = \(bind: id)) AND application_id = \(bind: applicationID)
                 AND organization_id = \(bind: organizationID)
                 """
             ).first()
@@ -114,7 +127,9 @@ extension Store {
             let application = try await Self.application(organizationID, applicationID, sql)
             let before = try await Self.endpoint(organizationID, applicationID, id, sql)
             var endpoint = before
+            let id = before.id
             try update(&endpoint)
+            if endpoint.uid != before.uid { try await Self.requireFreeUID(endpoint, sql) }
             if endpoint.events != before.events {
                 try await Self.checkSubscriptions(application, endpoint.events, sql)
             }
@@ -142,6 +157,8 @@ extension Store {
                 timeout_seconds = \(bind: endpoint.timeoutSeconds), metadata = \(bind: JSONColumn.encode(endpoint.metadata)),
                 status = \(bind: endpoint.status.rawValue), disabled_reason = \(bind: endpoint.disabledReason),
                 paused_at = \(bind: endpoint.pausedAt?.microseconds), disabled_at = \(bind: endpoint.disabledAt?.microseconds),
+                uid = \(bind: endpoint.uid), channels = \(bind: endpoint.channels.map(JSONColumn.encode)),
+                throttle_rate = \(bind: endpoint.throttleRate),
                 consecutive_failures = CASE WHEN \(bind: endpoint.status == .active && before.status != .active) THEN 0 ELSE consecutive_failures END,
                 updated_at = \(bind: now.microseconds) WHERE id = \(bind: id)
                 """
@@ -160,8 +177,20 @@ extension Store {
 
     public func deleteEndpoint(organizationID: String, applicationID: String, id: String) async throws {
         try await self.database.write { sql in
-            _ = try await Self.endpoint(organizationID, applicationID, id, sql)
-            try await sql.raw("DELETE FROM endpoints WHERE id = \(bind: id)").run()
+            let endpoint = try await Self.endpoint(organizationID, applicationID, id, sql)
+            try await sql.raw("DELETE FROM endpoints WHERE id = \(bind: endpoint.id)").run()
+        }
+    }
+
+    /// A uid names one endpoint of the application: another's is a conflict.
+    static func requireFreeUID(_ endpoint: Endpoint, _ sql: any SQLDatabase) async throws {
+        guard let uid = endpoint.uid else { return }
+        if try await sql.raw(
+            """
+            SELECT id FROM endpoints WHERE application_id = \(bind: endpoint.applicationID) AND uid = \(bind: uid) AND id <> \(bind: endpoint.id)
+            """
+        ).first() != nil {
+            throw TernError.conflict("An endpoint with the uid '\(uid)' already exists in this application.")
         }
     }
 
@@ -197,7 +226,9 @@ extension Store {
             metadata: try JSONColumn.decode([String: JSONValue].self, try row.string("metadata")) ?? [:],
             status: EndpointStatus(rawValue: try row.string("status")) ?? .active, disabledReason: try row.optionalString("disabled_reason"),
             pausedAt: try row.optionalTimestamp("paused_at"), disabledAt: try row.optionalTimestamp("disabled_at"),
-            createdAt: try row.timestamp("created_at"), updatedAt: try row.timestamp("updated_at")
+            createdAt: try row.timestamp("created_at"), updatedAt: try row.timestamp("updated_at"), uid: try row.optionalString("uid"),
+            channels: try JSONColumn.decode([String].self, try row.optionalString("channels")),
+            throttleRate: try row.optionalInt("throttle_rate")
         )
     }
 }

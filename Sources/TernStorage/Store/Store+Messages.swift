@@ -12,11 +12,17 @@ public struct PublishInput: Sendable {
     public var limits: PublishLimits
     /// Inbound sources publish whatever type the provider sends, registered or not.
     public var allowUnregisteredType: Bool
+    /// Endpoints with channels receive the message only when it shares one of them.
+    public var channels: [String]?
+    public var tags: [String]?
 
     public init(
         eventType: String, tenantID: String, eventID: String?, payload: String,
-        limits: PublishLimits = PublishLimits(bucket: nil, messagesPerMonth: nil), allowUnregisteredType: Bool = false
+        limits: PublishLimits = PublishLimits(bucket: nil, messagesPerMonth: nil), allowUnregisteredType: Bool = false,
+        channels: [String]? = nil, tags: [String]? = nil
     ) {
+        self.channels = channels
+        self.tags = tags
         self.eventType = eventType
         self.tenantID = tenantID
         self.eventID = eventID
@@ -42,8 +48,15 @@ public struct MessageFilter: Sendable {
     public var eventType: String?
     public var since: Timestamp?
     public var until: Timestamp?
+    public var channel: String?
+    public var tag: String?
 
-    public init(tenantID: String? = nil, eventType: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil) {
+    public init(
+        tenantID: String? = nil, eventType: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil, channel: String? = nil,
+        tag: String? = nil
+    ) {
+        self.channel = channel
+        self.tag = tag
         self.tenantID = tenantID
         self.eventType = eventType
         self.since = since
@@ -100,14 +113,14 @@ extension Store {
             let payload = JSONColumn.encode([
                 "type": JSONValue.string(eventType),
                 "timestamp": .string(now.description),
-                "data": .object(["test": .bool(true), "endpoint_id": .string(endpointID)]),
+                "data": .object(["test": .bool(true), "endpoint_id": .string(endpoint.id)]),
             ])
             let message = Message(
                 id: Identifier.make("msg"), applicationID: applicationID, tenantID: endpoint.tenantID, eventType: eventType,
                 eventID: nil, payload: payload, createdAt: now
             )
             try await Self.insertMessages([(message, organizationID)], sql)
-            try await Self.insertDeliveries([(message, endpointID, organizationID)], trigger: .manual, now: now, sql)
+            try await Self.insertDeliveries([(message, endpoint.id, organizationID)], trigger: .manual, now: now, sql)
             return (message, queued: true)
         }
     }
@@ -147,6 +160,8 @@ extension Store {
             var query = sql.select().column("*").from("messages").where("application_id", .equal, applicationID)
             if let tenantID = filter.tenantID { query = query.where("tenant_id", .equal, tenantID) }
             if let eventType = filter.eventType { query = query.where("event_type", .equal, eventType) }
+            if let channel = filter.channel { query = query.where("channels", .like, "%" + JSONColumn.encode(channel) + "%") }
+            if let tag = filter.tag { query = query.where("tags", .like, "%" + JSONColumn.encode(tag) + "%") }
             let rows = try await Self.newestFirst(query, page, since: filter.since, until: filter.until)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.message)
         }
@@ -173,7 +188,8 @@ extension Store {
         Message(
             id: try row.string("id"), applicationID: try row.string("application_id"), tenantID: try row.string("tenant_id"),
             eventType: try row.string("event_type"), eventID: try row.optionalString("event_id"), payload: try row.string("payload"),
-            createdAt: try row.timestamp("created_at")
+            createdAt: try row.timestamp("created_at"), channels: try JSONColumn.decode([String].self, try row.optionalString("channels")),
+            tags: try JSONColumn.decode([String].self, try row.optionalString("tags"))
         )
     }
 }

@@ -58,9 +58,10 @@ extension Store {
             tenant.updatedAt = now
             try await sql.raw(
                 """
-                INSERT INTO tenants (application_id, tenant_id, organization_id, name, metadata, created_at, updated_at)
+                INSERT INTO tenants (application_id, tenant_id, organization_id, name, metadata, svix_id, created_at, updated_at)
                 VALUES (\(bind: applicationID), \(bind: tenantID), \(bind: organizationID), \(bind: tenant.name),
-                \(bind: JSONColumn.encode(tenant.metadata)), \(bind: tenant.createdAt.microseconds), \(bind: now.microseconds))
+                \(bind: JSONColumn.encode(tenant.metadata)), \(bind: tenant.svixID ?? Identifier.make("app")),
+                \(bind: tenant.createdAt.microseconds), \(bind: now.microseconds))
                 ON CONFLICT (application_id, tenant_id) DO UPDATE SET name = excluded.name, metadata = excluded.metadata,
                 updated_at = excluded.updated_at
                 """
@@ -94,7 +95,8 @@ extension Store {
             return Tenant(
                 tenantID: tenantID, name: try record.optionalString("name"),
                 metadata: try JSONColumn.decode([String: String].self, try record.string("metadata")) ?? [:], endpointCount: count,
-                createdAt: try record.timestamp("created_at"), updatedAt: try record.timestamp("updated_at")
+                createdAt: try record.timestamp("created_at"), updatedAt: try record.timestamp("updated_at"),
+                svixID: try record.optionalString("svix_id"), throttleRate: try record.optionalInt("throttle_rate")
             )
         }
         var first = try endpoints?.optionalTimestamp("first")
