@@ -56,6 +56,9 @@ public enum Benchmark {
         var ceilings: Ceilings
         var publish_per_second: Double
         var publish_latency_ms: Toolkit.Latency
+        /// The same publishes through the Svix API (`/api/v1/app/{tenant}/msg`), and their rate over the native one.
+        var svix_publish_per_second: Double
+        var svix_publish_ratio_to_native: Double
         var publish_ratio_to_http_ceiling: Double
         var publish_ratio_to_insert_ceiling: Double
         var deliveries_per_second: Double
@@ -146,6 +149,22 @@ public enum Benchmark {
             }
             let deliverySeconds = (last - burstStart).seconds
 
+            // The same closed loop through the Svix API: `POST /api/v1/app/{tenant}/msg`, as the Svix SDK sends it.
+            let svixPath = "/api/v1/app/tenant-1/msg?with_content=false"
+            @Sendable func svixBody(_ sentNanos: Int64) -> String {
+                #"{"eventType": "bench.event", "payload": {"t":\#(sentNanos),"pad":"\#(padding)"}}"#
+            }
+            try await api.publish(svixPath, key: key, svixBody(0))
+            _ = sink.reset()
+            let svixStart = ContinuousClock.now
+            try await Toolkit.closedLoop(count: options.events, concurrency: options.concurrency) { _ in
+                try await api.publish(svixPath, key: key, svixBody((ContinuousClock.now - sink.base).nanoseconds))
+            }
+            let svixSeconds = (ContinuousClock.now - svixStart).seconds
+            guard await Toolkit.until(timeout: .seconds(600), { sink.count >= options.events }) else {
+                throw ConfigurationError("not every Svix API event was delivered")
+            }
+
             // Fan-out: a tenant with several endpoints.
             for _ in 0..<options.fanoutEndpoints { try await rig.endpoint(tenant: "tenant-fanout") }
             _ = sink.reset()
@@ -180,6 +199,7 @@ public enum Benchmark {
             let memory = rig.server.residentMiB()
 
             let publishRate = (Double(options.events) / publishSeconds).rounded()
+            let svixRate = (Double(options.events) / svixSeconds).rounded()
             let deliveryRate = (Double(options.events) / deliverySeconds).rounded()
             return DatabaseReport(
                 ceilings: Ceilings(
@@ -188,6 +208,8 @@ public enum Benchmark {
                 ),
                 publish_per_second: publishRate,
                 publish_latency_ms: publishLatency.latency,
+                svix_publish_per_second: svixRate,
+                svix_publish_ratio_to_native: Toolkit.ratio(svixRate, publishRate),
                 publish_ratio_to_http_ceiling: Toolkit.ratio(publishRate, httpCeiling),
                 publish_ratio_to_insert_ceiling: Toolkit.ratio(publishRate, insertCeiling),
                 deliveries_per_second: deliveryRate,

@@ -68,7 +68,8 @@ struct ServerRig: Sendable {
     }
 
     /// Through the admin API: a plan without limits (the benchmarks measure the engine, not the plan), an
-    /// organization on it, its API key and an application; returns (key, application id).
+    /// organization on it and an application, with an API key restricted to that application (as the Svix API takes
+    /// it); returns (key, application id).
     static func application(_ api: Toolkit.Client, admin: String) async throws -> (String, String) {
         let (planStatus, planBody) = try await api.send(
             "/v1/admin/plans/bench", key: admin,
@@ -77,8 +78,10 @@ struct ServerRig: Sendable {
         )
         guard planStatus == 201 || planStatus == 200 else { throw ConfigurationError("cannot create the bench plan: \(planBody)") }
         let org = try await api.post("/v1/admin/organizations", key: admin, #"{"name": "bench", "plan": "bench"}"#)
-        let key = try await api.post("/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "bench"}"#)["key"]!
-        let app = try await api.post("/v1/applications", key: key, #"{"name": "bench"}"#)["id"]!
+        let setup = try await api.post("/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "setup"}"#)["key"]!
+        let app = try await api.post("/v1/applications", key: setup, #"{"name": "bench"}"#)["id"]!
+        let key = try await api.post(
+            "/v1/admin/organizations/\(org["id"]!)/api-keys", key: admin, #"{"name": "bench", "application_id": "\#(app)"}"#)["key"]!
         return (key, app)
     }
 

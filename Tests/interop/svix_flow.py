@@ -66,6 +66,17 @@ def wait_for(predicate, what, timeout=30):
             lock.wait(left)
 
 
+def eventually(read, check, what, timeout=30):
+    """Reads until check(value) holds: a worker records an attempt just after its receiver answered."""
+    deadline = time.time() + timeout
+    while True:
+        value = read()
+        if check(value):
+            return value
+        assert time.time() < deadline, f"timed out waiting for {what}: {value}"
+        time.sleep(0.1)
+
+
 def expect_error(call, status, code=None):
     try:
         call()
@@ -202,7 +213,7 @@ assert svix.message.list("acme", MessageListOptions(after=later)).data == []
 assert len(svix.message.list("acme", MessageListOptions(before=datetime.now() + timedelta(hours=1))).data) >= 0
 
 # Attempts: by message, by endpoint, attempted messages and destinations, one attempt, resend.
-attempts = svix.message_attempt.list_by_msg("acme", message.id)
+attempts = eventually(lambda: svix.message_attempt.list_by_msg("acme", message.id), lambda a: len(a.data) == 2, "two attempts")
 assert len(attempts.data) == 2 and all(a.status == 0 and a.response_status_code == 200 for a in attempts.data), attempts
 one = svix.message_attempt.list_by_msg("acme", message.id, MessageAttemptListByMsgOptions(endpoint_id="main")).data
 assert [a.endpoint_id for a in one] == [endpoint.id]
@@ -217,8 +228,9 @@ assert sorted(d.id for d in destinations.data) == sorted([endpoint.id, signups.i
 count = len(received)
 svix.message_attempt.resend("acme", message.id, "eu-only")
 resent = wait_for(lambda r: r["path"] == "/channel" and (r["headers"].get("webhook-id") or r["headers"].get("svix-id")) == message.id, "resend")
-manual = [a for a in svix.message_attempt.list_by_endpoint("acme", "eu-only").data if a.msg_id == message.id]
-assert manual and manual[0].trigger_type == 1
+manual = eventually(lambda: [a for a in svix.message_attempt.list_by_endpoint("acme", "eu-only").data if a.msg_id == message.id],
+                    lambda found: len(found) == 1, "the manual attempt")
+assert manual[0].trigger_type == 1
 
 # Rotation: both secrets verify during the grace period; the new one is returned.
 rotated = svix.endpoint.rotate_secret("acme", "main", EndpointSecretRotateIn())
@@ -229,8 +241,8 @@ Webhook(secret).verify(r["body"], r["headers"])
 Webhook(rotated.key).verify(r["body"], r["headers"])
 
 # Stats, recover (a background task), portal access.
-stats = svix.endpoint.get_stats("acme", "main")
-assert stats.success >= 3 and stats.fail == 0, stats
+stats = eventually(lambda: svix.endpoint.get_stats("acme", "main"), lambda s: s.success >= 3, "stats")
+assert stats.fail == 0, stats
 failing = svix.endpoint.create("acme", EndpointIn(url=hook + "/fail", uid="failing"))
 task = svix.endpoint.recover("acme", "failing", RecoverIn(since=datetime.now() - timedelta(days=1)))
 assert task.id.startswith("qtask_") and task.task == "endpoint.recover"
@@ -263,8 +275,12 @@ async def run_async():
     secret = (await client.endpoint.get_secret(app.id, endpoint.id)).key
     r = await asyncio.to_thread(wait_for, lambda r: r["path"] == "/async", "async delivery")
     Webhook(secret).verify(r[0]["body"], r[0]["headers"])
-    attempts = await client.message_attempt.list_by_msg("async-app", msg.id)
-    return len(attempts.data)
+    for _ in range(300):
+        attempts = await client.message_attempt.list_by_msg("async-app", msg.id)
+        if attempts.data:
+            return len(attempts.data)
+        await asyncio.sleep(0.1)
+    return 0
 
 
 seen["async_attempts"] = asyncio.run(run_async())

@@ -130,6 +130,14 @@ struct EventController {
         let applicationID = context.applicationID
         let query = request.uri.queryParameters
         let page = try request.pageRequest()
+        var validator = Validator()
+        if let channel = query.get("channel"), !SvixRules.isChannel(channel) {
+            validator.fail("channel", "must be 1 to 128 of letters, digits, '.', '_', ':', '+' and '-'")
+        }
+        if let tag = query.get("tag"), !SvixRules.isTag(tag) {
+            validator.fail("tag", "must be 1 to 128 of letters, digits, '.', '_', '/', '#' and '-'")
+        }
+        try validator.check()
         let filter = MessageFilter(
             tenantID: query.get("tenant_id"), eventType: query.get("event_type"),
             since: try TimeParameter.parse(query.get("since"), "since"), until: try TimeParameter.parse(query.get("until"), "until"),

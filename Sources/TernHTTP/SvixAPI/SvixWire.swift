@@ -161,7 +161,7 @@ enum SvixRules {
 
     static func isTag(_ value: String) -> Bool {
         (1...128).contains(value.utf8.count)
-            && value.utf8.allSatisfy { $0.isASCIIAlphanumeric || "-_./\\#".utf8.contains($0) }
+            && value.utf8.allSatisfy { $0.isASCIIAlphanumeric || "-_./#".utf8.contains($0) }
     }
 }
 

@@ -39,7 +39,21 @@ extension Store {
 
     /// The tenant whose Svix id or tenant id is `idOrUID`; 404 when there is none.
     public func svixApplication(organizationID: String, applicationID: String, idOrUID: String) async throws -> Tenant {
-        try await self.database.write { sql in
+        // Most lookups find a record with its Svix id: a read. Only a tenant without one needs the write.
+        let recorded = try await self.database.read { sql -> Tenant? in
+            _ = try await Self.application(organizationID, applicationID, sql)
+            guard
+                let record = try await sql.raw(
+                    """
+                    SELECT * FROM tenants WHERE application_id = \(bind: applicationID)
+                    AND (svix_id = \(bind: idOrUID) OR tenant_id = \(bind: idOrUID)) AND svix_id IS NOT NULL
+                    """
+                ).first()
+            else { return nil }
+            return try Self.tenant(record: record)
+        }
+        if let recorded { return recorded }
+        return try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             guard let tenant = try await Self.svixTenant(organizationID, applicationID, idOrUID, sql) else {
                 throw TernError.notFound("Application not found")
