@@ -13,9 +13,10 @@ ALTER TABLE endpoints ADD COLUMN channels TEXT;
 ALTER TABLE endpoints ADD COLUMN throttle_rate BIGINT;
 CREATE UNIQUE INDEX endpoints_by_uid ON endpoints (application_id, uid);
 
--- JSON arrays of strings, or NULL.
+-- JSON arrays of strings, or NULL. An expunged message's payload is erased ('{}') and flagged.
 ALTER TABLE messages ADD COLUMN channels TEXT;
 ALTER TABLE messages ADD COLUMN tags TEXT;
+ALTER TABLE messages ADD COLUMN payload_expunged BOOLEAN NOT NULL DEFAULT FALSE;
 
 -- schemas: a JSON object of JSON Schemas by version ("1", "2", …); feature_flags a JSON array or NULL.
 ALTER TABLE event_types ADD COLUMN schemas TEXT;

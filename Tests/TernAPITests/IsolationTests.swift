@@ -89,6 +89,98 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
     }
 }
 
+/// The Svix API (`/api/v1`): a key works in its own application (environment) only. Another application's or another
+/// organization's tenants, endpoints, messages, attempts, event types and tasks are 404 on every route; an upsert makes
+/// the caller's own object and leaves the other's alone.
+@Suite struct SvixIsolationTests {
+    @Test(arguments: Backend.available)
+    func anotherEnvironmentsObjectsAre404OnEverySvixRoute(_ backend: Backend) async throws {
+        let routes = try await servedRoutes().filter { $0.path.hasPrefix("/api/v1/") }
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(backend) { api in
+            let (orgID, key) = try await api.organization("Both", plan: "pro")
+            let appA = try await api.application(key, name: "A")
+            let appB = try await api.application(key, name: "B")
+            let keyA = try await api.createKey(orgID: orgID, applicationID: appA)
+            let keyB = try await api.createKey(orgID: orgID, applicationID: appB)
+            let (_, keyC) = try await api.organization("Other")
+            _ = try await api.application(keyC, name: "C")
+
+            try #require(try await api.post("/api/v1/event-type", key: keyB, #"{"name": "b.type", "description": "B's"}"#).status == 201)
+            let tenant = try await api.post("/api/v1/app", key: keyB, #"{"name": "B tenant", "uid": "tb"}"#)
+            let svixID = try #require(tenant.string("id"))
+            let endpoint = try await api.post("/api/v1/app/tb/endpoint", key: keyB, #"{"url": "\#(receiver.url())", "uid": "eb"}"#)
+            let endpointID = try #require(endpoint.string("id"))
+            let message = try await api.post("/api/v1/app/tb/msg", key: keyB, #"{"eventType": "b.type", "payload": {"b": 1}}"#)
+            let messageID = try #require(message.string("id"))
+            var attemptID: String?
+            for _ in 0..<300 where attemptID == nil {
+                attemptID = try await api.get("/api/v1/app/tb/attempt/msg/\(messageID)", key: keyB).items.first?["id"] as? String
+                if attemptID == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let since = Timestamp.now().adding(seconds: -3600).description
+            let task = try await api.post("/api/v1/app/tb/endpoint/eb/recover", key: keyB, #"{"since": "\#(since)"}"#)
+            let values = [
+                "app_id": "tb", "endpoint_id": "eb", "msg_id": messageID, "attempt_id": try #require(attemptID), "name": "b.type",
+                "task_id": try #require(task.string("id")),
+            ]
+            let createBody =
+                #"{"name": "x", "url": "http://127.0.0.1:9/x", "description": "x", "eventType": "b.type", "payload": {}, "since": "\#(since)"}"#
+            let changeBody = #"{"name": "x", "description": "x", "url": "http://127.0.0.1:9/x", "headers": {"X-A": "1"}}"#
+            var checked = 0
+            let upserts = ["/api/v1/app/{app_id}", "/api/v1/event-type/{name}"]
+            // The router shows parameters as `{name}`.
+            func isUpsert(_ route: (method: HTTPRequest.Method, path: String)) -> Bool {
+                route.method == .put && upserts.contains(route.path)
+            }
+            func concrete(_ route: (method: HTTPRequest.Method, path: String)) throws -> String {
+                try route.path.split(separator: "/").map { segment in
+                    guard segment.hasPrefix("{") || segment.hasPrefix(":") else { return String(segment) }
+                    let name = segment.trimmingCharacters(in: CharacterSet(charactersIn: "{}:"))
+                    return try #require(values[name], "no value of B's for the parameter \(name)")
+                }.joined(separator: "/")
+            }
+            func body(_ method: HTTPRequest.Method) -> String? {
+                method == .post ? createBody : [.put, .patch].contains(method) ? changeBody : nil
+            }
+            let parameterized = routes.filter { $0.path.contains("{") || $0.path.contains(":") }
+            for other in [keyA, keyC] {
+                for route in parameterized where !isUpsert(route) {
+                    let reply = try await api.call(route.method, "/" + (try concrete(route)), key: other, json: body(route.method))
+                    #expect(
+                        reply.status == 404 && reply.string("code") == "not_found",
+                        "\(route.method) \(route.path) answered \(reply.status): \(reply.text)")
+                    checked += 1
+                }
+                for path in ["/api/v1/app", "/api/v1/event-type?include_archived=true"] {
+                    let list = try await api.get(path, key: other)
+                    #expect(list.status == 200 && !list.text.contains(svixID) && !list.text.contains("b.type"), "\(path) leaks: \(list.text)")
+                }
+                // An upsert by the same name makes the caller's own object.
+                for route in parameterized where isUpsert(route) {
+                    let reply = try await api.call(route.method, "/" + (try concrete(route)), key: other, json: body(route.method))
+                    #expect(reply.status == 201, "\(route.method) \(route.path) makes the caller's own: \(reply.status) \(reply.text)")
+                    #expect(!reply.text.contains(svixID))
+                    checked += 1
+                }
+            }
+            #expect(checked >= 60)
+            print("SVIX ISOLATION routes_checked=\(checked) (with a key of another application and a key of another organization)")
+            // B's objects are untouched.
+            let after = try await api.get("/api/v1/app/tb", key: keyB)
+            #expect(after.string("id") == svixID && after.string("name") == "B tenant")
+            #expect(try await api.get("/api/v1/app/tb/endpoint/eb", key: keyB).string("id") == endpointID)
+            #expect(try await api.get("/api/v1/app/tb/endpoint/eb/headers", key: keyB)["headers"] as? [String: String] == [:])
+            let eventType = try await api.get("/api/v1/event-type/b.type", key: keyB)
+            #expect(eventType.string("description") == "B's" && eventType["archived"] as? Bool == false)
+            let content = try await api.get("/api/v1/app/tb/msg/\(messageID)?with_content=true", key: keyB)
+            #expect(content["payload"] as? [String: Int] == ["b": 1], "\(content.text)")
+            #expect(try await api.get("/api/v1/app/tb/msg", key: keyB).items.count == 1)
+        }
+    }
+}
+
 @Suite struct OpenAPITests {
     @Test func theSpecParsesAndDescribesEveryServedRoute() async throws {
         let text = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)

@@ -183,9 +183,9 @@ message = svix.message.create("acme", MessageIn(event_type="user.signup", payloa
 assert message.id.startswith("msg_") and message.payload == {} and message.tags == ["t1"]
 deliveries = wait_for(lambda r: r["headers"].get("svix-id") == message.id or r["headers"].get("webhook-id") == message.id, "delivery")
 by_path = {}
-for r in wait_for(lambda r: (r["headers"].get("webhook-id") or r["headers"].get("svix-id")) == message.id and r["path"] in ("/all", "/signups"),
-                  "both deliveries"):
-    by_path[r["path"]] = r
+for path in ("/all", "/signups"):
+    by_path[path] = wait_for(lambda r: (r["headers"].get("webhook-id") or r["headers"].get("svix-id")) == message.id and r["path"] == path,
+                             f"the delivery to {path}")[0]
 time.sleep(0.5)
 paths = sorted({r["path"] for r in received if (r["headers"].get("webhook-id") or r["headers"].get("svix-id")) == message.id})
 assert paths == ["/all", "/signups"], paths  # the endpoint with channels did not get a message without channels
@@ -256,6 +256,20 @@ assert link.path == "/portal" and portal.token in link.query
 page = httpx.get(f"{base}{link.path}?{link.query}", follow_redirects=True)
 assert page.status_code == 200 and hook + "/all" in page.text, (page.status_code, page.text[:300])
 seen["portal"] = "ok"
+
+# send-example: the event type's schema example to one endpoint; expunging a message's and an attempt's content.
+from svix.api import EventExampleIn
+example = svix.endpoint.send_example("acme", "main", EventExampleIn(event_type="user.signup"))
+r = wait_for(lambda r: r["path"] == "/all" and (r["headers"].get("webhook-id") or r["headers"].get("svix-id")) == example.id, "example")[0]
+assert json.loads(r["body"]) == {"id": 1}
+expect_error(lambda: svix.endpoint.send_example("acme", "main", EventExampleIn(event_type="invoice.paid")), 400, "invalid_scheme")
+first_attempt = svix.message_attempt.list_by_msg("acme", message.id).data[0]
+svix.message_attempt.expunge_content("acme", message.id, first_attempt.id)
+assert svix.message_attempt.get("acme", message.id, first_attempt.id).response == "EXPUNGED"
+svix.message.expunge_content("acme", message.id)
+assert svix.message.get("acme", message.id, MessageGetOptions(with_content=True)).payload == {}
+expect_error(lambda: svix.message_attempt.resend("acme", message.id, "main"), 400, "missing_payload")
+seen["expunged"] = "ok"
 
 # Errors come in the Svix shapes: a bad limit is 422 with its loc, an unknown app 404, a bad token 401.
 error = expect_error(lambda: svix.application.list(ApplicationListOptions(limit=300)), 422)

@@ -143,6 +143,7 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
         .add(middleware: SvixEnvironmentMiddleware(store: store))
         .group(context: SvixContext.self)
         .add(middleware: SvixIdempotencyMiddleware(store: store))
+        .add(middleware: AuditMiddleware<SvixContext>(store: store))
     SvixApplicationController(store: store).addRoutes(to: svixAPI)
     SvixEventTypeController(store: store).addRoutes(to: svixAPI)
     SvixEndpointController(store: store, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: svixAPI)

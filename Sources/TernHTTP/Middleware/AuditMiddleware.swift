@@ -38,6 +38,10 @@ extension PortalContext: AuditedContext {
     var auditActor: AuditActor { AuditActor(type: "portal", id: "\(self.applicationID)/\(self.tenantID)", organizationID: self.organizationID) }
 }
 
+extension SvixContext: AuditedContext {
+    var auditActor: AuditActor { AuditActor(type: "api_key", id: self.principal.keyID, organizationID: self.principal.organizationID) }
+}
+
 extension AdminWebContext: AuditedContext {
     var auditActor: AuditActor { AuditActor(type: "admin", id: nil, organizationID: nil) }
 }
@@ -119,43 +123,73 @@ enum AuditRules {
 
     static let rules: [Rule] = {
         let app = "/v1/applications/{app_id}"
-        let table: [(HTTPRequest.Method, String, String, String, IDSource)] = [
-            (.post, "/v1/api-keys", "api_key.created", "api_key", .created),
-            (.delete, "/v1/api-keys/{key_id}", "api_key.revoked", "api_key", .path("key_id")),
-            (.post, "/v1/applications", "application.created", "application", .created),
-            (.patch, app, "application.updated", "application", .path("app_id")),
-            (.delete, app, "application.deleted", "application", .path("app_id")),
-            (.post, "\(app)/event-types", "event_type.created", "event_type", .bodyField("name")),
-            (.patch, "\(app)/event-types/{name}", "event_type.updated", "event_type", .path("name")),
-            (.delete, "\(app)/event-types/{name}", "event_type.archived", "event_type", .path("name")),
-            (.post, "\(app)/endpoints", "endpoint.created", "endpoint", .created),
-            (.patch, "\(app)/endpoints/{endpoint_id}", "endpoint.updated", "endpoint", .path("endpoint_id")),
-            (.delete, "\(app)/endpoints/{endpoint_id}", "endpoint.deleted", "endpoint", .path("endpoint_id")),
-            (.post, "\(app)/endpoints/{endpoint_id}/rotate-secret", "endpoint.secret_rotated", "endpoint", .path("endpoint_id")),
-            (.post, "\(app)/endpoints/{endpoint_id}/test", "endpoint.test_sent", "endpoint", .path("endpoint_id")),
-            (.post, "\(app)/endpoints/{endpoint_id}/recover", "endpoint.recovered", "endpoint", .path("endpoint_id")),
-            (.patch, "\(app)/tenants/{tenant_id}", "tenant.updated", "tenant", .path("tenant_id")),
-            (.delete, "\(app)/tenants/{tenant_id}", "tenant.deleted", "tenant", .path("tenant_id")),
-            (.post, "\(app)/deliveries/replay", "deliveries.replayed", "application", .path("app_id")),
-            (.post, "\(app)/deliveries/{delivery_id}/replay", "delivery.replayed", "delivery", .path("delivery_id")),
-            (.post, "\(app)/portal-sessions", "portal_session.created", "application", .path("app_id")),
-            (.post, "\(app)/sources", "source.created", "source", .created),
-            (.patch, "\(app)/sources/{source_id}", "source.updated", "source", .path("source_id")),
-            (.delete, "\(app)/sources/{source_id}", "source.deleted", "source", .path("source_id")),
-            (.post, "/v1/admin/organizations", "organization.created", "organization", .created),
-            (.patch, "/v1/admin/organizations/{org_id}", "organization.updated", "organization", .path("org_id")),
-            (.post, "/v1/admin/organizations/{org_id}/api-keys", "api_key.created", "api_key", .created),
-            (.post, "/portal/endpoints", "endpoint.created", "endpoint", .created),
-            (.post, "/portal/endpoints/{endpoint_id}", "endpoint.updated", "endpoint", .path("endpoint_id")),
-            (.post, "/portal/endpoints/{endpoint_id}/status", "endpoint.updated", "endpoint", .path("endpoint_id")),
-            (.post, "/portal/endpoints/{endpoint_id}/rotate", "endpoint.secret_rotated", "endpoint", .path("endpoint_id")),
-            (.post, "/portal/endpoints/{endpoint_id}/test", "endpoint.test_sent", "endpoint", .path("endpoint_id")),
-            (.post, "/portal/endpoints/{endpoint_id}/delete", "endpoint.deleted", "endpoint", .path("endpoint_id")),
-            (.post, "/portal/deliveries/{delivery_id}/replay", "delivery.replayed", "delivery", .path("delivery_id")),
-            (.post, "/admin/organizations/{org_id}/plan", "organization.updated", "organization", .path("org_id")),
-            (.post, "/admin/organizations/{org_id}/api-keys", "api_key.created", "api_key", .created),
-        ]
+        let table: [(HTTPRequest.Method, String, String, String, IDSource)] =
+            [
+                (.post, "/v1/api-keys", "api_key.created", "api_key", .created),
+                (.delete, "/v1/api-keys/{key_id}", "api_key.revoked", "api_key", .path("key_id")),
+                (.post, "/v1/applications", "application.created", "application", .created),
+                (.patch, app, "application.updated", "application", .path("app_id")),
+                (.delete, app, "application.deleted", "application", .path("app_id")),
+                (.post, "\(app)/event-types", "event_type.created", "event_type", .bodyField("name")),
+                (.patch, "\(app)/event-types/{name}", "event_type.updated", "event_type", .path("name")),
+                (.delete, "\(app)/event-types/{name}", "event_type.archived", "event_type", .path("name")),
+                (.post, "\(app)/endpoints", "endpoint.created", "endpoint", .created),
+                (.patch, "\(app)/endpoints/{endpoint_id}", "endpoint.updated", "endpoint", .path("endpoint_id")),
+                (.delete, "\(app)/endpoints/{endpoint_id}", "endpoint.deleted", "endpoint", .path("endpoint_id")),
+                (.post, "\(app)/endpoints/{endpoint_id}/rotate-secret", "endpoint.secret_rotated", "endpoint", .path("endpoint_id")),
+                (.post, "\(app)/endpoints/{endpoint_id}/test", "endpoint.test_sent", "endpoint", .path("endpoint_id")),
+                (.post, "\(app)/endpoints/{endpoint_id}/recover", "endpoint.recovered", "endpoint", .path("endpoint_id")),
+                (.patch, "\(app)/tenants/{tenant_id}", "tenant.updated", "tenant", .path("tenant_id")),
+                (.delete, "\(app)/tenants/{tenant_id}", "tenant.deleted", "tenant", .path("tenant_id")),
+                (.post, "\(app)/deliveries/replay", "deliveries.replayed", "application", .path("app_id")),
+                (.post, "\(app)/deliveries/{delivery_id}/replay", "delivery.replayed", "delivery", .path("delivery_id")),
+                (.post, "\(app)/portal-sessions", "portal_session.created", "application", .path("app_id")),
+                (.post, "\(app)/sources", "source.created", "source", .created),
+                (.patch, "\(app)/sources/{source_id}", "source.updated", "source", .path("source_id")),
+                (.delete, "\(app)/sources/{source_id}", "source.deleted", "source", .path("source_id")),
+                (.post, "/v1/admin/organizations", "organization.created", "organization", .created),
+                (.patch, "/v1/admin/organizations/{org_id}", "organization.updated", "organization", .path("org_id")),
+                (.post, "/v1/admin/organizations/{org_id}/api-keys", "api_key.created", "api_key", .created),
+                (.post, "/portal/endpoints", "endpoint.created", "endpoint", .created),
+                (.post, "/portal/endpoints/{endpoint_id}", "endpoint.updated", "endpoint", .path("endpoint_id")),
+                (.post, "/portal/endpoints/{endpoint_id}/status", "endpoint.updated", "endpoint", .path("endpoint_id")),
+                (.post, "/portal/endpoints/{endpoint_id}/rotate", "endpoint.secret_rotated", "endpoint", .path("endpoint_id")),
+                (.post, "/portal/endpoints/{endpoint_id}/test", "endpoint.test_sent", "endpoint", .path("endpoint_id")),
+                (.post, "/portal/endpoints/{endpoint_id}/delete", "endpoint.deleted", "endpoint", .path("endpoint_id")),
+                (.post, "/portal/deliveries/{delivery_id}/replay", "delivery.replayed", "delivery", .path("delivery_id")),
+                (.post, "/admin/organizations/{org_id}/plan", "organization.updated", "organization", .path("org_id")),
+                (.post, "/admin/organizations/{org_id}/api-keys", "api_key.created", "api_key", .created),
+            ] + Self.svixRules
         return table.map { Rule(method: $0.0, pattern: $0.1.split(separator: "/"), action: $0.2, entityType: $0.3, id: $0.4) }
+    }()
+
+    /// The Svix API's writes, under the same actions as the native API's (a Svix application is a tenant).
+    static let svixRules: [(HTTPRequest.Method, String, String, String, IDSource)] = {
+        let app = "/api/v1/app/{app_id}"
+        let endpoint = "\(app)/endpoint/{endpoint_id}"
+        return [
+            (.post, "/api/v1/app", "tenant.created", "tenant", .created),
+            (.put, app, "tenant.updated", "tenant", .path("app_id")),
+            (.patch, app, "tenant.updated", "tenant", .path("app_id")),
+            (.delete, app, "tenant.deleted", "tenant", .path("app_id")),
+            (.post, "/api/v1/event-type", "event_type.created", "event_type", .bodyField("name")),
+            (.put, "/api/v1/event-type/{name}", "event_type.updated", "event_type", .path("name")),
+            (.patch, "/api/v1/event-type/{name}", "event_type.updated", "event_type", .path("name")),
+            (.delete, "/api/v1/event-type/{name}", "event_type.archived", "event_type", .path("name")),
+            (.post, "\(app)/endpoint", "endpoint.created", "endpoint", .created),
+            (.put, endpoint, "endpoint.updated", "endpoint", .path("endpoint_id")),
+            (.patch, endpoint, "endpoint.updated", "endpoint", .path("endpoint_id")),
+            (.delete, endpoint, "endpoint.deleted", "endpoint", .path("endpoint_id")),
+            (.post, "\(endpoint)/secret/rotate", "endpoint.secret_rotated", "endpoint", .path("endpoint_id")),
+            (.put, "\(endpoint)/headers", "endpoint.updated", "endpoint", .path("endpoint_id")),
+            (.patch, "\(endpoint)/headers", "endpoint.updated", "endpoint", .path("endpoint_id")),
+            (.post, "\(endpoint)/recover", "endpoint.recovered", "endpoint", .path("endpoint_id")),
+            (.post, "\(endpoint)/send-example", "endpoint.test_sent", "endpoint", .path("endpoint_id")),
+            (.post, "\(app)/msg/{msg_id}/endpoint/{endpoint_id}/resend", "message.resent", "message", .path("msg_id")),
+            (.delete, "\(app)/msg/{msg_id}/content", "message.expunged", "message", .path("msg_id")),
+            (.delete, "\(app)/msg/{msg_id}/attempt/{attempt_id}/content", "attempt.expunged", "attempt", .path("attempt_id")),
+            (.post, "/api/v1/auth/app-portal-access/{app_id}", "portal_session.created", "tenant", .path("app_id")),
+        ]
     }()
 
     static func match(_ method: HTTPRequest.Method, _ path: String) -> Match? {
@@ -178,7 +212,7 @@ enum AuditRules {
     static let shownFields: Set<String> = [
         "name", "status", "plan", "url", "events", "tenant_id", "event_type", "retry_schedule", "circuit_breaker", "description",
         "timeout_seconds", "scopes", "application_id", "provider", "archived", "allow_unregistered_event_types", "since", "until",
-        "endpoint_id", "expires_in_seconds",
+        "endpoint_id", "expires_in_seconds", "uid", "eventTypes", "channels", "disabled", "eventType",
     ]
     static let hiddenFields: Set<String> = ["secret", "key", "_csrf", "token", "password"]
 

@@ -74,7 +74,7 @@ struct SvixApplicationController {
                 uid: body.uid.newValue, name: body.name.newValue, metadata: body.metadata.newValue ?? [:], throttleRate: body.throttle.newValue),
             getIfExists: getIfExists
         )
-        return try SvixJSON.response(Self.output(tenant), status: created ? .created : .ok)
+        return try SvixJSON.response(Self.output(tenant), status: created ? .created : .ok, created: created ? tenant.tenantID : nil)
     }
 
     @Sendable func get(_ request: Request, context: SvixContext) async throws -> Response {

@@ -14,6 +14,20 @@ struct SvixAttemptController {
         group.get("app/:app_id/msg/:msg_id/endpoint", use: self.attemptedDestinations)
         group.get("app/:app_id/msg/:msg_id/attempt/:attempt_id", use: self.get)
         group.post("app/:app_id/msg/:msg_id/endpoint/:endpoint_id/resend", use: self.resend)
+        group.delete("app/:app_id/msg/:msg_id/attempt/:attempt_id/content", use: self.expungeContent)
+    }
+
+    /// Replaces the attempt's response body with `EXPUNGED`.
+    @Sendable func expungeContent(_ request: Request, context: SvixContext) async throws -> Response {
+        try context.require(.write, "deliveries")
+        let tenant = try await SvixEndpointController.tenant(self.store, context)
+        let message = try await self.store.svixMessage(
+            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
+            id: try context.parameters.require("msg_id"))
+        try await self.store.expungeAttempt(
+            organizationID: context.organizationID, applicationID: context.applicationID, messageID: message.id,
+            id: try context.parameters.require("attempt_id"))
+        return JSONResponse.noContent()
     }
 
     /// `MessageAttemptOut`: status 0 for a 2xx answer, else 2; `responseStatusCode` 0 when nothing answered.
@@ -148,6 +162,9 @@ struct SvixAttemptController {
         let endpoint = try await self.store.svixEndpoint(
             organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
             id: try context.parameters.require("endpoint_id"))
+        if try await self.store.isExpunged(messageID: message.id) {
+            throw SvixCodedError(status: .badRequest, code: "missing_payload", detail: "The message's payload was expunged.")
+        }
         try await self.store.resend(
             organizationID: context.organizationID, applicationID: context.applicationID, messageID: message.id, endpointID: endpoint.id)
         return try SvixJSON.response(.object([:]), status: .accepted)

@@ -21,6 +21,42 @@ struct SvixEndpointController {
         group.patch("app/:app_id/endpoint/:endpoint_id/headers", use: self.patchHeaders)
         group.post("app/:app_id/endpoint/:endpoint_id/recover", use: self.recover)
         group.get("app/:app_id/endpoint/:endpoint_id/stats", use: self.stats)
+        group.post("app/:app_id/endpoint/:endpoint_id/send-example", use: self.sendExample)
+    }
+
+    struct ExampleBody: Decodable, Sendable {
+        var eventType: String
+        var exampleIndex: Int?
+        var payload: JSONValue?
+    }
+
+    /// Sends the event type's example (its schema's `examples[exampleIndex]`, or the `payload` given) to this endpoint
+    /// alone, as a test message.
+    @Sendable func sendExample(_ request: Request, context: SvixContext) async throws -> Response {
+        try context.require(.write, "endpoints")
+        var request = request
+        let body = try await request.decodeJSON(ExampleBody.self).value
+        if let index = body.exampleIndex, index < 0 { throw TernError.invalid("exampleIndex", "must be 0 or more") }
+        let endpoint = try await self.endpoint(context)
+        let eventType = try await self.store.eventType(
+            organizationID: context.organizationID, applicationID: context.applicationID, name: body.eventType)
+        var example = body.payload
+        if example == nil {
+            let index = body.exampleIndex ?? 0
+            if case .object(let schema)? = eventType.schema, case .array(let examples)? = schema["examples"], examples.indices.contains(index) {
+                example = examples[index]
+            } else if index == 0 {
+                example = eventType.example
+            }
+        }
+        guard let example, example.isObject else {
+            throw SvixCodedError(
+                status: .badRequest, code: "invalid_scheme", detail: "The event type has no example object at that index; send a payload.")
+        }
+        let message = try await self.store.sendTestMessage(
+            organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id, eventType: eventType.name,
+            payload: String(decoding: try JSONResponse.encoder.encode(example), as: UTF8.self))
+        return try SvixJSON.response(SvixMessageController.output(message, withContent: true), status: .accepted)
     }
 
     /// `EndpointIn`, `EndpointUpsertIn` and `EndpointPatch`; `filterTypes` and `rateLimit` are SDK 1.x's names.
@@ -146,7 +182,7 @@ struct SvixEndpointController {
             try await self.store.createEndpoint(
                 organizationID: context.organizationID, applicationID: context.applicationID, self.input(body, tenantID: tenant.tenantID))
         }
-        return try SvixJSON.response(Self.output(endpoint), status: .created)
+        return try SvixJSON.response(Self.output(endpoint), status: .created, created: endpoint.id)
     }
 
     @Sendable func get(_ request: Request, context: SvixContext) async throws -> Response {

@@ -11,6 +11,18 @@ struct SvixMessageController {
         group.post("app/:app_id/msg", use: self.create)
         group.get("app/:app_id/msg", use: self.list)
         group.get("app/:app_id/msg/:msg_id", use: self.get)
+        group.delete("app/:app_id/msg/:msg_id/content", use: self.expungeContent)
+    }
+
+    /// Erases the payload at once; its queued deliveries end in the dead-letter queue, and a resend is 400 `missing_payload`.
+    @Sendable func expungeContent(_ request: Request, context: SvixContext) async throws -> Response {
+        try context.require(.write, "events")
+        let tenant = try await SvixEndpointController.tenant(self.store, context)
+        let message = try await self.store.svixMessage(
+            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
+            id: try context.parameters.require("msg_id"))
+        try await self.store.expungeMessage(organizationID: context.organizationID, applicationID: context.applicationID, id: message.id)
+        return JSONResponse.noContent()
     }
 
     /// `MessageIn`; `data` is SDK 1.x's `payload`. The payload's bytes are taken from the body as they arrived.

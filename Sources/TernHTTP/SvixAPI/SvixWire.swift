@@ -92,8 +92,11 @@ enum SvixTime {
 /// Responses of the Svix API: camelCase JSON built as values, so that every member the SDKs require is there
 /// (nulls included).
 enum SvixJSON {
-    static func response(_ value: JSONValue, status: HTTPResponse.Status = .ok) throws -> Response {
-        JSONResponse.raw(ByteBuffer(bytes: try JSONResponse.encoder.encode(value)), status: status, contentType: "application/json")
+    /// `created`: the id of what the request created, for the audit log (which removes the header).
+    static func response(_ value: JSONValue, status: HTTPResponse.Status = .ok, created: String? = nil) throws -> Response {
+        var response = JSONResponse.raw(ByteBuffer(bytes: try JSONResponse.encoder.encode(value)), status: status, contentType: "application/json")
+        if let created { response.headers[.entityID] = created }
+        return response
     }
 
     static func list<Item>(_ page: SvixPage<Item>, _ transform: (Item) throws -> JSONValue) throws -> Response {

@@ -103,18 +103,23 @@ extension Store {
     }
 
     /// Sends a test event to one endpoint: a message of `eventType` (registered or not) with one delivery.
-    public func sendTestMessage(organizationID: String, applicationID: String, endpointID: String, eventType: String) async throws -> Message {
+    /// `payload`: the JSON text to send instead of the test payload (the Svix API's `send-example`).
+    public func sendTestMessage(
+        organizationID: String, applicationID: String, endpointID: String, eventType: String, payload example: String? = nil
+    ) async throws -> Message {
         try await self.database.writeQueuing { sql -> (Message, queued: Bool) in
             let endpoint = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
             guard endpoint.status != .disabled else {
                 throw TernError.conflict("The endpoint is disabled; set its status to 'active' before sending a test event.")
             }
             let now = Timestamp.now()
-            let payload = JSONColumn.encode([
-                "type": JSONValue.string(eventType),
-                "timestamp": .string(now.description),
-                "data": .object(["test": .bool(true), "endpoint_id": .string(endpoint.id)]),
-            ])
+            let payload =
+                example
+                ?? JSONColumn.encode([
+                    "type": JSONValue.string(eventType),
+                    "timestamp": .string(now.description),
+                    "data": .object(["test": .bool(true), "endpoint_id": .string(endpoint.id)]),
+                ])
             let message = Message(
                 id: Identifier.make("msg"), applicationID: applicationID, tenantID: endpoint.tenantID, eventType: eventType,
                 eventID: nil, payload: payload, createdAt: now
@@ -181,6 +186,48 @@ extension Store {
             let deliveries = try await sql.raw("SELECT * FROM deliveries WHERE message_id = \(bind: id) ORDER BY id")
                 .all().map(Self.delivery)
             return (try Self.message(row), deliveries)
+        }
+    }
+
+    /// Erases the message's payload (it reads `{}` from then on) and moves its queued deliveries to the dead-letter
+    /// queue: there is nothing left to send.
+    public func expungeMessage(organizationID: String, applicationID: String, id: String) async throws {
+        try await self.database.write { sql in
+            let now = Timestamp.now().microseconds
+            let updated = try await sql.raw(
+                """
+                UPDATE messages SET payload = '{}', payload_expunged = \(bind: true) WHERE id = \(bind: id)
+                AND application_id = \(bind: applicationID) AND organization_id = \(bind: organizationID) RETURNING id
+                """
+            ).all()
+            guard !updated.isEmpty else { throw TernError.notFound("Message not found") }
+            try await sql.raw(
+                """
+                UPDATE deliveries SET status = 'exhausted', next_attempt_at = NULL, last_error = 'the payload was expunged',
+                updated_at = \(bind: now) WHERE message_id = \(bind: id) AND next_attempt_at IS NOT NULL AND status <> 'delivering'
+                """
+            ).run()
+        }
+    }
+
+    /// Whether the message's payload was expunged.
+    public func isExpunged(messageID: String) async throws -> Bool {
+        try await self.database.read { sql in
+            try await sql.raw("SELECT payload_expunged FROM messages WHERE id = \(bind: messageID)").first()?.bool("payload_expunged") ?? false
+        }
+    }
+
+    /// Replaces an attempt's response body with `EXPUNGED`.
+    public func expungeAttempt(organizationID: String, applicationID: String, messageID: String, id: String) async throws {
+        try await self.database.write { sql in
+            let updated = try await sql.raw(
+                """
+                UPDATE attempts SET response_body = 'EXPUNGED' WHERE id = \(bind: id) AND message_id = \(bind: messageID)
+                AND delivery_id IN (SELECT id FROM deliveries WHERE application_id = \(bind: applicationID)
+                AND organization_id = \(bind: organizationID)) RETURNING id
+                """
+            ).all()
+            guard !updated.isEmpty else { throw TernError.notFound("Message attempt not found") }
         }
     }
 

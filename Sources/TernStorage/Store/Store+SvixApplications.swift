@@ -39,6 +39,12 @@ extension Store {
 
     /// The tenant whose Svix id or tenant id is `idOrUID`; 404 when there is none.
     public func svixApplication(organizationID: String, applicationID: String, idOrUID: String) async throws -> Tenant {
+        try await self.svixTenants.value("\(organizationID)|\(applicationID)|\(idOrUID)") {
+            try await self.findSvixApplication(organizationID: organizationID, applicationID: applicationID, idOrUID: idOrUID)
+        }
+    }
+
+    func findSvixApplication(organizationID: String, applicationID: String, idOrUID: String) async throws -> Tenant {
         // Most lookups find a record with its Svix id: a read. Only a tenant without one needs the write.
         let recorded = try await self.database.read { sql -> Tenant? in
             _ = try await Self.application(organizationID, applicationID, sql)
@@ -67,7 +73,8 @@ extension Store {
     public func createSvixApplication(
         organizationID: String, applicationID: String, _ input: SvixApplicationInput, getIfExists: Bool
     ) async throws -> (Tenant, created: Bool) {
-        try await self.database.write { sql in
+        defer { self.svixTenants.clear() }
+        return try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             if let uid = input.uid, let existing = try await Self.svixTenant(organizationID, applicationID, uid, sql) {
                 guard getIfExists else { throw TernError.conflict("An application with that id or uid already exists") }
@@ -83,7 +90,8 @@ extension Store {
     public func upsertSvixApplication(
         organizationID: String, applicationID: String, idOrUID: String, _ input: SvixApplicationInput, keepUID: Bool
     ) async throws -> (Tenant, created: Bool) {
-        try await self.database.write { sql in
+        defer { self.svixTenants.clear() }
+        return try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             if let existing = try await Self.svixTenant(organizationID, applicationID, idOrUID, sql) {
                 var input = input
@@ -104,7 +112,8 @@ extension Store {
         organizationID: String, applicationID: String, idOrUID: String,
         _ change: @escaping @Sendable (SvixApplicationInput) -> SvixApplicationInput
     ) async throws -> Tenant {
-        try await self.database.write { sql in
+        defer { self.svixTenants.clear() }
+        return try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             guard let existing = try await Self.svixTenant(organizationID, applicationID, idOrUID, sql) else {
                 throw TernError.notFound("Application not found")
@@ -117,6 +126,7 @@ extension Store {
 
     /// Deletes the application: the tenant's endpoints and its record (which frees its uid).
     public func deleteSvixApplication(organizationID: String, applicationID: String, idOrUID: String) async throws {
+        defer { self.svixTenants.clear() }
         try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             guard let tenant = try await Self.svixTenant(organizationID, applicationID, idOrUID, sql) else {

@@ -47,7 +47,8 @@ extension Store {
 
     /// Names the tenant or changes its metadata, writing its record (created on the first change).
     public func updateTenant(organizationID: String, applicationID: String, tenantID: String, _ change: TenantChange) async throws -> Tenant {
-        try await self.database.write { sql in
+        defer { self.svixTenants.clear() }
+        return try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             let now = Timestamp.now()
             var tenant =
@@ -73,6 +74,7 @@ extension Store {
     /// Deletes the tenant's endpoints (their queued deliveries with them) and its record; its messages stay in the
     /// application's log until retention removes them.
     public func deleteTenant(organizationID: String, applicationID: String, tenantID: String) async throws {
+        defer { self.svixTenants.clear() }
         try await self.database.write { sql in
             _ = try await Self.application(organizationID, applicationID, sql)
             guard try await Self.tenant(applicationID, tenantID, sql) != nil else { throw TernError.notFound("No tenant '\(tenantID)'.") }

@@ -15,6 +15,9 @@ public struct Store: Sendable {
     /// Organizations' plans, read once per 5 s instead of once per publish; cleared when a plan or an
     /// organization changes in this process (other processes see a change within 5 s).
     let plans = TimedCache<String, Plan>(lifetime: .seconds(5))
+    /// Svix applications (tenants) by application and id or uid, read once per 5 s on the Svix API's hot path; cleared
+    /// when a tenant record changes in this process (other processes see a change within 5 s).
+    let svixTenants = TimedCache<String, Tenant>(lifetime: .seconds(5))
 
     public init(database: Database, secretBox: SecretBox) {
         self.database = database
