@@ -1,4 +1,4 @@
--- The native model grows to carry the Svix API (/api/v1): a Svix application is a tenant, so tenant records gain the
+-- The native model grows to carry the Svix API (/api/v1) and endpoint health: a Svix application is a tenant, so tenant records gain the
 -- Svix id and throttle rate; endpoints gain a uid and channels; messages gain channels and tags; event types gain
 -- versioned schemas and Svix's flags; applications choose the delivery header names.
 
@@ -39,3 +39,7 @@ CREATE TABLE background_tasks (
 );
 
 CREATE INDEX background_tasks_by_application ON background_tasks (application_id, id);
+
+-- Endpoint health: an endpoint's attempts and deliveries by time, so its stats read only the window asked for.
+CREATE INDEX attempts_by_endpoint_time ON attempts (endpoint_id, created_at);
+CREATE INDEX deliveries_by_endpoint_status ON deliveries (endpoint_id, status, created_at);

@@ -201,4 +201,37 @@ import Testing
             #expect(try await Self.page(api, "/admin", cookie: "tern_admin=forged.token").status == 303)
         }
     }
+
+    /// A broken endpoint's page: the chart of its attempts, its last error, and a banner whose one button makes it active
+    /// again and resends what failed.
+    @Test(arguments: Backend.available)
+    func aBrokenEndpointShowsItsChartAndABannerThatReEnablesIt(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/hook", [Receiver.Answer(status: 500)], then: Receiver.Answer())
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop(#", "retry_schedule": [], "circuit_breaker": {"failure_threshold": 1}"#)
+            let (endpointID, _) = try await api.endpoint(key, app: app, url: receiver.url())
+            _ = try await api.publish(key, app: app)
+            let disabled = try await eventually {
+                try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key).string("status") == "disabled"
+            }
+            #expect(disabled)
+            let (_, cookie) = try await Self.session(api, key: key, app: app)
+            let page = try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie)
+            #expect(page.text.contains("This endpoint is disabled") && page.text.contains("Last error: HTTP 500"), "\(page.text)")
+            #expect(page.text.contains(#"<svg class="health-chart""#) && page.text.contains("Last 24 hours: 0 delivered and 1 failed attempts"))
+            #expect(page.text.contains("Success, last 24 hours: <strong>0%</strong>"))
+            let reenabled = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)/reenable", cookie: cookie, method: .post, form: "_csrf=\(Self.csrf(page.text))")
+            #expect(reenabled.status == 303, "\(reenabled.text)")
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key).string("status") == "active")
+            #expect(await receiver.waitFor(2).count == 2)
+            let healthy = try await eventually {
+                try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie).text.contains("1 delivered and 1 failed attempts")
+            }
+            #expect(healthy)
+            #expect(!(try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie).text.contains("This endpoint is disabled")))
+        }
+    }
 }

@@ -17,6 +17,26 @@ struct EndpointController {
         group.post("endpoints/:endpoint_id/rotate-secret", use: self.rotateSecret)
         group.post("endpoints/:endpoint_id/test", use: self.test)
         group.post("endpoints/:endpoint_id/recover", use: self.recover)
+        group.get("endpoints/:endpoint_id/stats", use: self.stats)
+    }
+
+    /// The longest stats window.
+    static let maxStatsSeconds: Int64 = 31 * 86_400
+
+    /// The endpoint's health over `since`…`until` (default the last 24 hours, at most 31 days).
+    @Sendable func stats(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.read, "endpoints")
+        let id = try context.parameters.require("endpoint_id")
+        let query = request.uri.queryParameters
+        let until = try TimeParameter.parse(query.get("until"), "until") ?? .now()
+        let since = try TimeParameter.parse(query.get("since"), "since") ?? until.adding(seconds: -86_400)
+        var validator = Validator()
+        if until.microseconds <= since.microseconds { validator.fail("until", "must be after since") }
+        if until.microseconds - since.microseconds > Self.maxStatsSeconds * 1_000_000 { validator.fail("since", "at most 31 days before until") }
+        try validator.check()
+        return try JSONResponse.make(
+            try await self.store.endpointHealth(
+                organizationID: context.organizationID, applicationID: context.applicationID, endpointID: id, since: since, until: until))
     }
 
     struct EndpointBody: Decodable, Sendable {

@@ -153,6 +153,7 @@ enum AuditRules {
                 (.post, "/portal/endpoints", "endpoint.created", "endpoint", .created),
                 (.post, "/portal/endpoints/{endpoint_id}", "endpoint.updated", "endpoint", .path("endpoint_id")),
                 (.post, "/portal/endpoints/{endpoint_id}/status", "endpoint.updated", "endpoint", .path("endpoint_id")),
+                (.post, "/portal/endpoints/{endpoint_id}/reenable", "endpoint.recovered", "endpoint", .path("endpoint_id")),
                 (.post, "/portal/endpoints/{endpoint_id}/rotate", "endpoint.secret_rotated", "endpoint", .path("endpoint_id")),
                 (.post, "/portal/endpoints/{endpoint_id}/test", "endpoint.test_sent", "endpoint", .path("endpoint_id")),
                 (.post, "/portal/endpoints/{endpoint_id}/delete", "endpoint.deleted", "endpoint", .path("endpoint_id")),

@@ -25,6 +25,7 @@ struct PortalController {
         portal.get("endpoints/:endpoint_id", use: self.endpoint)
         portal.post("endpoints/:endpoint_id", use: self.updateEndpoint)
         portal.post("endpoints/:endpoint_id/status", use: self.setStatus)
+        portal.post("endpoints/:endpoint_id/reenable", use: self.reenable)
         portal.post("endpoints/:endpoint_id/rotate", use: self.rotate)
         portal.post("endpoints/:endpoint_id/test", use: self.sendTest)
         portal.get("endpoints/:endpoint_id/delete", use: self.confirmDelete)
@@ -92,6 +93,7 @@ struct PortalController {
             "deleted": "The endpoint was deleted.", "paused": "The endpoint is paused; deliveries wait until you resume it.",
             "active": "The endpoint is active.", "saved": "Saved.", "test": "A test event is on its way.",
             "replayed": "The delivery will be sent again now.",
+            "recovered": "The endpoint is active, and what failed since it broke is being sent again.",
         ][key]
     }
 

@@ -110,6 +110,7 @@ extension PortalController {
             var disabled: Bool
             var form: EndpointForm
             var deliveries: [DeliveryRow]
+            var health: HealthView
         }
         let stats = try await self.store.endpointStats(
             applicationID: context.applicationID, tenantID: context.tenantID, since: Timestamp.now().adding(seconds: -7 * 24 * 3600)
@@ -122,12 +123,70 @@ extension PortalController {
         let form = try await self.form(context, values, action: "/portal/endpoints/\(endpoint.id)", submit: "Save changes", errors: errors)
         let view = View(
             endpoint: Self.row(endpoint, stats[endpoint.id]), paused: endpoint.status == .paused, disabled: endpoint.status == .disabled,
-            form: form, deliveries: deliveries.data.map(Self.row)
+            form: form, deliveries: deliveries.data.map(Self.row), health: try await self.health(context, endpoint)
         )
         return try await self.render(
             "portal_endpoint", context, title: endpoint.name ?? endpoint.url, section: "endpoints", flash: flash,
             status: errors.isEmpty ? .ok : .unprocessableContent, page: view
         )
+    }
+
+    /// The endpoint's health for its page: charts of the last 24 hours (hourly) and 7 days (daily), the success rate,
+    /// response times, the last error, and whether it is failing or disabled.
+    struct HealthView {
+        var day: String
+        var week: String
+        var successRate: String
+        var p50: String
+        var p95: String
+        var lastError: String?
+        var failing: Bool
+        var disabled: Bool
+        var pending: Int
+    }
+
+    func health(_ context: PortalContext, _ endpoint: Endpoint) async throws -> HealthView {
+        let now = Timestamp.now()
+        let day = try await self.store.endpointHealth(
+            organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id,
+            since: now.adding(seconds: -86_400), until: now)
+        let week = try await self.store.endpointHealth(
+            organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id,
+            since: now.adding(seconds: -7 * 86_400), until: now)
+        let lastFailure = try await self.store.listDeliveries(
+            organizationID: context.organizationID, applicationID: context.applicationID,
+            filter: DeliveryFilter(status: .failed, endpointID: endpoint.id, tenantID: context.tenantID), PageRequest(limit: 1)
+        ).data.first
+        let exhausted = try await self.store.listDeliveries(
+            organizationID: context.organizationID, applicationID: context.applicationID,
+            filter: DeliveryFilter(status: .exhausted, endpointID: endpoint.id, tenantID: context.tenantID), PageRequest(limit: 1)
+        ).data.first
+        let lastError = (lastFailure ?? exhausted).map { delivery in
+            delivery.lastStatusCode.map { "HTTP \($0)" + (delivery.lastError.map { ": \($0)" } ?? "") } ?? delivery.lastError ?? "failed"
+        }
+        return HealthView(
+            day: HealthChart.svg(day, label: "Last 24 hours"), week: HealthChart.svg(week, label: "Last 7 days"),
+            successRate: day.successRate.map { "\(Int(($0 * 100).rounded()))%" } ?? "no attempts",
+            p50: day.responseP50.map { "\($0) ms" } ?? "–", p95: day.responseP95.map { "\($0) ms" } ?? "–", lastError: lastError,
+            failing: endpoint.status != .disabled && day.failed > 0 && lastFailure != nil, disabled: endpoint.status == .disabled,
+            pending: day.pending
+        )
+    }
+
+    /// The banner's one button: the endpoint active again, and what failed since it broke sent again.
+    @Sendable func reenable(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        var request = request
+        _ = try await request.form(StatusField.self)
+        if endpoint.status != .active {
+            _ = try await self.store.updateEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, id: endpoint.id) {
+                $0.status = .active
+            }
+        }
+        let since = endpoint.disabledAt.map { $0.adding(seconds: -7 * 86_400) } ?? Timestamp.now().adding(seconds: -7 * 86_400)
+        _ = try await self.store.recoverEndpoint(
+            organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id, since: since, until: nil)
+        return WebPages.redirect("/portal/endpoints/\(endpoint.id)?flash=recovered")
     }
 
     @Sendable func updateEndpoint(_ request: Request, context: PortalContext) async throws -> Response {
