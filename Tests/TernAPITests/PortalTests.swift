@@ -217,6 +217,12 @@ import Testing
                 try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key).string("status") == "disabled"
             }
             #expect(disabled)
+            // The operator sees it among the organization's failing and disabled endpoints.
+            let signedIn = try await Self.page(api, "/admin/login", cookie: nil, method: .post, form: "key=\(testAdminKey)")
+            let admin = try #require(signedIn.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+            let orgID = try #require(try await api.get("/v1/applications/\(app)", key: key).string("organization_id"))
+            let operatorPage = try await Self.page(api, "/admin/organizations/\(orgID)", cookie: admin)
+            #expect(operatorPage.text.contains(receiver.url()) && operatorPage.text.contains(#"<span class="badge disabled">disabled</span>"#))
             let (_, cookie) = try await Self.session(api, key: key, app: app)
             let page = try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie)
             #expect(page.text.contains("This endpoint is disabled") && page.text.contains("Last error: HTTP 500"), "\(page.text)")
@@ -232,6 +238,9 @@ import Testing
             }
             #expect(healthy)
             #expect(!(try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie).text.contains("This endpoint is disabled")))
+            #expect(
+                try await Self.page(api, "/admin/organizations/\(orgID)", cookie: admin).text.contains(
+                    "Every endpoint of this organization is healthy."))
         }
     }
 }

@@ -128,14 +128,29 @@ struct AdminWebController {
     func renderOrganization(
         _ context: AdminWebContext, _ id: String, flash: String? = nil, newKey: String? = nil, status: HTTPResponse.Status = .ok
     ) async throws -> Response {
+        struct Troubled {
+            var applicationID: String
+            var tenantID: String
+            var url: String
+            var status: String
+            var reason: String
+            var failures: Int
+        }
         struct View {
             var organization: OrganizationRow
             var plans: [PlanChoice]
             var newKey: String?
+            var troubled: [Troubled]
         }
         let organization = try await self.store.organization(id)
         let plans = try await self.store.listPlans().map { PlanChoice(id: $0.id, name: $0.name, selected: $0.id == organization.plan) }
-        let view = View(organization: try await self.row(organization), plans: plans, newKey: newKey)
+        let troubled = try await self.store.troubledEndpoints(organizationID: id).map { item in
+            Troubled(
+                applicationID: item.endpoint.applicationID, tenantID: item.endpoint.tenantID, url: item.endpoint.url,
+                status: item.endpoint.status == .disabled ? "disabled" : "failing", reason: item.endpoint.disabledReason ?? "",
+                failures: item.consecutiveFailures)
+        }
+        let view = View(organization: try await self.row(organization), plans: plans, newKey: newKey, troubled: troubled)
         return self.pages.render(
             "admin_organization", self.frame(title: organization.name, section: "", csrf: self.csrf(context), flash: flash, page: view),
             status: status

@@ -127,3 +127,23 @@ extension Store {
         }
     }
 }
+
+/// An endpoint that is disabled or failing, for the operator's view of an organization.
+public struct TroubledEndpoint: Sendable {
+    public var endpoint: Endpoint
+    public var consecutiveFailures: Int
+}
+
+extension Store {
+    /// The organization's disabled endpoints and those whose last attempts failed, most recently changed first.
+    public func troubledEndpoints(organizationID: String, limit: Int = 50) async throws -> [TroubledEndpoint] {
+        try await self.database.read { sql in
+            try await sql.raw(
+                """
+                SELECT * FROM endpoints WHERE organization_id = \(bind: organizationID)
+                AND (status = 'disabled' OR consecutive_failures > 0) ORDER BY updated_at DESC LIMIT \(bind: limit)
+                """
+            ).all().map { row in TroubledEndpoint(endpoint: try Self.endpoint(row), consecutiveFailures: try row.int("consecutive_failures")) }
+        }
+    }
+}
