@@ -109,24 +109,31 @@ struct IdempotencyMiddleware<Context: TernContext>: RouterMiddleware {
         case .reserved:
             break
         }
+        return try await self.store.runReserved(scope: scope, key: key) { try await next(request, context) }
+    }
+}
+
+extension Store {
+    /// Runs the request a reserved idempotency key guards: a 2xx answer is kept for replay (its body read once and
+    /// put back); an error or another status frees the key, so that a retry runs again.
+    func runReserved(scope: String, key: String, _ run: () async throws -> Response) async throws -> Response {
         let response: Response
         do {
-            response = try await next(request, context)
+            response = try await run()
         } catch {
-            try? await self.store.releaseIdempotencyKey(scope: scope, key: key)
+            try? await self.releaseIdempotencyKey(scope: scope, key: key)
             throw error
         }
         guard (200..<300).contains(response.status.code) else {
-            try? await self.store.releaseIdempotencyKey(scope: scope, key: key)
+            try? await self.releaseIdempotencyKey(scope: scope, key: key)
             return response
         }
         let collector = BodyCollector()
         var copy = response
         try await copy.body.write(CollectingWriter(collector: collector))
         let bytes = collector.buffer.withLock { $0 }
-        try await self.store.completeIdempotentRequest(
-            scope: scope, key: key, StoredResponse(statusCode: Int(response.status.code), body: String(buffer: bytes))
-        )
+        try await self.completeIdempotentRequest(
+            scope: scope, key: key, StoredResponse(statusCode: Int(response.status.code), body: String(buffer: bytes)))
         copy.body = .init(byteBuffer: bytes)
         return copy
     }

@@ -17,13 +17,26 @@ struct SvixAttemptController {
         group.delete("app/:app_id/msg/:msg_id/attempt/:attempt_id/content", use: self.expungeContent)
     }
 
-    /// Replaces the attempt's response body with `EXPUNGED`.
-    @Sendable func expungeContent(_ request: Request, context: SvixContext) async throws -> Response {
-        try context.require(.write, "deliveries")
+    /// The path's tenant and its message (`msg_id`: an id or an `eventId`).
+    func message(_ context: SvixContext) async throws -> (Tenant, Message) {
         let tenant = try await SvixEndpointController.tenant(self.store, context)
         let message = try await self.store.svixMessage(
             organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
             id: try context.parameters.require("msg_id"))
+        return (tenant, message)
+    }
+
+    /// The path's endpoint (`endpoint_id`: an id or a uid) among the tenant's.
+    func endpoint(_ context: SvixContext, _ tenant: Tenant) async throws -> Endpoint {
+        try await self.store.svixEndpoint(
+            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
+            id: try context.parameters.require("endpoint_id"))
+    }
+
+    /// Replaces the attempt's response body with `EXPUNGED`.
+    @Sendable func expungeContent(_ request: Request, context: SvixContext) async throws -> Response {
+        try context.require(.write, "deliveries")
+        let (_, message) = try await self.message(context)
         try await self.store.expungeAttempt(
             organizationID: context.organizationID, applicationID: context.applicationID, messageID: message.id,
             id: try context.parameters.require("attempt_id"))
@@ -54,10 +67,7 @@ struct SvixAttemptController {
     @Sendable func listByMessage(_ request: Request, context: SvixContext) async throws -> Response {
         try context.require(.read, "deliveries")
         let query = SvixQuery(request)
-        let tenant = try await SvixEndpointController.tenant(self.store, context)
-        let message = try await self.store.svixMessage(
-            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
-            id: try context.parameters.require("msg_id"))
+        let (tenant, message) = try await self.message(context)
         var filter = try self.filter(query)
         filter.messageID = message.id
         if let endpoint = query.string("endpoint_id") {
@@ -73,9 +83,7 @@ struct SvixAttemptController {
         try context.require(.read, "deliveries")
         let query = SvixQuery(request)
         let tenant = try await SvixEndpointController.tenant(self.store, context)
-        let endpoint = try await self.store.svixEndpoint(
-            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
-            id: try context.parameters.require("endpoint_id"))
+        let endpoint = try await self.endpoint(context, tenant)
         var filter = try self.filter(query)
         filter.endpointID = endpoint.id
         return try await self.list(query, context, tenant, filter, withMessage: try query.bool("with_msg", default: false))
@@ -101,9 +109,7 @@ struct SvixAttemptController {
         let query = SvixQuery(request)
         let withContent = try query.bool("with_content", default: true)
         let tenant = try await SvixEndpointController.tenant(self.store, context)
-        let endpoint = try await self.store.svixEndpoint(
-            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
-            id: try context.parameters.require("endpoint_id"))
+        let endpoint = try await self.endpoint(context, tenant)
         let statuses = try query.int("status").map(SvixStatus.deliveryStatuses)
         let page = try await self.store.svixAttemptedMessages(
             organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id, statuses: statuses,
@@ -123,10 +129,7 @@ struct SvixAttemptController {
     @Sendable func attemptedDestinations(_ request: Request, context: SvixContext) async throws -> Response {
         try context.require(.read, "deliveries")
         let query = SvixQuery(request)
-        let tenant = try await SvixEndpointController.tenant(self.store, context)
-        let message = try await self.store.svixMessage(
-            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
-            id: try context.parameters.require("msg_id"))
+        let (_, message) = try await self.message(context)
         let page = try await self.store.svixAttemptedDestinations(
             organizationID: context.organizationID, applicationID: context.applicationID, messageID: message.id, try query.page(descending: false))
         return try SvixJSON.list(page) { endpoint, delivery in
@@ -142,10 +145,7 @@ struct SvixAttemptController {
 
     @Sendable func get(_ request: Request, context: SvixContext) async throws -> Response {
         try context.require(.read, "deliveries")
-        let tenant = try await SvixEndpointController.tenant(self.store, context)
-        let message = try await self.store.svixMessage(
-            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
-            id: try context.parameters.require("msg_id"))
+        let (tenant, message) = try await self.message(context)
         let attempt = try await self.store.svixAttempt(
             organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID, messageID: message.id,
             id: try context.parameters.require("attempt_id"))
@@ -155,13 +155,8 @@ struct SvixAttemptController {
     /// One manual attempt of the message to the endpoint, now; answers `{}` (the SDK parses a body).
     @Sendable func resend(_ request: Request, context: SvixContext) async throws -> Response {
         try context.require(.write, "deliveries")
-        let tenant = try await SvixEndpointController.tenant(self.store, context)
-        let message = try await self.store.svixMessage(
-            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
-            id: try context.parameters.require("msg_id"))
-        let endpoint = try await self.store.svixEndpoint(
-            organizationID: context.organizationID, applicationID: context.applicationID, tenantID: tenant.tenantID,
-            id: try context.parameters.require("endpoint_id"))
+        let (tenant, message) = try await self.message(context)
+        let endpoint = try await self.endpoint(context, tenant)
         if try await self.store.isExpunged(messageID: message.id) {
             throw SvixCodedError(status: .badRequest, code: "missing_payload", detail: "The message's payload was expunged.")
         }

@@ -89,24 +89,6 @@ struct SvixIdempotencyMiddleware: RouterMiddleware {
             break
         }
         guard reserved else { return try await next(request, context) }
-        let response: Response
-        do {
-            response = try await next(request, context)
-        } catch {
-            try? await self.store.releaseIdempotencyKey(scope: scope, key: storedKey)
-            throw error
-        }
-        guard (200..<300).contains(response.status.code) else {
-            try? await self.store.releaseIdempotencyKey(scope: scope, key: storedKey)
-            return response
-        }
-        let collector = BodyCollector()
-        var copy = response
-        try await copy.body.write(CollectingWriter(collector: collector))
-        let bytes = collector.buffer.withLock { $0 }
-        try await self.store.completeIdempotentRequest(
-            scope: scope, key: storedKey, StoredResponse(statusCode: Int(response.status.code), body: String(buffer: bytes)))
-        copy.body = .init(byteBuffer: bytes)
-        return copy
+        return try await self.store.runReserved(scope: scope, key: storedKey) { try await next(request, context) }
     }
 }
