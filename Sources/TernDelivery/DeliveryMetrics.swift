@@ -17,6 +17,12 @@ public enum DeliveryMetrics {
         }
     }
 
+    /// Operational webhooks sent, by event type and how the attempt went.
+    static func operational(type: String, _ status: DeliveryStatus?) {
+        let outcome = status?.rawValue ?? "unknown"
+        Counter(label: "tern_operational_webhooks_total", dimensions: [("type", type), ("outcome", outcome)]).increment()
+    }
+
     static func breakerTrip(reason: String) {
         Counter(label: "tern_circuit_breaker_trips_total", dimensions: [("reason", reason)]).increment()
     }

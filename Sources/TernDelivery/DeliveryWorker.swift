@@ -161,6 +161,7 @@ public final class DeliveryWorker: Service, Sendable {
             "status_code": "\(record.statusCode.map(String.init) ?? "none")", "duration_ms": "\(record.durationMS)",
             "attempt": "\(record.job.attemptCount + 1)", "trigger": "\(record.job.trigger.rawValue)",
         ]
+        if record.job.operational { DeliveryMetrics.operational(type: record.job.eventType, result.status) }
         switch result.status {
         case .delivered:
             DeliveryMetrics.outcome(.delivered)

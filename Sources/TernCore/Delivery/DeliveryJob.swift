@@ -26,13 +26,16 @@ public struct DeliveryJob: Sendable {
     public var leaseExpiries: Int
     /// Which names carry the id, timestamp and signature.
     public var headerStyle: WebhookHeaderStyle
+    /// An operational webhook (an event about Tern itself): its failures raise no operational events.
+    public var operational: Bool
 
     public init(
         deliveryID: String, messageID: String, endpointID: String, organizationID: String, applicationID: String, tenantID: String,
         eventType: String, payload: String, url: String, headers: [String: String], timeoutSeconds: Int, secrets: [String],
         attemptCount: Int, trigger: AttemptTrigger, retrySchedule: [Int], failureThreshold: Int, leaseToken: String, leaseExpiries: Int,
-        headerStyle: WebhookHeaderStyle = .standard
+        headerStyle: WebhookHeaderStyle = .standard, operational: Bool = false
     ) {
+        self.operational = operational
         self.headerStyle = headerStyle
         self.deliveryID = deliveryID
         self.messageID = messageID
@@ -57,6 +60,8 @@ public struct DeliveryJob: Sendable {
 
 /// What a worker saw when it sent a job.
 public struct AttemptRecord: Sendable {
+    /// The attempt's id, given before it is stored so that operational events can name it.
+    public var id = Identifier.make("atmpt")
     public var job: DeliveryJob
     public var requestHeaders: [String: String]
     public var statusCode: Int?

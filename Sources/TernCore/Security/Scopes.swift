@@ -1,7 +1,9 @@
 /// What an API key may do: `read:<resource>` / `write:<resource>`, `read:*` / `write:*`, or `*`.
 public enum Scopes {
     /// Resources that scopes name.
-    public static let resources = ["applications", "event_types", "endpoints", "events", "deliveries", "sources", "api_keys", "audit"]
+    public static let resources = [
+        "applications", "event_types", "endpoints", "events", "deliveries", "sources", "api_keys", "audit", "operational_endpoints",
+    ]
 
     /// The scope a key created without `scopes` gets.
     public static let all = "*"

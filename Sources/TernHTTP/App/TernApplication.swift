@@ -123,6 +123,7 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
         .add(middleware: AuditMiddleware<OrganizationContext>(store: store))
     APIKeyController(store: store, authenticator: authenticator).addRoutes(to: api)
     AuditController(store: store).addRoutes(to: api)
+    OperationalEndpointController(store: store, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: api)
     let applications = ApplicationController(store: store)
     applications.addRoutes(to: api)
     let application = api.group("applications/:app_id", context: ApplicationContext.self)
@@ -151,6 +152,7 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
     SvixAttemptController(store: store).addRoutes(to: svixAPI)
     SvixBackgroundTaskController(store: store).addRoutes(to: svixAPI)
     SvixAuthController(store: store, signer: signer, publicBaseURL: configuration.publicBaseURL).addRoutes(to: svixAPI)
+    SvixOperationalWebhookController(store: store, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: svixAPI)
 
     PortalController(store: store, pages: pages, allowPrivateEndpoints: configuration.allowPrivateEndpoints).addRoutes(to: router)
     AdminWebController(store: store, pages: pages, authenticator: authenticator).addRoutes(to: router)

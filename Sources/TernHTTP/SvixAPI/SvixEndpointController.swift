@@ -296,11 +296,14 @@ struct SvixEndpointController {
 
     @Sendable func headers(_ request: Request, context: SvixContext) async throws -> Response {
         try context.require(.read, "endpoints")
-        let endpoint = try await self.endpoint(context)
-        let sensitive = endpoint.headers.keys.filter { Self.sensitiveHeaders.contains($0.lowercased()) }.sorted()
-        let shown = endpoint.headers.filter { !Self.sensitiveHeaders.contains($0.key.lowercased()) }
-        return try SvixJSON.response(
-            .object(["headers": .object(shown.mapValues(JSONValue.string)), "sensitive": .array(sensitive.map(JSONValue.string))]))
+        return try SvixJSON.response(Self.headersOutput(try await self.endpoint(context).headers))
+    }
+
+    /// `EndpointHeadersOut`: credentials are listed by name only.
+    static func headersOutput(_ headers: [String: String]) -> JSONValue {
+        let sensitive = headers.keys.filter { Self.sensitiveHeaders.contains($0.lowercased()) }.sorted()
+        let shown = headers.filter { !Self.sensitiveHeaders.contains($0.key.lowercased()) }
+        return .object(["headers": .object(shown.mapValues(JSONValue.string)), "sensitive": .array(sensitive.map(JSONValue.string))])
     }
 
     struct HeadersBody: Decodable, Sendable {

@@ -47,7 +47,7 @@ extension Store {
                 """
                 SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
-                e.previous_secret, e.previous_secret_expires_at, a.retry_schedule, a.failure_threshold, a.webhook_headers
+                e.previous_secret, e.previous_secret_expires_at, a.retry_schedule, a.failure_threshold, a.webhook_headers, a.kind
                 FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
                 JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
                 """
@@ -71,37 +71,73 @@ extension Store {
                 retrySchedule: try JSONColumn.decode([Int].self, try row.string("retry_schedule")) ?? RetrySchedule.standard,
                 failureThreshold: try row.int("failure_threshold"), leaseToken: token,
                 leaseExpiries: try row.int("lease_expiries"),
-                headerStyle: WebhookHeaderStyle(rawValue: try row.string("webhook_headers")) ?? .standard
+                headerStyle: WebhookHeaderStyle(rawValue: try row.string("webhook_headers")) ?? .standard,
+                operational: try row.string("kind") == "operational"
             )
         }
     }
 
     /// Records attempts in one transaction: each attempt row, the delivery's new status (delivered, rescheduled as
-    /// failed, or exhausted into the dead-letter queue), the endpoint's failure count, and the circuit breaker.
+    /// failed, or exhausted into the dead-letter queue), the endpoint's failure count, the circuit breaker, and the
+    /// operational events these cause (which wake the workers once committed).
     public func recordAttempts(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
-        try await self.database.write { sql in
+        try await self.database.writeQueuing { sql -> ([RecordedAttempt], queued: Bool) in
             // Successes, the common case, are written with a few statements for the whole batch; failures one by one
             // (each may reschedule, exhaust, or trip the breaker).
             let successes = records.indices.filter { records[$0].outcome == .success }
             var results = [RecordedAttempt](repeating: RecordedAttempt(), count: records.count)
+            var events: [OperationalEvent] = []
             if !successes.isEmpty {
-                let recorded = try await self.recordSuccesses(successes.map { records[$0] }, sql)
+                let (recorded, recovered) = try await self.recordSuccesses(successes.map { records[$0] }, sql)
                 for (offset, index) in successes.enumerated() { results[index] = recorded[offset] }
+                events += recovered
             }
             for index in records.indices where records[index].outcome != .success {
-                results[index] = try await self.record(records[index], sql)
+                let (recorded, caused) = try await self.record(records[index], sql)
+                results[index] = recorded
+                events += caused
             }
-            return results
+            var queued = false
+            for organization in Set(events.map(\.organizationID)) {
+                queued = try await Self.emitOperational(events.filter { $0.organizationID == organization }, sql) || queued
+            }
+            return (results, queued: queued)
         }
     }
 
+    /// The event a customer delivery's attempt causes, with the message and the attempt it is about.
+    static func attemptEvent(_ type: OperationalEventType, _ record: AttemptRecord, endpointUID: String?) -> OperationalEvent {
+        let job = record.job
+        var event = OperationalEvent(
+            type: type, organizationID: job.organizationID, applicationID: job.applicationID, tenantID: job.tenantID, endpointID: job.endpointID,
+            endpointUID: endpointUID, at: record.answeredAt)
+        event.messageID = job.messageID
+        event.deliveryID = job.deliveryID
+        event.lastAttempt = OperationalEvent.Attempt(id: record.id, statusCode: record.statusCode, error: record.deliveryError, at: record.at)
+        return event
+    }
+
     /// Records successful attempts in a batch: the endpoints' failure counts reset, the deliveries still held by
-    /// their lease marked delivered, and one attempt row each (unless the delivery was deleted meanwhile).
-    func recordSuccesses(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws -> [RecordedAttempt] {
+    /// their lease marked delivered, and one attempt row each (unless the delivery was deleted meanwhile). A customer
+    /// delivery whose earlier attempt had failed has recovered: that event is returned for the operational endpoints.
+    func recordSuccesses(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws -> ([RecordedAttempt], [OperationalEvent]) {
         let endpointIDs = Array(Set(records.map(\.job.endpointID)))
+        // Only a retry or a replay can recover, so first attempts (the common case) cost no extra statement.
+        let retried = records.filter { $0.job.attemptCount > 0 && !$0.job.operational }.map(\.job.deliveryID)
+        var recovering: [String: String?] = [:]
+        if !retried.isEmpty {
+            for row in try await sql.raw(
+                """
+                SELECT d.id, e.uid FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id IN (\(binds: retried))
+                AND d.last_error IS NOT NULL
+                """
+            ).all() {
+                recovering[try row.string("id")] = try row.optionalString("uid")
+            }
+        }
         try await sql.raw(
             """
-            UPDATE endpoints SET consecutive_failures = 0 WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0
+            UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0
             """
         ).run()
         var values: [SQLQueryString] = []
@@ -137,26 +173,41 @@ extension Store {
             }
         }
         try await Self.insertAttempts(kept, sql)
-        return records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }
+        let recovered = records.compactMap { record -> OperationalEvent? in
+            guard updated.contains(record.job.deliveryID), let uid = recovering[record.job.deliveryID] else { return nil }
+            return Self.attemptEvent(.attemptRecovered, record, endpointUID: uid)
+        }
+        return (records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }, recovered)
     }
 
     /// Records a failed attempt (or a 410): the endpoint's failure count first, since it decides the breaker and its
     /// status whether a retry makes sense; then the transition core decides, applied to the delivery and endpoint.
-    func record(_ record: AttemptRecord, _ sql: any SQLDatabase) async throws -> RecordedAttempt {
+    /// Returns the operational events it caused: a failing streak's marks, the endpoint disabled, the delivery exhausted.
+    func record(_ record: AttemptRecord, _ sql: any SQLDatabase) async throws -> (RecordedAttempt, [OperationalEvent]) {
         let job = record.job
         let now = record.at.microseconds
         let failed = if case .failure = record.outcome { 1 } else { 0 }
         guard
             let row = try await sql.raw(
                 """
-                UPDATE endpoints SET consecutive_failures = consecutive_failures + \(bind: failed) WHERE id = \(bind: job.endpointID)
-                RETURNING consecutive_failures, status
+                UPDATE endpoints SET consecutive_failures = consecutive_failures + \(bind: failed),
+                failing_since = CASE WHEN failing_since IS NULL THEN \(bind: now) ELSE failing_since END WHERE id = \(bind: job.endpointID)
+                RETURNING consecutive_failures, status, uid, failing_since
                 """
             ).first()
-        else { return RecordedAttempt() }
+        else { return (RecordedAttempt(), []) }
+        let failures = try row.int("consecutive_failures")
+        let endpointUID = try row.optionalString("uid")
+        var events: [OperationalEvent] = []
+        if failed == 1, !job.operational, FailingStreak.reachesMark(consecutiveFailures: failures, threshold: job.failureThreshold) {
+            var event = Self.attemptEvent(.endpointFailing, record, endpointUID: endpointUID)
+            event.consecutiveFailures = failures
+            event.threshold = job.failureThreshold
+            events.append(event)
+        }
         let transition = DeliveryTransition.after(
             outcome: record.outcome, attemptsMade: job.attemptCount + 1, trigger: job.trigger, schedule: job.retrySchedule,
-            consecutiveFailures: try row.int("consecutive_failures"), threshold: job.failureThreshold,
+            consecutiveFailures: failures, threshold: job.failureThreshold,
             endpointDisabled: try row.string("status") == EndpointStatus.disabled.rawValue, answeredAt: record.answeredAt
         )
         var result = RecordedAttempt()
@@ -165,6 +216,15 @@ extension Store {
         {
             result.disabledReason = reason
             result.disabledDetail = detail
+            if !job.operational {
+                var event = Self.attemptEvent(.endpointDisabled, record, endpointUID: endpointUID)
+                event.reason = reason
+                event.failSince = try row.optionalTimestamp("failing_since")
+                event.messageID = nil
+                event.deliveryID = nil
+                event.lastAttempt = nil
+                events.append(event)
+            }
         }
         let status = transition.status
         let updated = try await sql.raw(
@@ -180,7 +240,7 @@ extension Store {
             // The lease ran out and another worker holds the delivery now, or the endpoint was deleted. Keep the
             // attempt (it happened) if the delivery still exists; its status is the other worker's to write.
             let exists = try await sql.raw("SELECT id FROM deliveries WHERE id = \(bind: job.deliveryID)").first() != nil
-            guard exists else { return result }
+            guard exists else { return (result, events) }
             try await sql.raw(
                 """
                 UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: now) WHERE id = \(bind: job.deliveryID)
@@ -189,9 +249,10 @@ extension Store {
         } else {
             result.status = status
             result.nextAttemptAt = transition.nextAttemptAt
+            if status == .exhausted, !job.operational { events.append(Self.attemptEvent(.attemptExhausted, record, endpointUID: endpointUID)) }
         }
         try await Self.insertAttempts([record], sql)
-        return result
+        return (result, events)
     }
 
     /// Writes one attempt row per record, in one statement.
@@ -203,7 +264,7 @@ extension Store {
         )
         for record in records {
             insert = insert.values(
-                SQLBind(Identifier.make("atmpt")), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
+                SQLBind(record.id), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
                 SQLBind(record.job.url), SQLBind(JSONColumn.encode(record.requestHeaders)), SQLBind(record.statusCode), SQLBind(record.responseBody),
                 SQLBind(record.durationMS), SQLBind(record.error), SQLBind(record.job.trigger.rawValue), SQLBind(record.at.microseconds)
             )

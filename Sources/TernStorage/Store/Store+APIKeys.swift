@@ -38,6 +38,7 @@ extension Store {
                         try await sql.raw(
                             """
                             SELECT id FROM applications WHERE id = \(bind: applicationID) AND organization_id = \(bind: organizationID)
+                            AND kind = 'standard'
                             """
                         ).first() != nil
                     else { throw TernError.invalid("application_id", "no application '\(applicationID)' in this organization") }

@@ -27,7 +27,8 @@ extension Store {
     public func createApplication(organizationID: String, _ input: ApplicationInput) async throws -> Application {
         try await self.database.write { sql in
             let plan = try await self.lockedPlan(organizationID, sql)
-            let used = try await Self.count(sql, "SELECT COUNT(*) AS n FROM applications WHERE organization_id = \(bind: organizationID)")
+            let used = try await Self.count(
+                sql, "SELECT COUNT(*) AS n FROM applications WHERE organization_id = \(bind: organizationID) AND kind = 'standard'")
             try checkPlanLimit("applications", used: used, limit: plan.maxApplications, plan: plan.id)
             let now = Timestamp.now()
             let application = Application(
@@ -53,6 +54,7 @@ extension Store {
     public func listApplications(organizationID: String, only applicationID: String?, _ page: PageRequest) async throws -> Page<Application> {
         try await self.database.read { sql in
             var query = sql.select().column("*").from("applications").where("organization_id", .equal, organizationID)
+                .where("kind", .equal, "standard")
             if let applicationID { query = query.where("id", .equal, applicationID) }
             let rows = try await Self.newestFirst(query, page)
             return try page.page(rows, key: { (try? $0.string("id")) ?? "" }, map: Self.application)
@@ -63,11 +65,12 @@ extension Store {
         try await self.database.read { sql in try await Self.application(organizationID, id, sql) }
     }
 
+    /// One of the organization's applications; its hidden operational application is none of them.
     static func application(_ organizationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> Application {
         guard
             let row = try await sql.raw(
                 """
-                SELECT * FROM applications WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)
+                SELECT * FROM applications WHERE id = \(bind: id) AND organization_id = \(bind: organizationID) AND kind = 'standard'
                 """
             ).first()
         else { throw TernError.notFound("No application '\(id)'.") }

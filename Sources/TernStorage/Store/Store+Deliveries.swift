@@ -137,16 +137,20 @@ extension Store {
         let sealed = try self.secretBox.seal(newSecret)
         return try await self.database.write { sql in
             let endpoint = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
-            let now = Timestamp.now()
-            let expires = now.adding(seconds: EndpointSecret.rotationOverlapSeconds)
-            try await sql.raw(
-                """
-                UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = \(bind: expires.microseconds),
-                secret = \(bind: sealed), updated_at = \(bind: now.microseconds) WHERE id = \(bind: endpoint.id)
-                """
-            ).run()
-            return expires
+            return try await Self.replaceSecret(endpointID: endpoint.id, sealed: sealed, sql)
         }
+    }
+
+    static func replaceSecret(endpointID: String, sealed: String, _ sql: any SQLDatabase) async throws -> Timestamp {
+        let now = Timestamp.now()
+        let expires = now.adding(seconds: EndpointSecret.rotationOverlapSeconds)
+        try await sql.raw(
+            """
+            UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = \(bind: expires.microseconds),
+            secret = \(bind: sealed), updated_at = \(bind: now.microseconds) WHERE id = \(bind: endpointID)
+            """
+        ).run()
+        return expires
     }
 
     /// Writes an audit entry on its own.

@@ -140,7 +140,7 @@ extension Store {
         try await self.database.read { sql in
             try await sql.raw(
                 """
-                SELECT * FROM endpoints WHERE organization_id = \(bind: organizationID)
+                SELECT * FROM endpoints WHERE organization_id = \(bind: organizationID) AND \(unsafeRaw: Self.customerEndpoints)
                 AND (status = 'disabled' OR consecutive_failures > 0) ORDER BY updated_at DESC LIMIT \(bind: limit)
                 """
             ).all().map { row in TroubledEndpoint(endpoint: try Self.endpoint(row), consecutiveFailures: try row.int("consecutive_failures")) }

@@ -51,42 +51,59 @@ public struct EndpointFilter: Sendable {
 
 extension Store {
     /// Creates an endpoint within the plan's limit; the subscribed event types must be registered unless the
-    /// application allows unregistered ones.
+    /// application allows unregistered ones. Operational endpoints hear `endpoint.created` in the same transaction.
     public func createEndpoint(organizationID: String, applicationID: String, _ input: EndpointInput) async throws -> Endpoint {
         let sealedSecret = try self.secretBox.seal(input.secret)
-        return try await self.database.write { sql in
+        return try await self.database.writeQueuing { sql -> (Endpoint, queued: Bool) in
             let plan = try await self.lockedPlan(organizationID, sql)
             let application = try await Self.application(organizationID, applicationID, sql)
             try await Self.checkSubscriptions(application, input.events, sql)
-            let used = try await Self.count(sql, "SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = \(bind: organizationID)")
+            let used = try await Self.count(
+                sql, "SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = \(bind: organizationID) AND \(unsafeRaw: Self.customerEndpoints)")
             try checkPlanLimit("endpoints", used: used, limit: plan.maxEndpoints, plan: plan.id)
-            let now = Timestamp.now()
-            let endpoint = Endpoint(
-                id: Identifier.make("ep"), applicationID: applicationID, tenantID: input.tenantID, name: input.name,
-                description: input.description, url: input.url, events: input.events, headers: input.headers,
-                timeoutSeconds: input.timeoutSeconds, metadata: input.metadata, status: input.status,
-                disabledReason: input.status == .disabled ? "manual" : nil, pausedAt: input.status == .paused ? now : nil,
-                disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now, uid: input.uid,
-                channels: input.channels, throttleRate: input.throttleRate
-            )
+            let endpoint = Self.newEndpoint(applicationID: applicationID, input)
             try await Self.requireFreeUID(endpoint, sql)
-            try await sql.raw(
-                """
-                INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
-                timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, uid, channels, throttle_rate,
-                created_at, updated_at)
-                VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: applicationID), \(bind: endpoint.tenantID),
-                \(bind: endpoint.name), \(bind: endpoint.description), \(bind: endpoint.url), \(bind: JSONColumn.encode(endpoint.events)),
-                \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
-                \(bind: endpoint.status.rawValue), \(bind: endpoint.disabledReason), \(bind: endpoint.pausedAt?.microseconds),
-                \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: endpoint.uid),
-                \(bind: endpoint.channels.map(JSONColumn.encode)), \(bind: endpoint.throttleRate), \(bind: now.microseconds),
-                \(bind: now.microseconds))
-                """
-            ).run()
+            try await Self.insertEndpoint(endpoint, organizationID: organizationID, sealedSecret: sealedSecret, sql)
             try await Self.writeSubscriptions(endpoint, sql)
-            return endpoint
+            let queued = try await Self.emitOperational([Self.operationalEvent(.endpointCreated, endpoint, organizationID)], sql)
+            return (endpoint, queued: queued)
         }
+    }
+
+    /// Only customer endpoints, not the hidden operational application's: what plan limits and counts see.
+    static let customerEndpoints = "payload_format IS NULL"
+
+    static func newEndpoint(applicationID: String, _ input: EndpointInput) -> Endpoint {
+        let now = Timestamp.now()
+        return Endpoint(
+            id: Identifier.make("ep"), applicationID: applicationID, tenantID: input.tenantID, name: input.name,
+            description: input.description, url: input.url, events: input.events, headers: input.headers,
+            timeoutSeconds: input.timeoutSeconds, metadata: input.metadata, status: input.status,
+            disabledReason: input.status == .disabled ? "manual" : nil, pausedAt: input.status == .paused ? now : nil,
+            disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now, uid: input.uid,
+            channels: input.channels, throttleRate: input.throttleRate
+        )
+    }
+
+    /// Writes an endpoint's row; an operational endpoint also names what it watches and its payload format.
+    static func insertEndpoint(
+        _ endpoint: Endpoint, organizationID: String, sealedSecret: String, operational: OperationalEndpoint? = nil, _ sql: any SQLDatabase
+    ) async throws {
+        try await sql.raw(
+            """
+            INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
+            timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, uid, channels, throttle_rate,
+            watched_application_id, payload_format, created_at, updated_at)
+            VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: endpoint.applicationID), \(bind: endpoint.tenantID),
+            \(bind: endpoint.name), \(bind: endpoint.description), \(bind: endpoint.url), \(bind: JSONColumn.encode(endpoint.events)),
+            \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
+            \(bind: endpoint.status.rawValue), \(bind: endpoint.disabledReason), \(bind: endpoint.pausedAt?.microseconds),
+            \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: endpoint.uid),
+            \(bind: endpoint.channels.map(JSONColumn.encode)), \(bind: endpoint.throttleRate),
+            \(bind: operational?.watchedApplicationID), \(bind: operational?.format.rawValue), \(bind: endpoint.createdAt.microseconds),
+            \(bind: endpoint.updatedAt.microseconds))
+            """
+        ).run()
     }
 
     public func listEndpoints(
@@ -119,66 +136,107 @@ extension Store {
         return try Self.endpoint(row)
     }
 
-    /// Applies `update` to the endpoint; status changes stamp `paused_at` / `disabled_at` and the reason.
+    /// Applies `update` to the endpoint; status changes stamp `paused_at` / `disabled_at` and the reason. Operational
+    /// endpoints hear `endpoint.updated`, `endpoint.disabled` or `endpoint.enabled` in the same transaction.
     public func updateEndpoint(
         organizationID: String, applicationID: String, id: String, _ update: @escaping @Sendable (inout Endpoint) throws -> Void
     ) async throws -> Endpoint {
         try await self.database.writeQueuing { sql -> (Endpoint, queued: Bool) in
             let application = try await Self.application(organizationID, applicationID, sql)
             let before = try await Self.endpoint(organizationID, applicationID, id, sql)
-            var endpoint = before
-            let id = before.id
-            try update(&endpoint)
-            if endpoint.uid != before.uid { try await Self.requireFreeUID(endpoint, sql) }
-            if endpoint.events != before.events {
-                try await Self.checkSubscriptions(application, endpoint.events, sql)
-            }
-            let now = Timestamp.now()
-            if endpoint.status != before.status {
-                switch endpoint.status {
-                case .active:
-                    endpoint.pausedAt = nil
-                    endpoint.disabledAt = nil
-                    endpoint.disabledReason = nil
-                case .paused:
-                    endpoint.pausedAt = now
-                    endpoint.disabledAt = nil
-                    endpoint.disabledReason = nil
-                case .disabled:
-                    endpoint.disabledAt = now
-                    endpoint.disabledReason = endpoint.disabledReason ?? "manual"
-                }
-            }
-            endpoint.updatedAt = now
-            try await sql.raw(
-                """
-                UPDATE endpoints SET name = \(bind: endpoint.name), description = \(bind: endpoint.description), url = \(bind: endpoint.url),
-                events = \(bind: JSONColumn.encode(endpoint.events)), headers = \(bind: JSONColumn.encode(endpoint.headers)),
-                timeout_seconds = \(bind: endpoint.timeoutSeconds), metadata = \(bind: JSONColumn.encode(endpoint.metadata)),
-                status = \(bind: endpoint.status.rawValue), disabled_reason = \(bind: endpoint.disabledReason),
-                paused_at = \(bind: endpoint.pausedAt?.microseconds), disabled_at = \(bind: endpoint.disabledAt?.microseconds),
-                uid = \(bind: endpoint.uid), channels = \(bind: endpoint.channels.map(JSONColumn.encode)),
-                throttle_rate = \(bind: endpoint.throttleRate),
-                consecutive_failures = CASE WHEN \(bind: endpoint.status == .active && before.status != .active) THEN 0 ELSE consecutive_failures END,
-                updated_at = \(bind: now.microseconds) WHERE id = \(bind: id)
-                """
-            ).run()
-            if endpoint.events != before.events {
-                try await sql.raw("DELETE FROM endpoint_event_types WHERE endpoint_id = \(bind: id)").run()
-                try await Self.writeSubscriptions(endpoint, sql)
-            }
-            if endpoint.status == .disabled && before.status != .disabled {
-                try await Self.exhaustQueued(endpointID: id, reason: endpoint.disabledReason ?? CircuitBreaker.Reason.manual, sql)
-            }
-            // An endpoint made active again sends what waited while it was paused.
-            return (endpoint, queued: endpoint.status == .active && before.status != .active)
+            return try await self.changeEndpoint(before, organizationID: organizationID, application: application, update, sql)
         }
     }
 
+    /// The one way an endpoint changes, customer or operational (`application` nil: no subscriptions to check, no
+    /// operational events about it).
+    func changeEndpoint(
+        _ before: Endpoint, organizationID: String, application: Application?, _ update: (inout Endpoint) throws -> Void,
+        _ sql: any SQLDatabase
+    ) async throws -> (Endpoint, queued: Bool) {
+        var endpoint = before
+        let id = before.id
+        try update(&endpoint)
+        if endpoint.uid != before.uid { try await Self.requireFreeUID(endpoint, sql) }
+        if let application, endpoint.events != before.events {
+            try await Self.checkSubscriptions(application, endpoint.events, sql)
+        }
+        let now = Timestamp.now()
+        if endpoint.status != before.status {
+            switch endpoint.status {
+            case .active:
+                endpoint.pausedAt = nil
+                endpoint.disabledAt = nil
+                endpoint.disabledReason = nil
+            case .paused:
+                endpoint.pausedAt = now
+                endpoint.disabledAt = nil
+                endpoint.disabledReason = nil
+            case .disabled:
+                endpoint.disabledAt = now
+                endpoint.disabledReason = endpoint.disabledReason ?? "manual"
+            }
+        }
+        endpoint.updatedAt = now
+        let enabled = endpoint.status != .disabled && before.status == .disabled
+        let failSince = try await sql.raw(
+            """
+            UPDATE endpoints SET name = \(bind: endpoint.name), description = \(bind: endpoint.description), url = \(bind: endpoint.url),
+            events = \(bind: JSONColumn.encode(endpoint.events)), headers = \(bind: JSONColumn.encode(endpoint.headers)),
+            timeout_seconds = \(bind: endpoint.timeoutSeconds), metadata = \(bind: JSONColumn.encode(endpoint.metadata)),
+            status = \(bind: endpoint.status.rawValue), disabled_reason = \(bind: endpoint.disabledReason),
+            paused_at = \(bind: endpoint.pausedAt?.microseconds), disabled_at = \(bind: endpoint.disabledAt?.microseconds),
+            uid = \(bind: endpoint.uid), channels = \(bind: endpoint.channels.map(JSONColumn.encode)),
+            throttle_rate = \(bind: endpoint.throttleRate),
+            consecutive_failures = CASE WHEN \(bind: endpoint.status == .active && before.status != .active) THEN 0 ELSE consecutive_failures END,
+            failing_since = CASE WHEN \(bind: enabled) THEN NULL ELSE failing_since END,
+            updated_at = \(bind: now.microseconds) WHERE id = \(bind: id) RETURNING failing_since
+            """
+        ).first()?.optionalTimestamp("failing_since")
+        if endpoint.events != before.events {
+            try await sql.raw("DELETE FROM endpoint_event_types WHERE endpoint_id = \(bind: id)").run()
+            try await Self.writeSubscriptions(endpoint, sql)
+        }
+        if endpoint.status == .disabled && before.status != .disabled {
+            try await Self.exhaustQueued(endpointID: id, reason: endpoint.disabledReason ?? CircuitBreaker.Reason.manual, sql)
+        }
+        var queued = false
+        if application != nil {
+            var events: [OperationalEvent] = []
+            if Self.configurationChanged(before, endpoint) { events.append(Self.operationalEvent(.endpointUpdated, endpoint, organizationID)) }
+            if endpoint.status == .disabled && before.status != .disabled {
+                var event = Self.operationalEvent(.endpointDisabled, endpoint, organizationID)
+                event.reason = endpoint.disabledReason
+                event.failSince = failSince
+                events.append(event)
+            } else if enabled {
+                events.append(Self.operationalEvent(.endpointEnabled, endpoint, organizationID))
+            }
+            queued = try await Self.emitOperational(events, sql)
+        }
+        // An endpoint made active again sends what waited while it was paused.
+        return (endpoint, queued: queued || (endpoint.status == .active && before.status != .active))
+    }
+
+    /// True when more than the endpoint's disabled state changed (disabling and enabling are events of their own).
+    static func configurationChanged(_ before: Endpoint, _ after: Endpoint) -> Bool {
+        func settings(_ endpoint: Endpoint) -> Endpoint {
+            var endpoint = endpoint
+            endpoint.updatedAt = Timestamp(microseconds: 0)
+            if endpoint.status == .disabled { endpoint.status = .active }
+            endpoint.disabledAt = nil
+            endpoint.disabledReason = nil
+            return endpoint
+        }
+        return settings(before) != settings(after)
+    }
+
+    /// Deletes the endpoint; operational endpoints hear `endpoint.deleted` in the same transaction.
     public func deleteEndpoint(organizationID: String, applicationID: String, id: String) async throws {
-        try await self.database.write { sql in
+        try await self.database.writeQueuing { sql -> ((), queued: Bool) in
             let endpoint = try await Self.endpoint(organizationID, applicationID, id, sql)
             try await sql.raw("DELETE FROM endpoints WHERE id = \(bind: endpoint.id)").run()
+            return ((), queued: try await Self.emitOperational([Self.operationalEvent(.endpointDeleted, endpoint, organizationID)], sql))
         }
     }
 

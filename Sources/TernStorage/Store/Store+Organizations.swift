@@ -199,8 +199,10 @@ extension Store {
         try await self.database.read { sql in
             let organization = try await Self.organization(organizationID, sql)
             let plan = try await Self.plan(organization.plan, sql)
-            let applications = try await Self.count(sql, "SELECT COUNT(*) AS n FROM applications WHERE organization_id = \(bind: organizationID)")
-            let endpoints = try await Self.count(sql, "SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = \(bind: organizationID)")
+            let applications = try await Self.count(
+                sql, "SELECT COUNT(*) AS n FROM applications WHERE organization_id = \(bind: organizationID) AND kind = 'standard'")
+            let endpoints = try await Self.count(
+                sql, "SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = \(bind: organizationID) AND \(unsafeRaw: Self.customerEndpoints)")
             let messages =
                 try await sql.raw(
                     """

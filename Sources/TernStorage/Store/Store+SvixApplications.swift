@@ -127,13 +127,12 @@ extension Store {
     /// Deletes the application: the tenant's endpoints and its record (which frees its uid).
     public func deleteSvixApplication(organizationID: String, applicationID: String, idOrUID: String) async throws {
         defer { self.svixTenants.clear() }
-        try await self.database.write { sql in
+        try await self.database.writeQueuing { sql -> ((), queued: Bool) in
             _ = try await Self.application(organizationID, applicationID, sql)
             guard let tenant = try await Self.svixTenant(organizationID, applicationID, idOrUID, sql) else {
                 throw TernError.notFound("Application not found")
             }
-            try await sql.raw("DELETE FROM endpoints WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenant.tenantID)").run()
-            try await sql.raw("DELETE FROM tenants WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenant.tenantID)").run()
+            return ((), queued: try await Self.removeTenant(organizationID, applicationID, tenant.tenantID, sql))
         }
     }
 

@@ -58,11 +58,15 @@ extension Store {
     public func endpointSecret(organizationID: String, applicationID: String, endpointID: String) async throws -> String {
         try await self.database.read { sql in
             let endpoint = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
-            guard let row = try await sql.raw("SELECT secret FROM endpoints WHERE id = \(bind: endpoint.id)").first() else {
-                throw TernError.notFound("Endpoint not found")
-            }
-            return try self.secretBox.open(try row.string("secret"))
+            return try await self.openSecret(endpointID: endpoint.id, sql)
         }
+    }
+
+    func openSecret(endpointID: String, _ sql: any SQLDatabase) async throws -> String {
+        guard let row = try await sql.raw("SELECT secret FROM endpoints WHERE id = \(bind: endpointID)").first() else {
+            throw TernError.notFound("Endpoint not found")
+        }
+        return try self.secretBox.open(try row.string("secret"))
     }
 
     /// The tenant's message whose id or event id is `id`.

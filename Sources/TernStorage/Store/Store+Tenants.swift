@@ -75,12 +75,21 @@ extension Store {
     /// application's log until retention removes them.
     public func deleteTenant(organizationID: String, applicationID: String, tenantID: String) async throws {
         defer { self.svixTenants.clear() }
-        try await self.database.write { sql in
+        try await self.database.writeQueuing { sql -> ((), queued: Bool) in
             _ = try await Self.application(organizationID, applicationID, sql)
             guard try await Self.tenant(applicationID, tenantID, sql) != nil else { throw TernError.notFound("No tenant '\(tenantID)'.") }
-            try await sql.raw("DELETE FROM endpoints WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)").run()
-            try await sql.raw("DELETE FROM tenants WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)").run()
+            return ((), queued: try await Self.removeTenant(organizationID, applicationID, tenantID, sql))
         }
+    }
+
+    /// Deletes the tenant's endpoints, each an `endpoint.deleted` for the operational endpoints, and its record.
+    static func removeTenant(_ organizationID: String, _ applicationID: String, _ tenantID: String, _ sql: any SQLDatabase) async throws -> Bool {
+        let endpoints = try await sql.raw(
+            "DELETE FROM endpoints WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID) RETURNING *"
+        ).all().map(Self.endpoint)
+        let queued = try await Self.emitOperational(endpoints.map { Self.operationalEvent(.endpointDeleted, $0, organizationID) }, sql)
+        try await sql.raw("DELETE FROM tenants WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)").run()
+        return queued
     }
 
     static func tenant(_ applicationID: String, _ tenantID: String, _ sql: any SQLDatabase) async throws -> Tenant? {
