@@ -48,6 +48,25 @@ import Testing
         }
     }
 
+    /// Operational webhooks through the SDK's `operational_webhook.endpoint` API, received with Svix's payload shapes
+    /// and verified with `svix.Webhook`: created, failing, exhausted, disabled, enabled, deleted.
+    @Test(arguments: Backend.available)
+    func theSvixSDKManagesOperationalWebhooksAndVerifiesTheirSvixShapedEvents(_ backend: Backend) async throws {
+        try await withTern(backend, live: true) { api in
+            let port = try #require(api.port)
+            let (orgID, key) = try await api.organization(plan: "pro")
+            let app = try await api.application(key, extra: #", "retry_schedule": [], "circuit_breaker": {"failure_threshold": 4}"#)
+            let restricted = try await api.createKey(orgID: orgID, applicationID: app)
+            let (status, output) = try await InteropTests.python(
+                repositoryRoot.appendingPathComponent("Tests/interop/svix_operational.py").path, "http://127.0.0.1:\(port)", restricted)
+            #expect(status == 0, "\(output)")
+            let summary = try #require(Self.summary(output) as? [String: Any], "\(output)")
+            #expect(summary["operational_webhooks"] as? Int == 9)
+            // Both APIs show the same operational endpoints and events: the Svix-made one was deleted, so none is left.
+            #expect(try await api.get("/v1/operational-endpoints", key: key).items.isEmpty)
+        }
+    }
+
     /// SDK 1.x (svix<2, installed here from PyPI) on the create, list and get paths, with its aliases.
     @Test func theLastSvixSDK1DrivesCreateListAndGet() async throws {
         let target = FileManager.default.temporaryDirectory.appendingPathComponent("tern-svix1-\(UUID().uuidString)")
