@@ -129,7 +129,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TernStorageTests", dependencies: ["TernTesting"], swiftSettings: swiftSettings),
-        .testTarget(name: "TernDeliveryTests", dependencies: ["TernTesting", "TernStorage", "TernCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TernDeliveryTests",
+            dependencies: ["TernTesting", "TernStorage", "TernCore", .product(name: "SQLKit", package: "sql-kit")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TernAPITests",
             dependencies: [

@@ -112,6 +112,8 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
             let svixID = try #require(tenant.string("id"))
             let endpoint = try await api.post("/api/v1/app/tb/endpoint", key: keyB, #"{"url": "\#(receiver.url())", "uid": "eb"}"#)
             let endpointID = try #require(endpoint.string("id"))
+            let operational = try await api.post("/api/v1/operational-webhook/endpoint", key: keyB, #"{"url": "\#(receiver.url())", "uid": "eb"}"#)
+            let operationalID = try #require(operational.string("id"), "\(operational.text)")
             let message = try await api.post("/api/v1/app/tb/msg", key: keyB, #"{"eventType": "b.type", "payload": {"b": 1}}"#)
             let messageID = try #require(message.string("id"))
             var attemptID: String?
@@ -129,7 +131,7 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
                 #"{"name": "x", "url": "http://127.0.0.1:9/x", "description": "x", "eventType": "b.type", "payload": {}, "since": "\#(since)"}"#
             let changeBody = #"{"name": "x", "description": "x", "url": "http://127.0.0.1:9/x", "headers": {"X-A": "1"}}"#
             var checked = 0
-            let upserts = ["/api/v1/app/{app_id}", "/api/v1/event-type/{name}"]
+            let upserts = ["/api/v1/app/{app_id}", "/api/v1/event-type/{name}", "/api/v1/operational-webhook/endpoint/{endpoint_id}"]
             // The router shows parameters as `{name}`.
             func isUpsert(_ route: (method: HTTPRequest.Method, path: String)) -> Bool {
                 route.method == .put && upserts.contains(route.path)
@@ -172,6 +174,8 @@ func servedRoutes() async throws -> [(method: HTTPRequest.Method, path: String)]
             #expect(after.string("id") == svixID && after.string("name") == "B tenant")
             #expect(try await api.get("/api/v1/app/tb/endpoint/eb", key: keyB).string("id") == endpointID)
             #expect(try await api.get("/api/v1/app/tb/endpoint/eb/headers", key: keyB)["headers"] as? [String: String] == [:])
+            #expect(try await api.get("/api/v1/operational-webhook/endpoint/eb", key: keyB).string("id") == operationalID)
+            #expect(try await api.get("/api/v1/operational-webhook/endpoint", key: keyB).items.count == 1)
             let eventType = try await api.get("/api/v1/event-type/b.type", key: keyB)
             #expect(eventType.string("description") == "B's" && eventType["archived"] as? Bool == false)
             let content = try await api.get("/api/v1/app/tb/msg/\(messageID)?with_content=true", key: keyB)

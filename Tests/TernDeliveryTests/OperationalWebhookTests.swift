@@ -1,4 +1,5 @@
 import Foundation
+import SQLKit
 import TernCore
 import Testing
 
@@ -74,11 +75,18 @@ import Testing
             let gone = Self.events(operational).filter { $0.0 == "endpoint.disabled" }.map { $0.1["reason"] as? String ?? "" }
             #expect(gone.sorted() == ["circuit_breaker", "gone"])
 
-            // Every event was a delivery of the engine: listed, delivered, with its attempt; and signed.
-            let deliveries = try await api.get("/v1/operational-endpoints/\(operationalID)/deliveries?limit=100", key: key)
-            #expect(deliveries.items.count == operational.count && deliveries.items.allSatisfy { $0["status"] as? String == "delivered" })
+            // Every event was a delivery of the engine: listed, delivered (once the worker has recorded the last answer),
+            // with its attempt, and counted in /metrics.
+            var deliveries = Reply(status: 0, headers: [:], text: "", json: nil)
+            let recorded = try await eventually {
+                deliveries = try await api.get("/v1/operational-endpoints/\(operationalID)/deliveries?limit=100", key: key)
+                return deliveries.items.allSatisfy { $0["status"] as? String == "delivered" }
+            }
+            #expect(recorded && deliveries.items.count == operational.count, "\(deliveries.text)")
             let attempts = try await api.get("/v1/operational-endpoints/\(operationalID)/attempts?limit=100", key: key)
             #expect(attempts.items.count == operational.count)
+            let metrics = try await api.get("/metrics", key: nil).text.split(separator: "\n")
+            #expect(metrics.contains { $0.hasPrefix("tern_operational_webhooks_total{") && $0.contains(#""endpoint.failing""#) })
             // Signed like any delivery: the official Standard Webhooks and Svix libraries verify them.
             let captured: [[String: Any]] = operational.prefix(5).map { request in
                 var headers: [String: String] = [:]
@@ -143,10 +151,14 @@ import Testing
         defer { Task { await receiver.stop() } }
         try await withTern(backend) { api in
             let (key, app) = try await api.shop(#", "retry_schedule": [1, 1], "circuit_breaker": {"failure_threshold": 3}"#)
-            // The operational receiver hangs past the attempt's timeout (10 s).
-            receiver.script("/ops", then: Receiver.Answer(delay: .seconds(20)))
+            // The operational receiver hangs past the attempt's timeout, made the longest (30 s) so that a loaded machine
+            // still has the customers' deliveries done while it hangs.
+            receiver.script("/ops", then: Receiver.Answer(delay: .seconds(60)))
             let operational = try await api.post("/v1/operational-endpoints", key: key, #"{"url": "\#(receiver.url("/ops"))"}"#)
             let operationalID = try #require(operational.string("id"))
+            try await api.withDatabase { sql in
+                try await sql.raw("UPDATE endpoints SET timeout_seconds = 30 WHERE id = \(bind: operationalID)").run()
+            }
             let (endpointID, _) = try await api.endpoint(key, app: app, url: receiver.url())
             _ = await receiver.waitFor(1)
             for index in 0..<20 { _ = try await api.publish(key, app: app, payload: #"{"n": \#(index)}"#) }

@@ -11,6 +11,7 @@ import Testing
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
         receiver.script("/fail", then: .init(status: 500, body: #"{"error": "temporarily unavailable"}"#))
+        receiver.script("/flaky", [.init(status: 500)], then: .init())
         // The test's own client is idle while the browser works (a minute on a loaded machine): keep its connection.
         try await withTern(.sqlite, live: true, configure: { $0.requestReadTimeout = .seconds(600) }) { api in
             let port = try #require(api.port)
@@ -28,7 +29,7 @@ import Testing
             let base = "http://127.0.0.1:\(port)"
             let input: [String: Any] = [
                 "base": base, "portal_url": "\(base)/portal?token=\(token)", "api_key": key, "app": app, "tenant": "customer-42",
-                "fail_url": receiver.url("/fail"), "admin_key": testAdminKey, "org": orgID,
+                "fail_url": receiver.url("/fail"), "flaky_url": receiver.url("/flaky"), "admin_key": testAdminKey, "org": orgID,
                 "screenshots": ProcessInfo.processInfo.environment["TERN_SCREENSHOTS"] ?? "",
             ]
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("tern-browser-\(UUID().uuidString).json")
@@ -49,6 +50,8 @@ import Testing
             let attempts = try await api.get("/v1/applications/\(app)/deliveries/\(deliveryID)/attempts", key: key).items
             #expect(attempts.map { $0["trigger"] as? String } == ["manual", "scheduled"], "the replay made a manual attempt")
             #expect(try await api.get("/v1/admin/organizations/\(orgID)", key: testAdminKey).string("plan") == "starter")
+            let reenabled = try #require(result["reenabled_endpoint_id"] as? String)
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(reenabled)", key: key).string("status") == "active")
         }
     }
 }

@@ -1,6 +1,6 @@
 """Drives the portal and the admin area in headless Chromium (Selenium), as a tenant and an operator would.
 
-Input (argv[1]): JSON {base, portal_url, api_key, app, fail_url, admin_key, org, screenshots?}. Prints one JSON
+Input (argv[1]): JSON {base, portal_url, api_key, app, fail_url, flaky_url, admin_key, org, screenshots?}. Prints one JSON
 line with what it did; exits 0 when every step held, 1 when one failed (the line says which), 3 when Selenium or
 Chromium is missing.
 """
@@ -151,6 +151,32 @@ def main():
         driver.find_element(By.XPATH, "//button[normalize-space()='Replay now']").click()
         eventually(lambda: "sent again" in driver.find_element(By.CSS_SELECTOR, ".flash").text, "the replay is confirmed")
         step("replayed it")
+
+        # A broken endpoint: the breaker (made strict once the replay above is recorded) disables it at its first
+        # failure. Its page charts the failure, carries a banner with the reason, and one button brings it back.
+        eventually(lambda: api("GET", f"/v1/applications/{config['app']}/deliveries/{delivery['id']}")["attempt_count"] == 2,
+                   "the replay's attempt is recorded")
+        api("PATCH", f"/v1/applications/{config['app']}", {"circuit_breaker": {"failure_threshold": 1}})
+        broken = api("POST", f"/v1/applications/{config['app']}/endpoints",
+                     {"tenant_id": config["tenant"], "url": config["flaky_url"], "name": "Billing", "events": ["order.shipped"]})
+        api("POST", f"/v1/applications/{config['app']}/events",
+            {"event_type": "order.shipped", "tenant_id": config["tenant"], "payload": {"order_id": 1001}})
+        eventually(lambda: api("GET", f"/v1/applications/{config['app']}/endpoints/{broken['id']}")["status"] == "disabled",
+                   "the breaker disabled the endpoint")
+        driver.get(base + "/portal/endpoints/" + broken["id"])
+        banner = driver.find_element(By.CSS_SELECTOR, ".banner-bad")
+        check("disabled" in banner.text and "too many failed attempts in a row" in banner.text and "HTTP 500" in banner.text,
+              "the banner gives the reason and the last error: " + banner.text)
+        charts = driver.find_elements(By.CSS_SELECTOR, "svg[role=img]")
+        check(len(charts) == 2 and all(chart.get_attribute("aria-label") for chart in charts), "two charts with text alternatives")
+        shot(driver, "portal-endpoint-health")
+        banner.find_element(By.XPATH, ".//button[normalize-space()='Re-enable and resend what failed']").click()
+        eventually(lambda: driver.find_element(By.CSS_SELECTOR, ".title-row .badge").text == "active", "the endpoint is active again")
+        eventually(lambda: api("GET", f"/v1/applications/{config['app']}/deliveries?endpoint_id={broken['id']}")["data"][0]["status"]
+                   == "delivered", "what failed was sent again and delivered")
+        check(not driver.find_elements(By.CSS_SELECTOR, ".banner-bad"), "no banner once the endpoint is back")
+        result["reenabled_endpoint_id"] = broken["id"]
+        step("re-enabled a broken endpoint from its banner")
 
         driver.get(base + "/portal/events")
         check("order.created" in driver.page_source, "the event catalog lists the types")

@@ -162,7 +162,7 @@ extension PortalController {
             filter: DeliveryFilter(status: .exhausted, endpointID: endpoint.id, tenantID: context.tenantID), PageRequest(limit: 1)
         ).data.first
         let lastError = (lastFailure ?? exhausted).map { delivery in
-            delivery.lastStatusCode.map { "HTTP \($0)" + (delivery.lastError.map { ": \($0)" } ?? "") } ?? delivery.lastError ?? "failed"
+            delivery.lastError ?? delivery.lastStatusCode.map { "HTTP \($0)" } ?? "failed"
         }
         return HealthView(
             day: HealthChart.svg(day, label: "Last 24 hours"), week: HealthChart.svg(week, label: "Last 7 days"),

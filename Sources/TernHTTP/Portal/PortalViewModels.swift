@@ -21,8 +21,18 @@ extension PortalController {
         EndpointRow(
             id: endpoint.id, name: endpoint.name ?? endpoint.url, url: endpoint.url, status: endpoint.status.rawValue,
             active: endpoint.status == .active, events: endpoint.events.isEmpty ? "All events" : endpoint.events.joined(separator: ", "),
-            successRate: stats?.successRate.map { "\($0)%" } ?? "–", disabledReason: endpoint.disabledReason
+            successRate: stats?.successRate.map { "\($0)%" } ?? "–", disabledReason: endpoint.disabledReason.map(Self.reasonText)
         )
+    }
+
+    /// Why an endpoint was disabled, in words.
+    static func reasonText(_ reason: String) -> String {
+        switch reason {
+        case CircuitBreaker.Reason.circuitBreaker: "too many failed attempts in a row"
+        case CircuitBreaker.Reason.gone: "the receiver answered 410 Gone"
+        case CircuitBreaker.Reason.manual: "disabled by hand"
+        default: reason
+        }
     }
 
     struct EventChoice {

@@ -134,16 +134,18 @@ extension Store {
             if used >= Self.maxOperationalEndpoints {
                 throw TernError.conflict("An organization has at most \(Self.maxOperationalEndpoints) operational endpoints.")
             }
-            let endpoint = Self.newEndpoint(
+            var endpoint = Self.newEndpoint(
                 applicationID: application.id,
                 EndpointInput(
                     tenantID: Self.operationalTenant, url: input.url, name: nil, description: input.description, events: input.events,
                     headers: input.headers, timeoutSeconds: Endpoint.defaultTimeoutSeconds, metadata: input.metadata, status: input.status,
                     secret: input.secret, uid: input.uid, throttleRate: input.throttleRate))
+            endpoint.uid = Self.storedUID(input.uid, watching: input.watchedApplicationID)
             try await Self.requireFreeUID(endpoint, sql)
             let operational = OperationalEndpoint(endpoint: endpoint, watchedApplicationID: input.watchedApplicationID, format: input.format)
             try await Self.insertEndpoint(endpoint, organizationID: organizationID, sealedSecret: sealedSecret, operational: operational, sql)
-            return operational
+            endpoint.uid = input.uid
+            return OperationalEndpoint(endpoint: endpoint, watchedApplicationID: input.watchedApplicationID, format: input.format)
         }
     }
 
@@ -190,19 +192,31 @@ extension Store {
         try await self.database.read { sql in try await Self.operationalEndpoint(organizationID, only: only, id, sql) }
     }
 
-    /// The operational endpoint whose id or uid is `id`.
+    /// The operational endpoint whose id or uid is `id` (a uid is the caller's within the application watched, so
+    /// without `only` the one watching all applications comes first, then the oldest).
     static func operationalEndpoint(_ organizationID: String, only: String?, _ id: String, _ sql: any SQLDatabase) async throws -> OperationalEndpoint
     {
-        guard let application = try await Self.operationalApplication(organizationID, create: false, sql),
-            let row = try await sql.raw(
-                """
-                SELECT * FROM endpoints WHERE (id = \(bind: id) OR uid = \(bind: id)) AND application_id = \(bind: application.id)
-                """
-            ).first()
+        guard let application = try await Self.operationalApplication(organizationID, create: false, sql) else {
+            throw TernError.notFound("No operational endpoint '\(id)'.")
+        }
+        let candidates = try await sql.raw(
+            """
+            SELECT * FROM endpoints WHERE application_id = \(bind: application.id) AND (id = \(bind: id) OR uid LIKE \(bind: "%/" + id))
+            ORDER BY watched_application_id IS NOT NULL, id
+            """
+        ).all().map(Self.operationalEndpoint)
+        guard
+            let found = candidates.first(where: { operational in
+                (operational.endpoint.id == id || operational.endpoint.uid == id) && (only == nil || operational.watchedApplicationID == only)
+            })
         else { throw TernError.notFound("No operational endpoint '\(id)'.") }
-        let operational = try Self.operationalEndpoint(row)
-        if let only, operational.watchedApplicationID != only { throw TernError.notFound("No operational endpoint '\(id)'.") }
-        return operational
+        return found
+    }
+
+    /// Operational endpoints' uids are unique within the application they watch: stored as `<scope>/<uid>` (`/` is in
+    /// no uid), so that the one unique index of uids serves them too.
+    static func storedUID(_ uid: String?, watching applicationID: String?) -> String? {
+        uid.map { "\(applicationID ?? "*")/\($0)" }
     }
 
     /// Applies `update`; status and settings change as for any endpoint (`changeEndpoint`).
@@ -216,9 +230,13 @@ extension Store {
             if let watched = changed.watchedApplicationID, watched != before.watchedApplicationID {
                 try await Self.requireWatchable(organizationID, watched, sql)
             }
-            let wanted = changed.endpoint
-            let (endpoint, queued) = try await self.changeEndpoint(
-                before.endpoint, organizationID: organizationID, application: nil, { $0 = wanted }, sql)
+            var stored = before.endpoint
+            stored.uid = Self.storedUID(before.endpoint.uid, watching: before.watchedApplicationID)
+            var wanted = changed.endpoint
+            wanted.uid = Self.storedUID(changed.endpoint.uid, watching: changed.watchedApplicationID)
+            var (endpoint, queued) = try await self.changeEndpoint(
+                stored, organizationID: organizationID, application: nil, { [wanted] in $0 = wanted }, sql)
+            endpoint.uid = changed.endpoint.uid
             try await sql.raw(
                 """
                 UPDATE endpoints SET watched_application_id = \(bind: changed.watchedApplicationID), payload_format = \(bind: changed.format.rawValue)
@@ -277,8 +295,10 @@ extension Store {
     }
 
     static func operationalEndpoint(_ row: any SQLRow) throws -> OperationalEndpoint {
-        OperationalEndpoint(
-            endpoint: try Self.endpoint(row), watchedApplicationID: try row.optionalString("watched_application_id"),
+        var endpoint = try Self.endpoint(row)
+        endpoint.uid = endpoint.uid.flatMap { $0.split(separator: "/", maxSplits: 1).last.map(String.init) }
+        return OperationalEndpoint(
+            endpoint: endpoint, watchedApplicationID: try row.optionalString("watched_application_id"),
             format: OperationalPayloadFormat(rawValue: try row.optionalString("payload_format") ?? "") ?? .native)
     }
 }
