@@ -40,6 +40,13 @@ public enum GrowthBenchmark {
         var publish_per_second: Double
         var publish_latency_ms: Toolkit.Latency
         var deliveries_per_second: Double
+        /// `GET …/endpoints/{id}/stats` of the endpoint that holds every stored attempt (the filled ones are 40 days old,
+        /// outside the windows): its last 24 hours and 7 days, before this step's publishes (the window the step before
+        /// left, over a bigger table) and after them.
+        var stats_day_before_ms: Toolkit.Latency
+        var stats_day_ms: Toolkit.Latency
+        var stats_week_ms: Toolkit.Latency
+        var attempts_in_window: Int
     }
 
     struct Prune: Encodable, Sendable {
@@ -67,7 +74,7 @@ public enum GrowthBenchmark {
                 @Sendable func body(_ sentNanos: Int64) -> String {
                     #"{"event_type": "bench.event", "tenant_id": "tenant-1", "payload": {"t":\#(sentNanos),"pad":"\#(padding)"}}"#
                 }
-                @Sendable func burst(stored: Int, others: Int) async throws -> Step {
+                @Sendable func burst(stored: Int, others: Int, statsBefore: Toolkit.Latency) async throws -> Step {
                     let before = sink.count
                     let latency = Toolkit.Recorder()
                     let start = ContinuousClock.now
@@ -80,11 +87,25 @@ public enum GrowthBenchmark {
                     guard await Toolkit.until(timeout: .seconds(600), { sink.count >= before + options.events }), let last = sink.last else {
                         throw ConfigurationError("not every event was delivered")
                     }
+                    let deliveriesPerSecond = (Double(options.events) / (last - start).seconds).rounded()
                     return Step(
                         stored_messages: stored, other_tenant_endpoints: others,
                         publish_per_second: (Double(options.events) / publishSeconds).rounded(), publish_latency_ms: latency.latency,
-                        deliveries_per_second: (Double(options.events) / (last - start).seconds).rounded()
+                        deliveries_per_second: deliveriesPerSecond, stats_day_before_ms: statsBefore, stats_day_ms: try await stats(""),
+                        stats_week_ms: try await stats("?since=\(Timestamp.now().adding(seconds: -7 * 86_400))"), attempts_in_window: sink.count
                     )
+                }
+                /// 50 stats reads one after another, after 5 to warm up.
+                @Sendable func stats(_ query: String) async throws -> Toolkit.Latency {
+                    let times = Toolkit.Recorder()
+                    for round in 0..<55 {
+                        let start = ContinuousClock.now
+                        let (status, answer) = try await api.send(
+                            "/v1/applications/\(app)/endpoints/\(endpointID)/stats\(query)", key: key, nil)
+                        guard status == 200 else { throw ConfigurationError("stats answered \(status): \(answer)") }
+                        if round >= 5 { times.record(ContinuousClock.now - start) }
+                    }
+                    return times.latency
                 }
 
                 var steps: [Step] = []
@@ -94,11 +115,12 @@ public enum GrowthBenchmark {
                         try await store.fillDeliveredMessages(from: stored, to: size, applicationID: app, endpointID: endpointID)
                         stored = size
                     }
+                    let statsBefore = try await stats("")
                     // Warm-up, so that each step measures the same steady state.
                     let before = sink.count
                     try await Toolkit.closedLoop(count: 500, concurrency: options.concurrency) { _ in try await api.publish(path, key: key, body(0)) }
                     _ = await Toolkit.until(timeout: .seconds(60)) { sink.count >= before + 500 }
-                    steps.append(try await burst(stored: stored, others: 0))
+                    steps.append(try await burst(stored: stored, others: 0, statsBefore: statsBefore))
                 }
                 if options.otherEndpoints > 0 {
                     try await Toolkit.closedLoop(count: options.otherEndpoints, concurrency: 16) { index in
@@ -106,7 +128,7 @@ public enum GrowthBenchmark {
                             "/v1/applications/\(app)/endpoints", key: key,
                             #"{"tenant_id": "other-\#(index)", "url": "http://127.0.0.1:\#(rig.receiverPort)/hook"}"#)
                     }
-                    steps.append(try await burst(stored: stored, others: options.otherEndpoints))
+                    steps.append(try await burst(stored: stored, others: options.otherEndpoints, statsBefore: try await stats("")))
                 }
                 var prune: Prune?
                 if options.prune && stored > 0 {
