@@ -22,11 +22,14 @@ public struct Message: Sendable, Equatable, Encodable {
     public var createdAt: Timestamp
     public var channels: [String]?
     public var tags: [String]?
+    /// No attempt before this time.
+    public var deliverAt: Timestamp?
 
     public init(
         id: String, applicationID: String, tenantID: String, eventType: String, eventID: String?, payload: String, createdAt: Timestamp,
-        channels: [String]? = nil, tags: [String]? = nil
+        channels: [String]? = nil, tags: [String]? = nil, deliverAt: Timestamp? = nil
     ) {
+        self.deliverAt = deliverAt
         self.channels = channels
         self.tags = tags
         self.id = id
@@ -46,6 +49,7 @@ public struct Message: Sendable, Equatable, Encodable {
         case eventID = "event_id"
         case payload, channels, tags
         case createdAt = "created_at"
+        case deliverAt = "deliver_at"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -58,6 +62,7 @@ public struct Message: Sendable, Equatable, Encodable {
         try container.encode(try JSONDecoder().decode(JSONValue.self, from: Data(self.payload.utf8)), forKey: .payload)
         try container.encodeOrNull(self.channels, forKey: .channels)
         try container.encodeOrNull(self.tags, forKey: .tags)
+        try container.encodeOrNull(self.deliverAt, forKey: .deliverAt)
         try container.encode(self.createdAt, forKey: .createdAt)
     }
 }

@@ -337,6 +337,8 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     public var channels: [String]?
     /// The most deliveries per second the endpoint asks for (Svix `throttleRate`).
     public var throttleRate: Int?
+    /// Only messages that match it reach the endpoint (`RoutingFilter`); nil for all.
+    public var filter: JSONValue?
 
     public static let defaultTimeoutSeconds = 10
     /// At most this many channels on an endpoint or a message.
@@ -346,8 +348,9 @@ public struct Endpoint: Sendable, Equatable, Encodable {
         id: String, applicationID: String, tenantID: String, name: String?, description: String?, url: String, events: [String],
         headers: [String: String], timeoutSeconds: Int, metadata: [String: JSONValue], status: EndpointStatus,
         disabledReason: String?, pausedAt: Timestamp?, disabledAt: Timestamp?, createdAt: Timestamp, updatedAt: Timestamp,
-        uid: String? = nil, channels: [String]? = nil, throttleRate: Int? = nil
+        uid: String? = nil, channels: [String]? = nil, throttleRate: Int? = nil, filter: JSONValue? = nil
     ) {
+        self.filter = filter
         self.uid = uid
         self.channels = channels
         self.throttleRate = throttleRate
@@ -370,7 +373,7 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, uid, channels
+        case id, uid, channels, filter
         case applicationID = "application_id"
         case tenantID = "tenant_id"
         case name, description, url, events, headers
@@ -394,6 +397,7 @@ public struct Endpoint: Sendable, Equatable, Encodable {
         try container.encode(self.url, forKey: .url)
         try container.encode(self.events, forKey: .events)
         try container.encodeOrNull(self.channels, forKey: .channels)
+        try container.encodeOrNull(self.filter, forKey: .filter)
         try container.encode(self.headers, forKey: .headers)
         try container.encode(self.timeoutSeconds, forKey: .timeoutSeconds)
         try container.encode(self.metadata, forKey: .metadata)

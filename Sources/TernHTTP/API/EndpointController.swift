@@ -18,6 +18,55 @@ struct EndpointController {
         group.post("endpoints/:endpoint_id/test", use: self.test)
         group.post("endpoints/:endpoint_id/recover", use: self.recover)
         group.get("endpoints/:endpoint_id/stats", use: self.stats)
+        group.post("endpoints/:endpoint_id/filter-test", use: self.testEndpointFilter)
+        group.post("filter-test", use: self.testFilter)
+    }
+
+    struct FilterTestBody: Decodable, Sendable {
+        var filter: JSONValue?
+        var payload: JSONValue?
+        var event_type: String?
+        var tenant_id: String?
+        var channels: [String]?
+    }
+
+    struct FilterTestResult: Encodable {
+        var matches: Bool
+        var reason: String
+    }
+
+    /// Runs `filter` over a message made of the body's payload (and event type, tenant and channels).
+    func filterTest(_ filter: RoutingFilter?, _ body: FilterTestBody, tenantID: String) throws -> Response {
+        guard case .object? = body.payload else { throw TernError.invalid("payload", "is required: a JSON object") }
+        let document = RoutingFilter.document(
+            eventType: body.event_type ?? "", tenantID: body.tenant_id ?? tenantID, channels: body.channels, payload: body.payload!)
+        let result = filter?.evaluate(document) ?? (matches: true, reason: "the endpoint has no filter: every message matches")
+        return try JSONResponse.make(FilterTestResult(matches: result.matches, reason: result.reason))
+    }
+
+    /// `POST …/filter-test {filter, payload, event_type?, tenant_id?, channels?}`: does this filter match this message?
+    @Sendable func testFilter(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.read, "endpoints")
+        var request = request
+        let body = try await request.decodeJSON(FilterTestBody.self).value
+        guard let value = body.filter else { throw TernError.invalid("filter", "is required: a filter object") }
+        return try self.filterTest(try Self.routingFilter(value), body, tenantID: "")
+    }
+
+    /// `POST …/endpoints/{id}/filter-test {payload, event_type?, channels?}`: would the endpoint take this message?
+    @Sendable func testEndpointFilter(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.read, "endpoints")
+        let id = try context.parameters.require("endpoint_id")
+        var request = request
+        let body = try await request.decodeJSON(FilterTestBody.self).value
+        let endpoint = try await self.store.endpoint(organizationID: context.organizationID, applicationID: context.applicationID, id: id)
+        return try self.filterTest(try endpoint.filter.map { try Self.routingFilter($0) }, body, tenantID: endpoint.tenantID)
+    }
+
+    /// A filter of at most 4 KB, checked (422 naming the path and the operator).
+    static func routingFilter(_ value: JSONValue) throws -> RoutingFilter {
+        if JSONColumnSize.of(value) > RoutingFilter.maxBytes { throw TernError.invalid("filter", "must be at most 4 KB as JSON") }
+        return try RoutingFilter(value)
     }
 
     /// The longest stats window.
@@ -52,6 +101,7 @@ struct EndpointController {
         var secret: String?
         var uid: String?
         var channels: [String]?
+        var filter: JSONValue?
     }
 
     /// A created endpoint: its fields and, this once, its signing secret.
@@ -92,6 +142,13 @@ struct EndpointController {
             validator.fail("secret", "must be 'whsec_' followed by base64 of 24 to 64 bytes")
         }
         if let uid = value.uid, let problem = SvixRules.uidProblem(uid, prefix: "ep_") { validator.fail("uid", problem) }
+        if let filter = value.filter {
+            do {
+                _ = try Self.routingFilter(filter)
+            } catch TernError.validation(let errors) {
+                for error in errors { validator.fail(error.field, error.message) }
+            }
+        }
         if let channels = value.channels {
             if channels.count > Endpoint.maxChannels { validator.fail("channels", "at most \(Endpoint.maxChannels) channels") }
             for (index, channel) in channels.enumerated() where !SvixRules.isChannel(channel) {
@@ -114,7 +171,8 @@ struct EndpointController {
             events: Self.unique(value.events ?? []), headers: value.headers ?? [:],
             timeoutSeconds: value.timeout_seconds ?? Endpoint.defaultTimeoutSeconds, metadata: value.metadata ?? [:],
             status: value.status ?? .active, secret: secret, uid: value.uid,
-            channels: value.channels.flatMap { $0.isEmpty ? nil : Self.unique($0) }
+            channels: value.channels.flatMap { $0.isEmpty ? nil : Self.unique($0) },
+            filter: try value.filter.map(Self.routingFilter)
         )
         let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: applicationID, input)
         return try JSONResponse.created(CreatedEndpoint(endpoint: endpoint, secret: secret), id: endpoint.id)
@@ -153,6 +211,7 @@ struct EndpointController {
         let clearDescription = body.isNull("description")
         let clearUID = body.isNull("uid")
         let clearChannels = body.isNull("channels")
+        let clearFilter = body.isNull("filter")
         let endpoint = try await self.store.updateEndpoint(
             organizationID: context.organizationID, applicationID: applicationID, id: id
         ) { endpoint in
@@ -169,6 +228,7 @@ struct EndpointController {
             } else if clearChannels {
                 endpoint.channels = nil
             }
+            if let filter = value.filter { endpoint.filter = filter } else if clearFilter { endpoint.filter = nil }
             if let status = value.status, status != endpoint.status {
                 endpoint.status = status
                 if status == .disabled { endpoint.disabledReason = "manual" }

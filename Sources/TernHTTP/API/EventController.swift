@@ -21,6 +21,7 @@ struct EventController {
         var event_id: String?
         var channels: [String]?
         var tags: [String]?
+        var deliver_at: String?
     }
 
     /// What kind of JSON value the payload is, without building it: its bytes are taken as they arrived.
@@ -100,6 +101,15 @@ struct EventController {
                 validator.fail("tags[\(index)]", "must be 1 to 128 of letters, digits, '.', '_', '/', '#' and '-'")
             }
         }
+        var deliverAt: Timestamp?
+        if let text = value.deliver_at {
+            if let time = Timestamp(rfc3339: text) {
+                deliverAt = time
+                if let problem = ScheduledDelivery.problem(time) { validator.fail("deliver_at", problem) }
+            } else {
+                validator.fail("deliver_at", "must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+            }
+        }
         try validator.check()
         let bytes = Array(body.raw)
         guard let range = RawJSON.memberRange("payload", in: bytes) else { throw TernError.invalid("payload", "is required: a JSON object") }
@@ -110,7 +120,7 @@ struct EventController {
             PublishInput(
                 eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload,
                 limits: PublishLimits(plan: plan),
-                channels: value.channels.map(EndpointController.unique), tags: value.tags
+                channels: value.channels.map(EndpointController.unique), tags: value.tags, deliverAt: deliverAt
             )
         )
         let message = published.message
@@ -173,6 +183,17 @@ struct EventController {
 }
 
 /// `since` / `until` query and body values: RFC 3339 times.
+/// `deliver_at` (Svix `deliverAt`): when a message's deliveries may first be attempted.
+enum ScheduledDelivery {
+    /// How far ahead a delivery may be scheduled.
+    static let maxDays: Int64 = 30
+
+    /// Why `time` is refused, if it is: more than 30 days ahead. A time in the past means now.
+    static func problem(_ time: Timestamp) -> String? {
+        time > Timestamp.now().adding(seconds: Self.maxDays * 86_400) ? "must be at most \(Self.maxDays) days ahead" : nil
+    }
+}
+
 enum TimeParameter {
     static func parse(_ value: String?, _ field: String) throws -> Timestamp? {
         guard let value else { return nil }

@@ -33,6 +33,7 @@ struct SvixMessageController {
         var eventId: String?
         var channels: [String]?
         var tags: [String]?
+        var deliverAt: String?
         var application: SvixApplicationController.Body?
         var transformationsParams: TransformationsParams?
 
@@ -50,7 +51,7 @@ struct SvixMessageController {
         [
             "id": .string(message.id), "eventType": .string(message.eventType), "eventId": SvixJSON.string(message.eventID),
             "payload": payload, "channels": SvixJSON.strings(message.channels), "tags": SvixJSON.strings(message.tags),
-            "timestamp": SvixJSON.time(message.createdAt), "deliverAt": .null,
+            "timestamp": SvixJSON.time(message.createdAt), "deliverAt": SvixJSON.time(message.deliverAt),
         ]
     }
 
@@ -82,6 +83,15 @@ struct SvixMessageController {
             if tags.count > 5 { validator.fail("tags", "at most 5 tags") }
             for tag in tags where !SvixRules.isTag(tag) { validator.fail("tags", "'\(tag)' is not a valid tag") }
         }
+        var deliverAt: Timestamp?
+        if let text = value.deliverAt {
+            if let time = SvixTime.parse(text) {
+                deliverAt = time
+                if let problem = ScheduledDelivery.problem(time) { validator.fail("deliverAt", problem) }
+            } else {
+                validator.fail("deliverAt", "must be an RFC 3339 date-time")
+            }
+        }
         try validator.check()
         let payload: String
         if let raw {
@@ -98,7 +108,7 @@ struct SvixMessageController {
             PublishInput(
                 eventType: value.eventType!, tenantID: tenant.tenantID, eventID: value.eventId, payload: payload,
                 limits: PublishLimits(plan: plan), allowUnregisteredType: true, channels: value.channels.map(EndpointController.unique),
-                tags: value.tags
+                tags: value.tags, deliverAt: deliverAt
             )
         )
         guard published.created else { throw TernError.conflict("A message with this eventId already exists") }

@@ -132,7 +132,7 @@ extension Store {
         }
 
         // Fan-out and the rows to write.
-        var matches: [String: [(id: String, channels: Set<String>?)]] = [:]
+        var matches: [String: [(id: String, channels: Set<String>?, filter: RoutingFilter?)]] = [:]
         var messages: [(Message, String)] = []
         var deliveryRows: [(Message, String, String)] = []
         var perOrganization: [String: Int] = [:]
@@ -142,23 +142,37 @@ extension Store {
             if matches[key] == nil {
                 matches[key] = try await sql.raw(
                     """
-                    SELECT id, channels FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
+                    SELECT id, channels, filter FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
                     AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
                     WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type =
                     \(bind: input.eventType)))\(unsafeRaw: database.shareRowsClause)
                     """
-                ).all().map { row in (try row.string("id"), try JSONColumn.decode([String].self, try row.optionalString("channels")).map(Set.init)) }
+                ).all().map { row in
+                    (
+                        try row.string("id"), try JSONColumn.decode([String].self, try row.optionalString("channels")).map(Set.init),
+                        try JSONColumn.decode(JSONValue.self, try row.optionalString("filter")).flatMap { try? RoutingFilter($0) }
+                    )
+                }
             }
             let message = Message(
                 id: Identifier.make("msg"), applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType,
-                eventID: input.eventID, payload: input.payload, createdAt: now, channels: input.channels, tags: input.tags
+                eventID: input.eventID, payload: input.payload, createdAt: now, channels: input.channels, tags: input.tags,
+                deliverAt: input.deliverAt
             )
             messages.append((message, request.organizationID))
-            // An endpoint with channels takes only messages that share one; one without takes every message.
-            let targets = matches[key]!.filter { endpoint in
-                endpoint.channels.map { channels in input.channels?.contains(where: channels.contains) ?? false } ?? true
+            // An endpoint with channels takes only messages that share one; one without takes every message. A filter
+            // reads the message's document, made (its payload parsed) only when an endpoint has one.
+            var document: JSONValue?
+            var targets: [String] = []
+            for endpoint in matches[key]! {
+                if let channels = endpoint.channels, !(input.channels?.contains(where: channels.contains) ?? false) { continue }
+                if let filter = endpoint.filter {
+                    if document == nil { document = input.filterDocument() }
+                    guard filter.evaluate(document!).matches else { continue }
+                }
+                targets.append(endpoint.id)
             }
-            for endpoint in targets { deliveryRows.append((message, endpoint.id, request.organizationID)) }
+            for endpointID in targets { deliveryRows.append((message, endpointID, request.organizationID)) }
             perOrganization[request.organizationID, default: 0] += 1
             results[index] = .success(Published(message: message, deliveries: targets.count, created: true, rate: rates[index]))
         }
@@ -203,14 +217,15 @@ extension Store {
     static func insertMessages(_ messages: [(Message, String)], _ sql: any SQLDatabase) async throws {
         for chunk in stride(from: 0, to: messages.count, by: 500).map({ Array(messages[$0..<min($0 + 500, messages.count)]) }) {
             var insert = sql.insert(into: "messages").columns(
-                "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "created_at"
+                "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "deliver_at",
+                "created_at"
             )
             for (message, organizationID) in chunk {
                 insert = insert.values(
                     SQLBind(message.id), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.tenantID),
                     SQLBind(message.eventType), SQLBind(message.eventID), SQLBind(message.payload),
                     SQLBind(message.channels.map(JSONColumn.encode)), SQLBind(message.tags.map(JSONColumn.encode)),
-                    SQLBind(message.createdAt.microseconds)
+                    SQLBind(message.deliverAt?.microseconds), SQLBind(message.createdAt.microseconds)
                 )
             }
             try await insert.run()
@@ -227,7 +242,8 @@ extension Store {
                 insert = insert.values(
                     SQLBind(Identifier.make("dlv")), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.id),
                     SQLBind(endpointID), SQLBind(message.tenantID), SQLBind(message.eventType), SQLBind(DeliveryStatus.pending.rawValue),
-                    SQLBind(0), SQLBind(now.microseconds), SQLBind(trigger.rawValue), SQLBind(now.microseconds), SQLBind(now.microseconds)
+                    SQLBind(0), SQLBind(max(now, message.deliverAt ?? now).microseconds), SQLBind(trigger.rawValue), SQLBind(now.microseconds),
+                    SQLBind(now.microseconds)
                 )
             }
             try await insert.run()

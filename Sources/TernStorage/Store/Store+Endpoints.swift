@@ -16,12 +16,14 @@ public struct EndpointInput: Sendable {
     public var uid: String?
     public var channels: [String]?
     public var throttleRate: Int?
+    public var filter: RoutingFilter?
 
     public init(
         tenantID: String, url: String, name: String?, description: String?, events: [String], headers: [String: String],
         timeoutSeconds: Int, metadata: [String: JSONValue], status: EndpointStatus, secret: String, uid: String? = nil,
-        channels: [String]? = nil, throttleRate: Int? = nil
+        channels: [String]? = nil, throttleRate: Int? = nil, filter: RoutingFilter? = nil
     ) {
+        self.filter = filter
         self.uid = uid
         self.channels = channels
         self.throttleRate = throttleRate
@@ -81,7 +83,7 @@ extension Store {
             timeoutSeconds: input.timeoutSeconds, metadata: input.metadata, status: input.status,
             disabledReason: input.status == .disabled ? "manual" : nil, pausedAt: input.status == .paused ? now : nil,
             disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now, uid: input.uid,
-            channels: input.channels, throttleRate: input.throttleRate
+            channels: input.channels, throttleRate: input.throttleRate, filter: input.filter?.source
         )
     }
 
@@ -93,14 +95,15 @@ extension Store {
             """
             INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
             timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, uid, channels, throttle_rate,
-            watched_application_id, payload_format, created_at, updated_at)
+            watched_application_id, payload_format, filter, created_at, updated_at)
             VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: endpoint.applicationID), \(bind: endpoint.tenantID),
             \(bind: endpoint.name), \(bind: endpoint.description), \(bind: endpoint.url), \(bind: JSONColumn.encode(endpoint.events)),
             \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
             \(bind: endpoint.status.rawValue), \(bind: endpoint.disabledReason), \(bind: endpoint.pausedAt?.microseconds),
             \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: endpoint.uid),
             \(bind: endpoint.channels.map(JSONColumn.encode)), \(bind: endpoint.throttleRate),
-            \(bind: operational?.watchedApplicationID), \(bind: operational?.format.rawValue), \(bind: endpoint.createdAt.microseconds),
+            \(bind: operational?.watchedApplicationID), \(bind: operational?.format.rawValue), \(bind: endpoint.filter.map(JSONColumn.encode)),
+            \(bind: endpoint.createdAt.microseconds),
             \(bind: endpoint.updatedAt.microseconds))
             """
         ).run()
@@ -187,7 +190,7 @@ extension Store {
             status = \(bind: endpoint.status.rawValue), disabled_reason = \(bind: endpoint.disabledReason),
             paused_at = \(bind: endpoint.pausedAt?.microseconds), disabled_at = \(bind: endpoint.disabledAt?.microseconds),
             uid = \(bind: endpoint.uid), channels = \(bind: endpoint.channels.map(JSONColumn.encode)),
-            throttle_rate = \(bind: endpoint.throttleRate),
+            throttle_rate = \(bind: endpoint.throttleRate), filter = \(bind: endpoint.filter.map(JSONColumn.encode)),
             consecutive_failures = CASE WHEN \(bind: endpoint.status == .active && before.status != .active) THEN 0 ELSE consecutive_failures END,
             failing_since = CASE WHEN \(bind: enabled) THEN NULL ELSE failing_since END,
             updated_at = \(bind: now.microseconds) WHERE id = \(bind: id) RETURNING failing_since
@@ -286,7 +289,8 @@ extension Store {
             pausedAt: try row.optionalTimestamp("paused_at"), disabledAt: try row.optionalTimestamp("disabled_at"),
             createdAt: try row.timestamp("created_at"), updatedAt: try row.timestamp("updated_at"), uid: try row.optionalString("uid"),
             channels: try JSONColumn.decode([String].self, try row.optionalString("channels")),
-            throttleRate: try row.optionalInt("throttle_rate")
+            throttleRate: try row.optionalInt("throttle_rate"),
+            filter: try JSONColumn.decode(JSONValue.self, (try? row.optionalString("filter")) ?? nil)
         )
     }
 }

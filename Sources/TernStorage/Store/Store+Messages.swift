@@ -1,3 +1,4 @@
+import Foundation
 import Metrics
 import SQLKit
 import TernCore
@@ -15,12 +16,20 @@ public struct PublishInput: Sendable {
     /// Endpoints with channels receive the message only when it shares one of them.
     public var channels: [String]?
     public var tags: [String]?
+    /// No attempt before this time.
+    public var deliverAt: Timestamp?
+    /// The inbound source it came through, and the request headers kept with it (names lower-cased), for filters.
+    public var sourceID: String?
+    public var headers: [String: String]?
 
     public init(
         eventType: String, tenantID: String, eventID: String?, payload: String,
         limits: PublishLimits = PublishLimits(bucket: nil, messagesPerMonth: nil), allowUnregisteredType: Bool = false,
-        channels: [String]? = nil, tags: [String]? = nil
+        channels: [String]? = nil, tags: [String]? = nil, deliverAt: Timestamp? = nil, sourceID: String? = nil, headers: [String: String]? = nil
     ) {
+        self.deliverAt = deliverAt
+        self.sourceID = sourceID
+        self.headers = headers
         self.channels = channels
         self.tags = tags
         self.eventType = eventType
@@ -29,6 +38,16 @@ public struct PublishInput: Sendable {
         self.payload = payload
         self.limits = limits
         self.allowUnregisteredType = allowUnregisteredType
+    }
+}
+
+extension PublishInput {
+    /// What an endpoint's filter reads (`RoutingFilter.document`); the payload was checked to be a JSON object.
+    func filterDocument() -> JSONValue {
+        let payload = (try? JSONDecoder().decode(JSONValue.self, from: Data(self.payload.utf8))) ?? .object([:])
+        return RoutingFilter.document(
+            eventType: self.eventType, tenantID: self.tenantID, channels: self.channels, payload: payload, sourceID: self.sourceID,
+            headers: self.headers)
     }
 }
 
@@ -236,7 +255,8 @@ extension Store {
             id: try row.string("id"), applicationID: try row.string("application_id"), tenantID: try row.string("tenant_id"),
             eventType: try row.string("event_type"), eventID: try row.optionalString("event_id"), payload: try row.string("payload"),
             createdAt: try row.timestamp("created_at"), channels: try JSONColumn.decode([String].self, try row.optionalString("channels")),
-            tags: try JSONColumn.decode([String].self, try row.optionalString("tags"))
+            tags: try JSONColumn.decode([String].self, try row.optionalString("tags")),
+            deliverAt: (try? row.optionalTimestamp("deliver_at")) ?? nil
         )
     }
 }

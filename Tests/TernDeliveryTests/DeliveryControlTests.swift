@@ -1,0 +1,117 @@
+import Foundation
+import TernCore
+import Testing
+
+@testable import TernTesting
+
+/// Delivery controls against real receivers: endpoint filters decide at fan-out which endpoints get a delivery, and
+/// `deliver_at` holds every attempt until its time.
+@Suite struct DeliveryControlTests {
+    @Test(arguments: Backend.available)
+    func onlyEndpointsWhoseFilterMatchesGetADelivery(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop(#", "allow_unregistered_event_types": true"#)
+            let filters: [String: String?] = [
+                "/all": nil,
+                "/big": #"{"payload.total": {"$gt": 100}}"#,
+                "/eur-orders": #"{"payload.currency": "EUR", "event_type": "order.created"}"#,
+                "/vip-or-huge": #"{"$or": [{"payload.customer.vip": true}, {"payload.total": {"$gte": 1000}}]}"#,
+                "/not-test": #"{"$not": {"payload.test": true}}"#,
+                "/gifts": #"{"payload.tags": {"$contains": "gift"}, "channels": {"$contains": "eu"}}"#,
+            ]
+            var endpoints: [String: String] = [:]
+            for (path, filter) in filters {
+                let (id, _) = try await api.endpoint(key, app: app, url: receiver.url(path), extra: filter.map { #", "filter": \#($0)"# } ?? "")
+                endpoints[path] = id
+            }
+            let shown = try await api.get("/v1/applications/\(app)/endpoints/\(endpoints["/big"]!)", key: key)
+            #expect((shown["filter"] as? [String: Any])?["payload.total"] != nil && shown.status == 200, "\(shown.text)")
+
+            let events: [(type: String, payload: String, channels: String?, expected: Set<String>)] = [
+                ("order.created", #"{"n": 1, "total": 150, "currency": "EUR"}"#, nil, ["/all", "/big", "/eur-orders", "/not-test"]),
+                (
+                    "order.created", #"{"n": 2, "total": 50, "currency": "USD", "customer": {"vip": true}}"#, nil,
+                    ["/all", "/vip-or-huge", "/not-test"]
+                ),
+                ("order.paid", #"{"n": 3, "total": 5000, "currency": "EUR", "test": true}"#, nil, ["/all", "/big", "/vip-or-huge"]),
+                ("order.created", #"{"n": 4, "total": 20, "tags": ["gift"]}"#, #"["eu"]"#, ["/all", "/not-test", "/gifts"]),
+                ("order.created", #"{"n": 5, "total": 20, "tags": ["gift"]}"#, #"["us"]"#, ["/all", "/not-test"]),
+            ]
+            for event in events {
+                var body = #"{"event_type": "\#(event.type)", "tenant_id": "tenant-1", "payload": \#(event.payload)"#
+                if let channels = event.channels { body += #", "channels": \#(channels)"# }
+                let published = try await api.post("/v1/applications/\(app)/events", key: key, body + "}")
+                #expect(published["deliveries"] as? Int == event.expected.count, "\(event.payload): \(published.text)")
+            }
+            let total = events.reduce(0) { $0 + $1.expected.count }
+            let received = await receiver.waitFor(total)
+            #expect(received.count == total)
+            for (index, event) in events.enumerated() {
+                let paths = Set(
+                    received.filter { (try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any])?["n"] as? Int == index + 1 }.map(
+                        \.path))
+                #expect(paths == event.expected, "event \(index + 1)")
+            }
+
+            // The test routes say whether a filter matches a message, and why not.
+            let no = try await api.post(
+                "/v1/applications/\(app)/endpoints/\(endpoints["/big"]!)/filter-test", key: key,
+                #"{"payload": {"total": 50}, "event_type": "order.created"}"#)
+            #expect(no["matches"] as? Bool == false && no.string("reason") == "payload.total is 50, not $gt 100", "\(no.text)")
+            let yes = try await api.post(
+                "/v1/applications/\(app)/filter-test", key: key, #"{"filter": {"payload.total": {"$lte": 50}}, "payload": {"total": 50}}"#)
+            #expect(yes["matches"] as? Bool == true, "\(yes.text)")
+            let unfiltered = try await api.post("/v1/applications/\(app)/endpoints/\(endpoints["/all"]!)/filter-test", key: key, #"{"payload": {}}"#)
+            #expect(unfiltered["matches"] as? Bool == true)
+
+            // An invalid filter is 422 naming the path and the operator, and changes nothing.
+            let before = try await api.get("/v1/applications/\(app)/endpoints", key: key).items.count
+            let invalid = try await api.post(
+                "/v1/applications/\(app)/endpoints", key: key,
+                #"{"tenant_id": "tenant-1", "url": "\#(receiver.url("/x"))", "filter": {"payload.total": {"$gt": [1]}, "$xor": []}}"#)
+            #expect(invalid.status == 422 && Set(invalid.fieldErrors) == ["filter.payload.total.$gt", "filter.$xor"], "\(invalid.text)")
+            #expect(try await api.get("/v1/applications/\(app)/endpoints", key: key).items.count == before)
+            let badPatch = try await api.call(
+                .patch, "/v1/applications/\(app)/endpoints/\(endpoints["/big"]!)", key: key, json: #"{"filter": {"payload.total": {"$in": 3}}}"#)
+            #expect(badPatch.status == 422 && badPatch.fieldErrors == ["filter.payload.total.$in"], "\(badPatch.text)")
+            // Clearing the filter lets every message through again.
+            let cleared = try await api.call(.patch, "/v1/applications/\(app)/endpoints/\(endpoints["/big"]!)", key: key, json: #"{"filter": null}"#)
+            #expect(cleared["filter"] is NSNull, "\(cleared.text)")
+            let again = try await api.publish(key, app: app, payload: #"{"n": 6, "total": 1}"#)
+            #expect(again["deliveries"] as? Int == 3, "\(again.text)")
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func deliverAtHoldsEveryAttemptUntilItsTime(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop()
+            _ = try await api.endpoint(key, app: app, url: receiver.url())
+            let due = Timestamp.now().adding(seconds: 2)
+            let published = try await api.post(
+                "/v1/applications/\(app)/events", key: key,
+                #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": 1}, "deliver_at": "\#(due)"}"#)
+            #expect(published.status == 202, "\(published.text)")
+            let messageID = try #require(published.string("id"))
+            let waiting = try await api.deliveries(key, app: app, message: messageID)
+            #expect(waiting.first?["status"] as? String == "pending" && waiting.first?["next_attempt_at"] as? String == due.description, "\(waiting)")
+            #expect(try await api.get("/v1/applications/\(app)/events/\(messageID)", key: key).string("deliver_at") == due.description)
+            let received = await receiver.waitFor(1)
+            let arrived = try #require(received.first)
+            let delivery = try await api.waitForDelivery(key, app: app, try #require(waiting.first?["id"] as? String), status: "delivered")
+            let attemptedAt = try #require((delivery["last_attempt_at"] as? String).flatMap(Timestamp.init(rfc3339:)))
+            #expect(attemptedAt >= due && arrived.path == "/hook")
+            print("DELIVER_AT \(backend.rawValue): attempted \(Double(attemptedAt.microseconds - due.microseconds) / 1000) ms after deliver_at")
+
+            let tooLate = Timestamp.now().adding(seconds: 31 * 86_400)
+            let refused = try await api.post(
+                "/v1/applications/\(app)/events", key: key,
+                #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {}, "deliver_at": "\#(tooLate)"}"#)
+            #expect(refused.status == 422 && refused.fieldErrors == ["deliver_at"], "\(refused.text)")
+        }
+    }
+}
