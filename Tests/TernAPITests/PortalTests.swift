@@ -243,4 +243,49 @@ import Testing
                     "Every endpoint of this organization is healthy."))
         }
     }
+
+    /// A tenant writes a filter in plain form fields: a wrong one comes back with the path and operator, a right one is
+    /// saved, and the test card tries it on the event type's example or on a pasted payload.
+    @Test(arguments: Backend.available)
+    func aTenantEditsAnEndpointFilterAndTestsIt(_ backend: Backend) async throws {
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop()
+            _ = try await api.post(
+                "/v1/applications/\(app)/event-types", key: key, #"{"name": "order.paid", "example": {"total": 250, "currency": "EUR"}}"#)
+            let (endpointID, _) = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/hook")
+            let (_, cookie) = try await Self.session(api, key: key, app: app)
+            let page = try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie)
+            #expect(page.text.contains(#"<textarea id="filter" name="filter""#) && page.text.contains("Test a filter"))
+            let csrf = Self.csrf(page.text)
+            func encoded(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+            let base = "_csrf=\(csrf)&url=\(encoded("http://127.0.0.1:9/hook"))"
+
+            let wrong = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)", cookie: cookie, method: .post,
+                form: base + "&filter=" + encoded(#"{"payload.total": {"$gt": "x", "$above": 1}}"#))
+            #expect(wrong.status == 422 && wrong.text.contains("filter.payload.total.$above"), "\(wrong.text)")
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key)["filter"] is NSNull)
+            let right = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)", cookie: cookie, method: .post,
+                form: base + "&filter=" + encoded(#"{"payload.total": {"$gt": 100}}"#))
+            #expect(right.status == 303, "\(right.text)")
+            let saved = try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key)
+            #expect((saved["filter"] as? [String: Any])?["payload.total"] as? [String: Int] == ["$gt": 100], "\(saved.text)")
+
+            // The saved filter on the example of order.paid (total 250), then on a pasted payload (total 50).
+            let example = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)/filter-test", cookie: cookie, method: .post,
+                form: "_csrf=\(csrf)&event_type=order.paid&payload=&filter=" + encoded(#"{"payload.total": {"$gt": 100}}"#))
+            #expect(example.status == 200 && example.text.contains("Matches: this message would be delivered."), "\(example.text)")
+            let pasted = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)/filter-test", cookie: cookie, method: .post,
+                form: "_csrf=\(csrf)&event_type=order.paid&payload=\(encoded(#"{"total": 50}"#))&filter="
+                    + encoded(#"{"payload.total": {"$gt": 100}}"#))
+            #expect(pasted.text.contains("Does not match: payload.total is 50, not $gt 100."), "\(pasted.text)")
+            let broken = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)/filter-test", cookie: cookie, method: .post, form: "_csrf=\(csrf)&payload=%7B%7D&filter=%5B1%5D"
+            )
+            #expect(broken.text.contains("filter: must be a JSON object"), "\(broken.text)")
+        }
+    }
 }

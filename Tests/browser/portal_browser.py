@@ -178,6 +178,27 @@ def main():
         result["reenabled_endpoint_id"] = broken["id"]
         step("re-enabled a broken endpoint from its banner")
 
+        # A filter, written in the endpoint's form and tried on the event type's example in the test card.
+        driver.get(endpoint_url)
+        filter_field = driver.find_element(By.ID, "filter")
+        filter_field.clear()
+        filter_field.send_keys('{"payload.order_id": {"$gte": 1000}}')
+        driver.find_element(By.XPATH, "//button[normalize-space()='Save changes']").click()
+        eventually(lambda: api("GET", f"/v1/applications/{config['app']}/endpoints/{result['endpoint_id']}")["filter"]
+                   == {"payload.order_id": {"$gte": 1000}}, "the filter is saved")
+        Select(driver.find_element(By.ID, "test-event-type")).select_by_value("order.created")
+        driver.find_element(By.ID, "test-payload").clear()
+        driver.find_element(By.XPATH, "//section[@id='filter-test']//button[normalize-space()='Test']").click()
+        eventually(lambda: "Matches" in driver.find_element(By.CSS_SELECTOR, ".filter-result").text, "the example matches the filter")
+        shot(driver, "portal-endpoint-filter")
+        pasted = driver.find_element(By.ID, "test-payload")
+        pasted.clear()
+        pasted.send_keys('{"order_id": 7}')
+        driver.find_element(By.XPATH, "//section[@id='filter-test']//button[normalize-space()='Test']").click()
+        eventually(lambda: "Does not match: payload.order_id is 7" in driver.find_element(By.CSS_SELECTOR, ".filter-result").text,
+                   "a pasted payload that does not match says why")
+        step("wrote a filter and tested it on the example and on a pasted payload")
+
         driver.get(base + "/portal/events")
         check("order.created" in driver.page_source, "the event catalog lists the types")
         shot(driver, "portal-event-catalog")

@@ -28,6 +28,7 @@ struct PortalController {
         portal.post("endpoints/:endpoint_id/reenable", use: self.reenable)
         portal.post("endpoints/:endpoint_id/rotate", use: self.rotate)
         portal.post("endpoints/:endpoint_id/test", use: self.sendTest)
+        portal.post("endpoints/:endpoint_id/filter-test", use: self.testFilter)
         portal.get("endpoints/:endpoint_id/delete", use: self.confirmDelete)
         portal.post("endpoints/:endpoint_id/delete", use: self.delete)
         portal.get("events", use: self.events)

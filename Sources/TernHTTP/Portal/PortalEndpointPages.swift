@@ -51,7 +51,29 @@ extension PortalController {
         validator.url(fields.url, allowPrivate: self.allowPrivateEndpoints)
         if let name = fields.name, !name.isEmpty { validator.name(name, required: false) }
         validator.text(fields.description, "description", max: 4096)
-        return validator.errors
+        var errors = validator.errors
+        if case .failure(let error) = Self.filter(fields.filter, "filter") { errors += error.fields }
+        return errors
+    }
+
+    /// A problem of a form's JSON field, as field errors.
+    struct FormProblem: Error {
+        var fields: [FieldError]
+    }
+
+    /// The filter a form's text says: nil for an empty field; 4 KB at most, checked as the API checks it.
+    static func filter(_ text: String?, _ field: String) -> Result<RoutingFilter?, FormProblem> {
+        guard let text, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return .success(nil) }
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+            return .failure(FormProblem(fields: [FieldError(field, "is not valid JSON")]))
+        }
+        do {
+            return .success(try EndpointController.routingFilter(value))
+        } catch TernError.validation(let errors) {
+            return .failure(FormProblem(fields: errors))
+        } catch {
+            return .failure(FormProblem(fields: [FieldError(field, "is not a filter")]))
+        }
     }
 
     func form(_ context: PortalContext, _ fields: EndpointFields, action: String, submit: String, errors: [FieldError]) async throws -> EndpointForm {
@@ -61,7 +83,8 @@ extension PortalController {
             allEvents: selected.isEmpty, events: try await self.eventChoices(context, selected: selected), errors: errors,
             urlError: errors.first { $0.field == "url" }?.message,
             eventsError: errors.first { $0.field.hasPrefix("events") }?.message,
-            nameError: errors.first { $0.field == "name" }?.message
+            nameError: errors.first { $0.field == "name" }?.message, filter: fields.filter ?? "",
+            filterError: errors.first { $0.field.hasPrefix("filter") }.map { "\($0.field): \($0.message)" }
         )
     }
 
@@ -74,7 +97,8 @@ extension PortalController {
             let input = EndpointInput(
                 tenantID: context.tenantID, url: fields.url!, name: fields.name.flatMap { $0.isEmpty ? nil : $0 },
                 description: fields.description.flatMap { $0.isEmpty ? nil : $0 }, events: EndpointController.unique(fields.events ?? []),
-                headers: [:], timeoutSeconds: Endpoint.defaultTimeoutSeconds, metadata: [:], status: .active, secret: secret
+                headers: [:], timeoutSeconds: Endpoint.defaultTimeoutSeconds, metadata: [:], status: .active, secret: secret,
+                filter: (try? Self.filter(fields.filter, "filter").get()) ?? nil
             )
             do {
                 let endpoint = try await self.store.createEndpoint(
@@ -102,7 +126,8 @@ extension PortalController {
     }
 
     func renderEndpoint(
-        _ context: PortalContext, _ endpoint: Endpoint, fields: EndpointFields? = nil, errors: [FieldError] = [], flash: String? = nil
+        _ context: PortalContext, _ endpoint: Endpoint, fields: EndpointFields? = nil, errors: [FieldError] = [], flash: String? = nil,
+        filterTest: FilterTestView? = nil
     ) async throws -> Response {
         struct View {
             var endpoint: EndpointRow
@@ -111,6 +136,7 @@ extension PortalController {
             var form: EndpointForm
             var deliveries: [DeliveryRow]
             var health: HealthView
+            var filterTest: FilterTestView
         }
         let stats = try await self.store.endpointStats(
             applicationID: context.applicationID, tenantID: context.tenantID, since: Timestamp.now().adding(seconds: -7 * 24 * 3600)
@@ -119,11 +145,18 @@ extension PortalController {
             organizationID: context.organizationID, applicationID: context.applicationID,
             filter: DeliveryFilter(endpointID: endpoint.id, tenantID: context.tenantID), PageRequest(limit: 10)
         )
-        let values = fields ?? EndpointFields(url: endpoint.url, name: endpoint.name, description: endpoint.description, events: endpoint.events)
+        let values =
+            fields
+            ?? EndpointFields(
+                url: endpoint.url, name: endpoint.name, description: endpoint.description, events: endpoint.events,
+                filter: endpoint.filter.map(Self.pretty))
         let form = try await self.form(context, values, action: "/portal/endpoints/\(endpoint.id)", submit: "Save changes", errors: errors)
+        var test = filterTest
+        if test == nil { test = try await self.filterTestView(context, endpoint, FilterTestFields()) }
         let view = View(
             endpoint: Self.row(endpoint, stats[endpoint.id]), paused: endpoint.status == .paused, disabled: endpoint.status == .disabled,
-            form: form, deliveries: deliveries.data.map(Self.row), health: try await self.health(context, endpoint)
+            form: form, deliveries: deliveries.data.map(Self.row), health: try await self.health(context, endpoint),
+            filterTest: test!
         )
         return try await self.render(
             "portal_endpoint", context, title: endpoint.name ?? endpoint.url, section: "endpoints", flash: flash,
@@ -202,6 +235,7 @@ extension PortalController {
                     $0.name = fields.name.flatMap { $0.isEmpty ? nil : $0 }
                     $0.description = fields.description.flatMap { $0.isEmpty ? nil : $0 }
                     $0.events = EndpointController.unique(fields.events ?? [])
+                    $0.filter = ((try? Self.filter(fields.filter, "filter").get()) ?? nil)?.source
                 }
                 return WebPages.redirect("/portal/endpoints/\(endpoint.id)?flash=saved")
             } catch TernError.validation(let problems) {
@@ -209,6 +243,45 @@ extension PortalController {
             }
         }
         return try await self.renderEndpoint(context, endpoint, fields: fields, errors: errors)
+    }
+
+    /// The filter test card, before a test: the endpoint's filter, and the first subscribed event type's example.
+    func filterTestView(_ context: PortalContext, _ endpoint: Endpoint, _ fields: FilterTestFields) async throws -> FilterTestView {
+        let types = try await self.store.listEventTypes(
+            organizationID: context.organizationID, applicationID: context.applicationID, includeArchived: false,
+            PageRequest(limit: PageRequest.maxLimit)
+        ).data.filter { endpoint.events.isEmpty || endpoint.events.contains($0.name) }.sorted { $0.name < $1.name }
+        let chosen = types.first { $0.name == fields.event_type } ?? types.first { $0.example != nil } ?? types.first
+        let payload = fields.payload.flatMap { $0.isEmpty ? nil : $0 } ?? chosen?.example.map(Self.pretty) ?? "{}"
+        return FilterTestView(
+            filter: fields.filter ?? endpoint.filter.map(Self.pretty) ?? "",
+            payload: payload,
+            eventTypes: types.map { EventChoice(name: $0.name, description: $0.description, checked: $0.name == chosen?.name) },
+            result: nil, matches: false, error: nil)
+    }
+
+    /// Tries a filter (the endpoint's, or the one typed) on a payload (pasted, or the chosen event type's example).
+    @Sendable func testFilter(_ request: Request, context: PortalContext) async throws -> Response {
+        let endpoint = try await self.tenantEndpoint(context)
+        var request = request
+        var fields = try await request.form(FilterTestFields.self)
+        if fields.payload?.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ?? true { fields.payload = nil }
+        var view = try await self.filterTestView(context, endpoint, fields)
+        switch Self.filter(view.filter, "filter") {
+        case .failure(let problem):
+            view.error = problem.fields.map { "\($0.field): \($0.message)" }.joined(separator: "; ")
+        case .success(let filter):
+            guard let payload = try? JSONDecoder().decode(JSONValue.self, from: Data(view.payload.utf8)), payload.isObject else {
+                view.error = "payload: is not a JSON object"
+                break
+            }
+            let eventType = view.eventTypes.first { $0.checked }?.name ?? ""
+            let document = RoutingFilter.document(eventType: eventType, tenantID: context.tenantID, channels: nil, payload: payload)
+            let result = filter?.evaluate(document) ?? (matches: true, reason: "no filter: every message matches")
+            view.matches = result.matches
+            view.result = result.matches ? "Matches: this message would be delivered." : "Does not match: \(result.reason)."
+        }
+        return try await self.renderEndpoint(context, endpoint, filterTest: view)
     }
 
     @Sendable func setStatus(_ request: Request, context: PortalContext) async throws -> Response {

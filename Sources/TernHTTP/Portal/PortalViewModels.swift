@@ -53,6 +53,8 @@ extension PortalController {
         var urlError: String?
         var eventsError: String?
         var nameError: String?
+        var filter: String = ""
+        var filterError: String?
     }
 
     struct EndpointFields: Decodable {
@@ -60,6 +62,25 @@ extension PortalController {
         var name: String?
         var description: String?
         var events: [String]?
+        /// The filter as JSON text; empty for none.
+        var filter: String?
+    }
+
+    /// `filter` and `payload` of the filter test form, and the event type whose example fills an empty payload.
+    struct FilterTestFields: Decodable {
+        var filter: String?
+        var payload: String?
+        var event_type: String?
+    }
+
+    /// The filter test card: what was tried, and what came of it.
+    struct FilterTestView {
+        var filter: String
+        var payload: String
+        var eventTypes: [EventChoice]
+        var result: String?
+        var matches: Bool
+        var error: String?
     }
 
     struct SecretView {
