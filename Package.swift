@@ -106,6 +106,7 @@ let package = Package(
             name: "tern",
             dependencies: [
                 "TernHTTP",
+                "TernCore",
                 "TernBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

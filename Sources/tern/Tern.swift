@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import TernBench
+import TernCore
 import TernHTTP
 import TernStorage
 
@@ -83,6 +84,15 @@ struct Settings: ParsableArguments {
             }
             configuration.allowPrivateEndpoints = allow.lowercased() == "true" || allow == "1"
         }
+        if let proxies = environment["TERN_TRUSTED_PROXIES"], !proxies.isEmpty {
+            configuration.trustedProxies = try proxies.split(separator: ",").map { text in
+                let trimmed = text.trimmingCharacters(in: .whitespaces)
+                guard let range = IPRange(trimmed) else {
+                    throw ConfigurationError("TERN_TRUSTED_PROXIES must be IP addresses or CIDR ranges, comma-separated (got '\(trimmed)')")
+                }
+                return range
+            }
+        }
         if let concurrency = environment["TERN_WORKER_CONCURRENCY"] {
             guard let value = Int(concurrency), (1...10_000).contains(value) else {
                 throw ConfigurationError("TERN_WORKER_CONCURRENCY must be a whole number from 1 to 10000 (got '\(concurrency)')")
@@ -130,6 +140,7 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Environment: TERN_HOST, TERN_PORT, TERN_DATABASE_URL, TERN_ROLE, TERN_ADMIN_KEY, TERN_PUBLIC_URL,
             TERN_ENCRYPTION_KEY (base64 of 32 bytes), TERN_ALLOW_PRIVATE_ENDPOINTS, TERN_DATA_DIR, TERN_LOG_LEVEL,
+            TERN_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For names an inbound request's client),
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
             TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),

@@ -163,4 +163,52 @@ import Testing
             #expect(listed.items.count == 3 && !listed.text.contains(token) && !listed.text.contains(hmacSecret), "secrets are shown once")
         }
     }
+
+    /// Inbound rules: an allowlist of addresses (a real connection from 127.0.0.1; behind a trusted proxy, its
+    /// `X-Forwarded-For`), and headers kept with the message, which endpoint filters can match with the source id.
+    @Test(arguments: Backend.available)
+    func allowedAddressesAndForwardedHeadersRouteInboundEvents(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(backend, live: true, configure: { $0.trustedProxies = [IPRange("127.0.0.1/32")!] }) { api in
+            let (key, app) = try await Self.setUp(api, receiver)
+            let generic = #"{"type": "shipment.sent", "id": "s-1"}"#
+            let (elsewhereID, token, elsewhere) = try await Self.source(
+                api, key: key, app: app, #"{"name": "Carrier", "provider": "token", "tenant_id": "tenant-1", "allowed_ips": ["192.0.2.0/24"]}"#)
+            let refused = try await Self.send(api, elsewhere, generic, ["X-Webhook-Token": token])
+            #expect(refused.status == 403 && refused.text.contains("127.0.0.1"), "\(refused.text)")
+            // Through the trusted proxy on 127.0.0.1, the forwarded client is what counts; an untrusted hop to its left is not.
+            let proxied = try await Self.send(api, elsewhere, generic, ["X-Webhook-Token": token, "X-Forwarded-For": "198.51.100.7, 192.0.2.44"])
+            #expect(proxied.status == 202, "\(proxied.text)")
+            let spoofed = try await Self.send(api, elsewhere, generic, ["X-Webhook-Token": token, "X-Forwarded-For": "192.0.2.44, 198.51.100.7"])
+            #expect(spoofed.status == 403, "\(spoofed.text)")
+            let metrics = try await api.get("/metrics", key: nil).text
+            #expect(metrics.contains(#"outcome="forbidden_address""#))
+
+            // A source that forwards x-carrier: a filter on the source and the header routes its events.
+            let (carrierID, carrierToken, carrier) = try await Self.source(
+                api, key: key, app: app,
+                #"{"name": "Parcels", "provider": "token", "tenant_id": "tenant-1", "allowed_ips": ["127.0.0.1", "::1"], "forward_headers": ["X-Carrier"]}"#
+            )
+            let source = try await api.get("/v1/applications/\(app)/sources/\(carrierID)", key: key)
+            #expect(source["forward_headers"] as? [String] == ["x-carrier"] && source["allowed_ips"] as? [String] == ["127.0.0.1", "::1"])
+            _ = try await api.endpoint(
+                key, app: app, url: receiver.url("/dhl"), extra: #", "filter": {"source_id": "\#(carrierID)", "headers.x-carrier": "dhl"}"#)
+            let dhl = try await Self.send(
+                api, carrier, #"{"type": "parcel.sent", "id": "p-1"}"#, ["X-Webhook-Token": carrierToken, "X-Carrier": "dhl"])
+            #expect(dhl.status == 202 && dhl["deliveries"] as? Int == 2, "\(dhl.text)")
+            let ups = try await Self.send(
+                api, carrier, #"{"type": "parcel.sent", "id": "p-2"}"#, ["X-Webhook-Token": carrierToken, "X-Carrier": "ups"])
+            #expect(ups["deliveries"] as? Int == 1, "\(ups.text)")
+            let message = try await api.get("/v1/applications/\(app)/events/\(try #require(dhl.string("message_id")))", key: key)
+            #expect(message.string("source_id") == carrierID && message["headers"] as? [String: String] == ["x-carrier": "dhl"], "\(message.text)")
+            _ = elsewhereID
+
+            // Credentials and signatures are never forwarded; addresses must parse.
+            let bad = try await api.post(
+                "/v1/applications/\(app)/sources", key: key,
+                #"{"name": "Bad", "provider": "token", "forward_headers": ["Authorization"], "allowed_ips": ["10.0.0.0/33", "example.com"]}"#)
+            #expect(bad.status == 422 && Set(bad.fieldErrors) == ["forward_headers[0]", "allowed_ips[0]", "allowed_ips[1]"], "\(bad.text)")
+        }
+    }
 }

@@ -24,12 +24,17 @@ public struct Message: Sendable, Equatable, Encodable {
     public var tags: [String]?
     /// No attempt before this time.
     public var deliverAt: Timestamp?
+    /// The inbound source it came through, and the request headers that source forwards (lower-case names).
+    public var sourceID: String?
+    public var headers: [String: String]?
 
     public init(
         id: String, applicationID: String, tenantID: String, eventType: String, eventID: String?, payload: String, createdAt: Timestamp,
-        channels: [String]? = nil, tags: [String]? = nil, deliverAt: Timestamp? = nil
+        channels: [String]? = nil, tags: [String]? = nil, deliverAt: Timestamp? = nil, sourceID: String? = nil, headers: [String: String]? = nil
     ) {
         self.deliverAt = deliverAt
+        self.sourceID = sourceID
+        self.headers = headers
         self.channels = channels
         self.tags = tags
         self.id = id
@@ -50,6 +55,8 @@ public struct Message: Sendable, Equatable, Encodable {
         case payload, channels, tags
         case createdAt = "created_at"
         case deliverAt = "deliver_at"
+        case sourceID = "source_id"
+        case headers
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -63,6 +70,8 @@ public struct Message: Sendable, Equatable, Encodable {
         try container.encodeOrNull(self.channels, forKey: .channels)
         try container.encodeOrNull(self.tags, forKey: .tags)
         try container.encodeOrNull(self.deliverAt, forKey: .deliverAt)
+        try container.encodeOrNull(self.sourceID, forKey: .sourceID)
+        try container.encodeOrNull(self.headers, forKey: .headers)
         try container.encode(self.createdAt, forKey: .createdAt)
     }
 }

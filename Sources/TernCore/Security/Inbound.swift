@@ -24,10 +24,29 @@ public struct InboundSettings: Sendable, Equatable, Codable {
     public var header: String?
     /// `hex` (default) or `base64`, for `hmac`.
     public var encoding: String?
+    /// Addresses and CIDR ranges requests may come from; nil for any.
+    public var allowedIPs: [String]?
+    /// Request headers kept with the message (lower-case names), for filters and for the receiver.
+    public var forwardHeaders: [String]?
 
-    public init(header: String? = nil, encoding: String? = nil) {
+    public init(header: String? = nil, encoding: String? = nil, allowedIPs: [String]? = nil, forwardHeaders: [String]? = nil) {
         self.header = header
         self.encoding = encoding
+        self.allowedIPs = allowedIPs
+        self.forwardHeaders = forwardHeaders
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case header, encoding
+        case allowedIPs = "allowed_ips"
+        case forwardHeaders = "forward_headers"
+    }
+
+    /// True when `address` may send to the source.
+    public func allows(_ address: AddressClassifier.Address?) -> Bool {
+        guard let allowed = self.allowedIPs else { return true }
+        guard let address else { return false }
+        return allowed.compactMap(IPRange.init).contains { $0.contains(address) }
     }
 }
 
@@ -177,6 +196,8 @@ public struct Source: Sendable, Equatable, Encodable {
         case name, provider
         case tenantID = "tenant_id"
         case settings
+        case allowedIPs = "allowed_ips"
+        case forwardHeaders = "forward_headers"
         case ingressURL = "ingress_url"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
@@ -190,6 +211,8 @@ public struct Source: Sendable, Equatable, Encodable {
         try container.encode(self.provider, forKey: .provider)
         try container.encodeOrNull(self.tenantID, forKey: .tenantID)
         try container.encode(self.settings, forKey: .settings)
+        try container.encodeOrNull(self.settings.allowedIPs, forKey: .allowedIPs)
+        try container.encodeOrNull(self.settings.forwardHeaders, forKey: .forwardHeaders)
         try container.encode(self.ingressURL, forKey: .ingressURL)
         try container.encode(self.createdAt, forKey: .createdAt)
         try container.encode(self.updatedAt, forKey: .updatedAt)

@@ -12,6 +12,8 @@ import TernStorage
 struct IngressController {
     let store: Store
     let baseURL: String
+    /// Proxies whose `X-Forwarded-For` names the client (`TERN_TRUSTED_PROXIES`).
+    var trustedProxies: [IPRange] = []
 
     func addRoutes(to router: Router<TernRequestContext>) {
         router.post("in/:source_id", use: self.receive)
@@ -29,6 +31,14 @@ struct IngressController {
         var deliveries: Int
     }
 
+    /// The request headers the source keeps with the message (names lower-cased); nil when it keeps none.
+    static func forwarded(_ names: [String]?, from headers: [String: String]) -> [String: String]? {
+        guard let names, !names.isEmpty else { return nil }
+        var kept: [String: String] = [:]
+        for name in names { if let value = headers[name.lowercased()] { kept[name.lowercased()] = value } }
+        return kept
+    }
+
     @Sendable func receive(_ request: Request, context: TernRequestContext) async throws -> Response {
         let id = try context.parameters.require("source_id")
         guard let ingress = try await self.store.ingressSource(id: id, baseURL: self.baseURL) else {
@@ -37,6 +47,17 @@ struct IngressController {
         }
         let source = ingress.source
         let provider = source.provider.rawValue
+        // The address allowlist comes first: a request from elsewhere is refused before its body is read.
+        if source.settings.allowedIPs != nil {
+            let peer = context.remoteAddress?.ipAddress.flatMap(AddressClassifier.parse)
+            let client = ClientAddress.resolve(
+                peer: peer, forwardedFor: request.headers[values: .init("X-Forwarded-For")!], trustedProxies: self.trustedProxies)
+            guard source.settings.allows(client) else {
+                Self.count(provider, "forbidden_address")
+                throw TernError.forbidden(
+                    "Requests to this source must come from its allowed addresses; \(client?.text ?? "an unknown address") is not one.")
+            }
+        }
         let plan = try await self.store.plan(ofOrganization: ingress.organizationID)
         let limit = plan.maxPayloadBytes ?? (16 << 20)
         var request = request
@@ -73,7 +94,8 @@ struct IngressController {
             organizationID: ingress.organizationID, applicationID: source.applicationID,
             PublishInput(
                 eventType: verified.eventType, tenantID: tenantID, eventID: verified.providerEventID.map { "\(source.id):\($0)" },
-                payload: String(decoding: body, as: UTF8.self), limits: PublishLimits(plan: plan), allowUnregisteredType: true
+                payload: String(decoding: body, as: UTF8.self), limits: PublishLimits(plan: plan), allowUnregisteredType: true,
+                sourceID: source.id, headers: Self.forwarded(source.settings.forwardHeaders, from: headers)
             )
         )
         Self.count(provider, published.created ? "accepted" : "duplicate")

@@ -26,7 +26,15 @@ struct SourceController {
         var tenant_id: String?
         var header: String?
         var encoding: String?
+        var allowed_ips: [String]?
+        var forward_headers: [String]?
     }
+
+    /// Headers a source never forwards: credentials, and the provider's signature.
+    static let unforwardable: Set<String> = [
+        "authorization", "proxy-authorization", "cookie", "x-webhook-token", "stripe-signature", "x-hub-signature", "x-hub-signature-256",
+        "x-signature", "webhook-signature", "svix-signature", "x-shopify-hmac-sha256",
+    ]
 
     /// A created source with its secret, shown this once.
     struct CreatedSource: Encodable {
@@ -65,6 +73,22 @@ struct SourceController {
             validator.fail("header", "must be a valid HTTP header name")
         }
         if let encoding = value.encoding, !["hex", "base64"].contains(encoding) { validator.fail("encoding", "must be 'hex' or 'base64'") }
+        if let allowed = value.allowed_ips {
+            if allowed.count > 100 { validator.fail("allowed_ips", "at most 100 addresses or ranges") }
+            for (index, entry) in allowed.enumerated() where IPRange(entry) == nil {
+                validator.fail("allowed_ips[\(index)]", "must be an IPv4 or IPv6 address or CIDR range, such as 192.0.2.0/24")
+            }
+        }
+        if let names = value.forward_headers {
+            if names.count > 20 { validator.fail("forward_headers", "at most 20 headers") }
+            for (index, name) in names.enumerated() {
+                if Rules.headerProblem(name: name, value: "x") != nil || name.isEmpty || name.count > 100 {
+                    validator.fail("forward_headers[\(index)]", "must be a valid HTTP header name")
+                } else if Self.unforwardable.contains(name.lowercased()) || name.lowercased() == value.header?.lowercased() {
+                    validator.fail("forward_headers[\(index)]", "'\(name)' carries a credential or the provider's signature and is never forwarded")
+                }
+            }
+        }
         try validator.check()
         return provider
     }
@@ -89,7 +113,9 @@ struct SourceController {
             organizationID: context.organizationID, applicationID: applicationID, baseURL: self.baseURL,
             SourceInput(
                 name: value.name!, provider: provider, secret: secret, tenantID: value.tenant_id,
-                settings: InboundSettings(header: value.header, encoding: value.encoding))
+                settings: InboundSettings(
+                    header: value.header, encoding: value.encoding, allowedIPs: value.allowed_ips,
+                    forwardHeaders: value.forward_headers.map { $0.map { $0.lowercased() } }))
         )
         return try JSONResponse.created(CreatedSource(source: source, secret: secret), id: source.id)
     }
@@ -122,7 +148,12 @@ struct SourceController {
         let body = try await request.decodeJSON(SourceBody.self)
         _ = try self.validate(body, creating: false)
         let value = body.value
-        let settings = body.has("header") || body.has("encoding") ? InboundSettings(header: value.header, encoding: value.encoding) : nil
+        let changes = ["header", "encoding", "allowed_ips", "forward_headers"].contains(where: body.has)
+        let settings: InboundSettings? =
+            changes
+            ? InboundSettings(
+                header: value.header, encoding: value.encoding, allowedIPs: value.allowed_ips,
+                forwardHeaders: value.forward_headers.map { $0.map { $0.lowercased() } }) : nil
         let source = try await self.store.updateSource(
             organizationID: context.organizationID, applicationID: applicationID, id: id, baseURL: self.baseURL, name: value.name,
             tenantID: value.tenant_id, clearTenant: body.isNull("tenant_id"), settings: settings, secret: value.secret

@@ -28,6 +28,8 @@ public struct TernConfiguration: Sendable {
     public var encryptionKey: String?
     /// Lets endpoints on loopback and private addresses receive deliveries.
     public var allowPrivateEndpoints = false
+    /// Proxies (`TERN_TRUSTED_PROXIES`) whose `X-Forwarded-For` names the client of an inbound request.
+    public var trustedProxies: [IPRange] = []
     /// Where a generated encryption key is kept; defaults to the SQLite file's directory, else the working directory.
     public var dataDirectory: String?
     /// The folder holding `Migrations/`, `Templates/` and `Public/`.

@@ -135,7 +135,7 @@ public func buildRouter(store: Store, authenticator: Authenticator, configuratio
     DeliveryController(store: store).addRoutes(to: application)
     PortalSessionController(store: store, signer: signer, publicBaseURL: configuration.publicBaseURL).addRoutes(to: application)
     SourceController(store: store, baseURL: configuration.publicBaseURL).addRoutes(to: application)
-    IngressController(store: store, baseURL: configuration.publicBaseURL).addRoutes(to: router)
+    IngressController(store: store, baseURL: configuration.publicBaseURL, trustedProxies: configuration.trustedProxies).addRoutes(to: router)
 
     let svix = router.group("api/v1").add(middleware: SvixErrorMiddleware())
     SvixHealthController(database: store.database).addRoutes(to: svix)

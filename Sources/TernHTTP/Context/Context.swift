@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import TernCore
 
 /// Who is calling.
@@ -35,9 +36,12 @@ public struct TernRequestContext: RequestContext {
     public var webSession: WebSession?
     /// On `/api/v1`: the application the key works in (the Svix "environment").
     public var svixApplicationID: String?
+    /// The peer of the connection (the client, or the proxy in front of it).
+    public var remoteAddress: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
     }
 
     /// Bodies are collected with their own limits by `Request.decodeJSON`.

@@ -157,7 +157,7 @@ extension Store {
             let message = Message(
                 id: Identifier.make("msg"), applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType,
                 eventID: input.eventID, payload: input.payload, createdAt: now, channels: input.channels, tags: input.tags,
-                deliverAt: input.deliverAt
+                deliverAt: input.deliverAt, sourceID: input.sourceID, headers: input.headers
             )
             messages.append((message, request.organizationID))
             // An endpoint with channels takes only messages that share one; one without takes every message. A filter
@@ -218,14 +218,15 @@ extension Store {
         for chunk in stride(from: 0, to: messages.count, by: 500).map({ Array(messages[$0..<min($0 + 500, messages.count)]) }) {
             var insert = sql.insert(into: "messages").columns(
                 "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "deliver_at",
-                "created_at"
+                "source_id", "headers", "created_at"
             )
             for (message, organizationID) in chunk {
                 insert = insert.values(
                     SQLBind(message.id), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.tenantID),
                     SQLBind(message.eventType), SQLBind(message.eventID), SQLBind(message.payload),
                     SQLBind(message.channels.map(JSONColumn.encode)), SQLBind(message.tags.map(JSONColumn.encode)),
-                    SQLBind(message.deliverAt?.microseconds), SQLBind(message.createdAt.microseconds)
+                    SQLBind(message.deliverAt?.microseconds), SQLBind(message.sourceID), SQLBind(message.headers.map(JSONColumn.encode)),
+                    SQLBind(message.createdAt.microseconds)
                 )
             }
             try await insert.run()

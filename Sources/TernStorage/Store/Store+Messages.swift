@@ -256,7 +256,8 @@ extension Store {
             eventType: try row.string("event_type"), eventID: try row.optionalString("event_id"), payload: try row.string("payload"),
             createdAt: try row.timestamp("created_at"), channels: try JSONColumn.decode([String].self, try row.optionalString("channels")),
             tags: try JSONColumn.decode([String].self, try row.optionalString("tags")),
-            deliverAt: (try? row.optionalTimestamp("deliver_at")) ?? nil
+            deliverAt: (try? row.optionalTimestamp("deliver_at")) ?? nil, sourceID: (try? row.optionalString("source_id")) ?? nil,
+            headers: try JSONColumn.decode([String: String].self, (try? row.optionalString("headers")) ?? nil)
         )
     }
 }
