@@ -148,4 +148,62 @@ import Testing
         let body = try await response.body.collect(upTo: 1 << 20)
         return String(buffer: body)
     }
+
+    /// `rate_limit` holds across processes: two workers on one queue send a 10/s endpoint ten deliveries a second
+    /// (within 10% over 20 s), and a throttled delivery waits without using up an attempt.
+    @Test(arguments: Backend.available)
+    func aRateLimitHoldsAcrossTwoWorkerProcesses(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        let databaseURL = try await backend.freshDatabaseURL()
+        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (key, app) = try await Self.prepare(api, url: receiver.url("/other"))
+            let (endpointID, _) = try await api.endpoint(
+                key, app: app, url: receiver.url("/limited"), tenant: "tenant-2", extra: #", "rate_limit": {"per_second": 10, "burst": 1}"#)
+            let shown = try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key)
+            #expect(shown["rate_limit"] as? [String: Int] == ["per_second": 10, "burst": 1], "\(shown.text)")
+            for index in 0..<260 { _ = try await api.publish(key, app: app, tenant: "tenant-2", payload: #"{"n": \#(index)}"#) }
+            // An endpoint without a limit is not held up by the throttled one.
+            for index in 0..<50 { _ = try await api.publish(key, app: app, payload: #"{"n": \#(index)}"#) }
+            let workers = [try WorkerProcess.start(databaseURL: databaseURL), try WorkerProcess.start(databaseURL: databaseURL)]
+            let unthrottled = await eventually(timeout: .seconds(30)) { receiver.received.filter { $0.path == "/other" }.count == 50 }
+            #expect(unthrottled)
+            _ = await eventually(timeout: .seconds(60)) { receiver.received.filter { $0.path == "/limited" }.count >= 230 }
+            let arrivals = receiver.received.filter { $0.path == "/limited" }.map(\.at)
+            let first = try #require(arrivals.first)
+            let window = arrivals.filter { $0 >= first + .seconds(2) && $0 < first + .seconds(22) }.count
+            print("THROTTLE \(backend.rawValue): \(window) deliveries in 20 s at 10/s over two worker processes")
+            #expect((180...220).contains(window), "\(window) deliveries in 20 s")
+            let attempts = try await api.withDatabase { sql in
+                try await sql.raw("SELECT MAX(attempt_count) AS n FROM deliveries WHERE endpoint_id = \(bind: endpointID)").first()?
+                    .decode(column: "n", as: Int.self) ?? 0
+            }
+            #expect(attempts == 1, "a throttled delivery keeps its attempt count")
+            for worker in workers { #expect(await worker.terminate() == 0) }
+        }
+    }
+
+    /// A 429 with Retry-After slows a rate-limited endpoint: nothing is sent before the time it asks for, the rate in
+    /// force halves, and the deliveries then all arrive as it recovers.
+    @Test(arguments: Backend.available)
+    func aReceiverAnswering429SlowsTheEndpointWhichThenRecovers(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/busy", [.init(status: 429, headers: ["Retry-After": "2"])], then: .init())
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop(#", "retry_schedule": [1, 1, 1]"#)
+            let (endpointID, _) = try await api.endpoint(
+                key, app: app, url: receiver.url("/busy"), extra: #", "rate_limit": {"per_second": 2, "burst": 1}"#)
+            for index in 0..<6 { _ = try await api.publish(key, app: app, payload: #"{"n": \#(index)}"#) }
+            let all = await receiver.waitFor(7, timeout: .seconds(60))
+            #expect(all.count == 7, "six deliveries and the one that met the 429 again")
+            let first = try #require(all.first?.at)
+            #expect(all.dropFirst().allSatisfy { $0.at >= first + .milliseconds(1_900) }, "nothing before Retry-After")
+            let factor = try await api.withDatabase { sql in
+                try await sql.raw("SELECT factor FROM endpoint_throttles WHERE endpoint_id = \(bind: endpointID)").first()?
+                    .decode(column: "factor", as: Double.self) ?? 1
+            }
+            #expect(factor == 0.5, "the rate in force was halved")
+        }
+    }
 }

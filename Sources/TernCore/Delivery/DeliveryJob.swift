@@ -28,13 +28,16 @@ public struct DeliveryJob: Sendable {
     public var headerStyle: WebhookHeaderStyle
     /// An operational webhook (an event about Tern itself): its failures raise no operational events.
     public var operational: Bool
+    /// The endpoint's rate limit, whose shared state a slow-down answer changes.
+    public var rateLimit: EndpointRateLimit?
 
     public init(
         deliveryID: String, messageID: String, endpointID: String, organizationID: String, applicationID: String, tenantID: String,
         eventType: String, payload: String, url: String, headers: [String: String], timeoutSeconds: Int, secrets: [String],
         attemptCount: Int, trigger: AttemptTrigger, retrySchedule: [Int], failureThreshold: Int, leaseToken: String, leaseExpiries: Int,
-        headerStyle: WebhookHeaderStyle = .standard, operational: Bool = false
+        headerStyle: WebhookHeaderStyle = .standard, operational: Bool = false, rateLimit: EndpointRateLimit? = nil
     ) {
+        self.rateLimit = rateLimit
         self.operational = operational
         self.headerStyle = headerStyle
         self.deliveryID = deliveryID

@@ -339,6 +339,13 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     public var throttleRate: Int?
     /// Only messages that match it reach the endpoint (`RoutingFilter`); nil for all.
     public var filter: JSONValue?
+    /// With `throttleRate`, the `rate_limit`'s burst (nil: the rate).
+    public var rateLimitBurst: Int?
+
+    /// The limit on deliveries a second, when the endpoint has one.
+    public var rateLimit: EndpointRateLimit? {
+        self.throttleRate.map { EndpointRateLimit(perSecond: $0, burst: self.rateLimitBurst) }
+    }
 
     public static let defaultTimeoutSeconds = 10
     /// At most this many channels on an endpoint or a message.
@@ -348,8 +355,9 @@ public struct Endpoint: Sendable, Equatable, Encodable {
         id: String, applicationID: String, tenantID: String, name: String?, description: String?, url: String, events: [String],
         headers: [String: String], timeoutSeconds: Int, metadata: [String: JSONValue], status: EndpointStatus,
         disabledReason: String?, pausedAt: Timestamp?, disabledAt: Timestamp?, createdAt: Timestamp, updatedAt: Timestamp,
-        uid: String? = nil, channels: [String]? = nil, throttleRate: Int? = nil, filter: JSONValue? = nil
+        uid: String? = nil, channels: [String]? = nil, throttleRate: Int? = nil, filter: JSONValue? = nil, rateLimitBurst: Int? = nil
     ) {
+        self.rateLimitBurst = rateLimitBurst
         self.filter = filter
         self.uid = uid
         self.channels = channels
@@ -374,6 +382,7 @@ public struct Endpoint: Sendable, Equatable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, uid, channels, filter
+        case rateLimit = "rate_limit"
         case applicationID = "application_id"
         case tenantID = "tenant_id"
         case name, description, url, events, headers
@@ -398,6 +407,9 @@ public struct Endpoint: Sendable, Equatable, Encodable {
         try container.encode(self.events, forKey: .events)
         try container.encodeOrNull(self.channels, forKey: .channels)
         try container.encodeOrNull(self.filter, forKey: .filter)
+        try container.encodeOrNull(
+            self.rateLimit.map { JSONValue.object(["per_second": .number(Double($0.perSecond)), "burst": .number(Double($0.burst))]) },
+            forKey: .rateLimit)
         try container.encode(self.headers, forKey: .headers)
         try container.encode(self.timeoutSeconds, forKey: .timeoutSeconds)
         try container.encode(self.metadata, forKey: .metadata)

@@ -47,6 +47,7 @@ struct EndpointController {
     /// `POST …/filter-test {filter, payload, event_type?, tenant_id?, channels?}`: does this filter match this message?
     @Sendable func testFilter(_ request: Request, context: ApplicationContext) async throws -> Response {
         try context.require(.read, "endpoints")
+        _ = try await self.store.application(organizationID: context.organizationID, id: context.applicationID)
         var request = request
         let body = try await request.decodeJSON(FilterTestBody.self).value
         guard let value = body.filter else { throw TernError.invalid("filter", "is required: a filter object") }
@@ -102,6 +103,13 @@ struct EndpointController {
         var uid: String?
         var channels: [String]?
         var filter: JSONValue?
+        var rate_limit: RateLimitBody?
+    }
+
+    /// `rate_limit`: at most `per_second` deliveries a second across every worker, bursts of `burst` (default the rate).
+    struct RateLimitBody: Decodable, Sendable {
+        var per_second: Int?
+        var burst: Int?
     }
 
     /// A created endpoint: its fields and, this once, its signing secret.
@@ -142,6 +150,17 @@ struct EndpointController {
             validator.fail("secret", "must be 'whsec_' followed by base64 of 24 to 64 bytes")
         }
         if let uid = value.uid, let problem = SvixRules.uidProblem(uid, prefix: "ep_") { validator.fail("uid", problem) }
+        if let limit = value.rate_limit {
+            let range = 1...EndpointRateLimit.maxPerSecond
+            if let rate = limit.per_second {
+                if !range.contains(rate) { validator.fail("rate_limit.per_second", "must be 1 to \(EndpointRateLimit.maxPerSecond)") }
+            } else {
+                validator.fail("rate_limit.per_second", "is required: deliveries a second")
+            }
+            if let burst = limit.burst, !range.contains(burst) {
+                validator.fail("rate_limit.burst", "must be 1 to \(EndpointRateLimit.maxPerSecond)")
+            }
+        }
         if let filter = value.filter {
             do {
                 _ = try Self.routingFilter(filter)
@@ -166,7 +185,7 @@ struct EndpointController {
         try self.validate(body, creating: true)
         let value = body.value
         let secret = value.secret ?? EndpointSecret.generate()
-        let input = EndpointInput(
+        var input = EndpointInput(
             tenantID: value.tenant_id!, url: value.url!, name: value.name, description: value.description,
             events: Self.unique(value.events ?? []), headers: value.headers ?? [:],
             timeoutSeconds: value.timeout_seconds ?? Endpoint.defaultTimeoutSeconds, metadata: value.metadata ?? [:],
@@ -174,6 +193,8 @@ struct EndpointController {
             channels: value.channels.flatMap { $0.isEmpty ? nil : Self.unique($0) },
             filter: try value.filter.map(Self.routingFilter)
         )
+        input.throttleRate = value.rate_limit?.per_second
+        input.rateLimitBurst = value.rate_limit?.burst
         let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: applicationID, input)
         return try JSONResponse.created(CreatedEndpoint(endpoint: endpoint, secret: secret), id: endpoint.id)
     }
@@ -212,6 +233,7 @@ struct EndpointController {
         let clearUID = body.isNull("uid")
         let clearChannels = body.isNull("channels")
         let clearFilter = body.isNull("filter")
+        let clearRate = body.isNull("rate_limit")
         let endpoint = try await self.store.updateEndpoint(
             organizationID: context.organizationID, applicationID: applicationID, id: id
         ) { endpoint in
@@ -229,6 +251,13 @@ struct EndpointController {
                 endpoint.channels = nil
             }
             if let filter = value.filter { endpoint.filter = filter } else if clearFilter { endpoint.filter = nil }
+            if let limit = value.rate_limit {
+                endpoint.throttleRate = limit.per_second
+                endpoint.rateLimitBurst = limit.burst
+            } else if clearRate {
+                endpoint.throttleRate = nil
+                endpoint.rateLimitBurst = nil
+            }
             if let status = value.status, status != endpoint.status {
                 endpoint.status = status
                 if status == .disabled { endpoint.disabledReason = "manual" }

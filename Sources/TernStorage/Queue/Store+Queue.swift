@@ -43,15 +43,17 @@ extension Store {
                 """
             ).all().map { try $0.string("id") }
             guard !claimed.isEmpty else { return [] }
-            return try await sql.raw(
+            let selected = try await sql.raw(
                 """
                 SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
-                e.previous_secret, e.previous_secret_expires_at, a.retry_schedule, a.failure_threshold, a.webhook_headers, a.kind
+                e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule, a.failure_threshold,
+                a.webhook_headers, a.kind
                 FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
                 JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
                 """
             ).all()
+            return try await self.throttle(selected, token: token, now: now, sql)
         }
         let now = Timestamp.now()
         return try rows.map { row in
@@ -72,9 +74,89 @@ extension Store {
                 failureThreshold: try row.int("failure_threshold"), leaseToken: token,
                 leaseExpiries: try row.int("lease_expiries"),
                 headerStyle: WebhookHeaderStyle(rawValue: try row.string("webhook_headers")) ?? .standard,
-                operational: try row.string("kind") == "operational"
+                operational: try row.string("kind") == "operational",
+                rateLimit: try row.optionalInt("throttle_rate").map {
+                    EndpointRateLimit(perSecond: $0, burst: try row.optionalInt("rate_limit_burst"))
+                }
             )
         }
+    }
+
+    /// Keeps the claimed rows of rate-limited endpoints within their limits: each such endpoint's shared schedule is
+    /// locked (in endpoint order, so that claimers cannot deadlock). A row whose reserved slot has come is sent; the
+    /// others are scheduled, and those that must wait are given back with their slot as `next_attempt_at` (status and
+    /// attempt count as they were). Returns the rows to send now.
+    func throttle(_ rows: [any SQLRow], token: String, now: Timestamp, _ sql: any SQLDatabase) async throws -> [any SQLRow] {
+        var limited: [String: (limit: EndpointRateLimit, rows: [Int])] = [:]
+        for (index, row) in rows.enumerated() {
+            guard let rate = try row.optionalInt("throttle_rate") else { continue }
+            let limit = EndpointRateLimit(perSecond: rate, burst: try row.optionalInt("rate_limit_burst"))
+            limited[try row.string("endpoint_id"), default: (limit, [])].rows.append(index)
+        }
+        guard !limited.isEmpty else { return rows }
+        var deferred = Set<Int>()
+        var redeemed: [String] = []
+        for (endpointID, group) in limited.sorted(by: { $0.key < $1.key }) {
+            var state = try await self.lockThrottle(endpointID, sql)
+            let holding = (state.holdUntil ?? now) > now
+            var waiting: [Int] = []
+            for index in group.rows {
+                if !holding, try rows[index].optionalInt("throttle_slot") != nil {
+                    redeemed.append(try rows[index].string("id"))
+                } else {
+                    waiting.append(index)
+                }
+            }
+            let (times, next) = Throttle.schedule(waiting.count, limit: group.limit, state: state, now: now)
+            state = next
+            try await Self.saveThrottle(endpointID, state, sql)
+            for (index, time) in zip(waiting, times) {
+                guard let time else {
+                    if try rows[index].optionalInt("throttle_slot") != nil { redeemed.append(try rows[index].string("id")) }
+                    continue
+                }
+                deferred.insert(index)
+                try await sql.raw(
+                    """
+                    UPDATE deliveries SET status = CASE WHEN next_trigger = 'manual' THEN 'replaying' WHEN attempt_count = 0 THEN 'pending'
+                    ELSE 'failed' END, next_attempt_at = \(bind: time.microseconds), throttle_slot = \(bind: time.microseconds), lease_token = NULL
+                    WHERE id = \(bind: try rows[index].string("id")) AND lease_token = \(bind: token)
+                    """
+                ).run()
+            }
+        }
+        if !redeemed.isEmpty {
+            try await sql.raw("UPDATE deliveries SET throttle_slot = NULL WHERE id IN (\(binds: redeemed))").run()
+        }
+        return rows.indices.filter { !deferred.contains($0) }.map { rows[$0] }
+    }
+
+    /// The endpoint's throttle state, made on first use, with its row locked (PostgreSQL) until the transaction ends.
+    func lockThrottle(_ endpointID: String, _ sql: any SQLDatabase) async throws -> ThrottleState {
+        try await sql.raw(
+            "INSERT INTO endpoint_throttles (endpoint_id, factor) VALUES (\(bind: endpointID), 1) ON CONFLICT (endpoint_id) DO NOTHING"
+        ).run()
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT next_slot, factor, adapted_at, hold_until FROM endpoint_throttles WHERE endpoint_id = \(bind: endpointID)
+                \(unsafeRaw: self.database.lockRowsClause)
+                """
+            ).first()
+        else { return ThrottleState() }
+        return ThrottleState(
+            nextSlot: try row.optionalTimestamp("next_slot"), factor: try row.decode(column: "factor", as: Double.self),
+            adaptedAt: try row.optionalTimestamp("adapted_at"), holdUntil: try row.optionalTimestamp("hold_until"))
+    }
+
+    static func saveThrottle(_ endpointID: String, _ state: ThrottleState, _ sql: any SQLDatabase) async throws {
+        try await sql.raw(
+            """
+            UPDATE endpoint_throttles SET next_slot = \(bind: state.nextSlot?.microseconds), factor = \(bind: state.factor),
+            adapted_at = \(bind: state.adaptedAt?.microseconds), hold_until = \(bind: state.holdUntil?.microseconds)
+            WHERE endpoint_id = \(bind: endpointID)
+            """
+        ).run()
     }
 
     /// Records attempts in one transaction: each attempt row, the delivery's new status (delivered, rescheduled as
@@ -198,6 +280,14 @@ extension Store {
         else { return (RecordedAttempt(), []) }
         let failures = try row.int("consecutive_failures")
         let endpointUID = try row.optionalString("uid")
+        if job.rateLimit != nil, case .failure(let retryAfter) = record.outcome, let code = record.statusCode,
+            Throttle.slowDownStatuses.contains(code)
+        {
+            let state = try await self.lockThrottle(job.endpointID, sql)
+            if let slower = Throttle.after(statusCode: code, retryAfterSeconds: retryAfter.map(Double.init), state: state, now: record.answeredAt) {
+                try await Self.saveThrottle(job.endpointID, slower, sql)
+            }
+        }
         var events: [OperationalEvent] = []
         if failed == 1, !job.operational, FailingStreak.reachesMark(consecutiveFailures: failures, threshold: job.failureThreshold) {
             var event = Self.attemptEvent(.endpointFailing, record, endpointUID: endpointUID)

@@ -17,6 +17,7 @@ public struct EndpointInput: Sendable {
     public var channels: [String]?
     public var throttleRate: Int?
     public var filter: RoutingFilter?
+    public var rateLimitBurst: Int?
 
     public init(
         tenantID: String, url: String, name: String?, description: String?, events: [String], headers: [String: String],
@@ -83,7 +84,7 @@ extension Store {
             timeoutSeconds: input.timeoutSeconds, metadata: input.metadata, status: input.status,
             disabledReason: input.status == .disabled ? "manual" : nil, pausedAt: input.status == .paused ? now : nil,
             disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now, uid: input.uid,
-            channels: input.channels, throttleRate: input.throttleRate, filter: input.filter?.source
+            channels: input.channels, throttleRate: input.throttleRate, filter: input.filter?.source, rateLimitBurst: input.rateLimitBurst
         )
     }
 
@@ -95,7 +96,7 @@ extension Store {
             """
             INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
             timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, uid, channels, throttle_rate,
-            watched_application_id, payload_format, filter, created_at, updated_at)
+            watched_application_id, payload_format, filter, rate_limit_burst, created_at, updated_at)
             VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: endpoint.applicationID), \(bind: endpoint.tenantID),
             \(bind: endpoint.name), \(bind: endpoint.description), \(bind: endpoint.url), \(bind: JSONColumn.encode(endpoint.events)),
             \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
@@ -103,7 +104,7 @@ extension Store {
             \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: endpoint.uid),
             \(bind: endpoint.channels.map(JSONColumn.encode)), \(bind: endpoint.throttleRate),
             \(bind: operational?.watchedApplicationID), \(bind: operational?.format.rawValue), \(bind: endpoint.filter.map(JSONColumn.encode)),
-            \(bind: endpoint.createdAt.microseconds),
+            \(bind: endpoint.rateLimitBurst), \(bind: endpoint.createdAt.microseconds),
             \(bind: endpoint.updatedAt.microseconds))
             """
         ).run()
@@ -191,6 +192,7 @@ extension Store {
             paused_at = \(bind: endpoint.pausedAt?.microseconds), disabled_at = \(bind: endpoint.disabledAt?.microseconds),
             uid = \(bind: endpoint.uid), channels = \(bind: endpoint.channels.map(JSONColumn.encode)),
             throttle_rate = \(bind: endpoint.throttleRate), filter = \(bind: endpoint.filter.map(JSONColumn.encode)),
+            rate_limit_burst = \(bind: endpoint.rateLimitBurst),
             consecutive_failures = CASE WHEN \(bind: endpoint.status == .active && before.status != .active) THEN 0 ELSE consecutive_failures END,
             failing_since = CASE WHEN \(bind: enabled) THEN NULL ELSE failing_since END,
             updated_at = \(bind: now.microseconds) WHERE id = \(bind: id) RETURNING failing_since
@@ -290,7 +292,8 @@ extension Store {
             createdAt: try row.timestamp("created_at"), updatedAt: try row.timestamp("updated_at"), uid: try row.optionalString("uid"),
             channels: try JSONColumn.decode([String].self, try row.optionalString("channels")),
             throttleRate: try row.optionalInt("throttle_rate"),
-            filter: try JSONColumn.decode(JSONValue.self, (try? row.optionalString("filter")) ?? nil)
+            filter: try JSONColumn.decode(JSONValue.self, (try? row.optionalString("filter")) ?? nil),
+            rateLimitBurst: (try? row.optionalInt("rate_limit_burst")) ?? nil
         )
     }
 }
