@@ -272,6 +272,17 @@ import Testing
             let saved = try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key)
             #expect((saved["filter"] as? [String: Any])?["payload.total"] as? [String: Int] == ["$gt": 100], "\(saved.text)")
 
+            // A rate limit in plain words: a whole number of deliveries a second.
+            let slow = try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie, method: .post, form: base + "&rate_limit=0")
+            #expect(slow.status == 422 && slow.text.contains("must be a whole number of deliveries a second"), "\(slow.text)")
+            let limited = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)", cookie: cookie, method: .post,
+                form: base + "&rate_limit=5&filter=" + encoded(#"{"payload.total": {"$gt": 100}}"#))
+            #expect(limited.status == 303, "\(limited.text)")
+            let withRate = try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key)
+            #expect(withRate["rate_limit"] as? [String: Int] == ["per_second": 5, "burst": 5], "\(withRate.text)")
+            #expect(try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie).text.contains(#"name="rate_limit" type="number""#))
+
             // The saved filter on the example of order.paid (total 250), then on a pasted payload (total 50).
             let example = try await Self.page(
                 api, "/portal/endpoints/\(endpointID)/filter-test", cookie: cookie, method: .post,

@@ -53,7 +53,18 @@ extension PortalController {
         validator.text(fields.description, "description", max: 4096)
         var errors = validator.errors
         if case .failure(let error) = Self.filter(fields.filter, "filter") { errors += error.fields }
+        if let text = fields.rate_limit, !text.isEmpty, Self.rate(text) == nil {
+            errors.append(FieldError("rate_limit", "must be a whole number of deliveries a second, from 1 to \(EndpointRateLimit.maxPerSecond)"))
+        }
         return errors
+    }
+
+    /// The form's "at most … deliveries a second": a whole number in range, or nil.
+    static func rate(_ text: String?) -> Int? {
+        guard let text, let rate = Int(text.trimmingCharacters(in: .whitespaces)), (1...EndpointRateLimit.maxPerSecond).contains(rate) else {
+            return nil
+        }
+        return rate
     }
 
     /// A problem of a form's JSON field, as field errors.
@@ -84,7 +95,8 @@ extension PortalController {
             urlError: errors.first { $0.field == "url" }?.message,
             eventsError: errors.first { $0.field.hasPrefix("events") }?.message,
             nameError: errors.first { $0.field == "name" }?.message, filter: fields.filter ?? "",
-            filterError: errors.first { $0.field.hasPrefix("filter") }.map { "\($0.field): \($0.message)" }
+            filterError: errors.first { $0.field.hasPrefix("filter") }.map { "\($0.field): \($0.message)" },
+            rateLimit: fields.rate_limit ?? "", rateLimitError: errors.first { $0.field == "rate_limit" }?.message
         )
     }
 
@@ -94,12 +106,13 @@ extension PortalController {
         var errors = self.validate(fields)
         if errors.isEmpty {
             let secret = EndpointSecret.generate()
-            let input = EndpointInput(
+            var input = EndpointInput(
                 tenantID: context.tenantID, url: fields.url!, name: fields.name.flatMap { $0.isEmpty ? nil : $0 },
                 description: fields.description.flatMap { $0.isEmpty ? nil : $0 }, events: EndpointController.unique(fields.events ?? []),
                 headers: [:], timeoutSeconds: Endpoint.defaultTimeoutSeconds, metadata: [:], status: .active, secret: secret,
                 filter: (try? Self.filter(fields.filter, "filter").get()) ?? nil
             )
+            input.throttleRate = Self.rate(fields.rate_limit)
             do {
                 let endpoint = try await self.store.createEndpoint(
                     organizationID: context.organizationID, applicationID: context.applicationID, input)
@@ -149,7 +162,7 @@ extension PortalController {
             fields
             ?? EndpointFields(
                 url: endpoint.url, name: endpoint.name, description: endpoint.description, events: endpoint.events,
-                filter: endpoint.filter.map(Self.pretty))
+                filter: endpoint.filter.map(Self.pretty), rate_limit: endpoint.throttleRate.map(String.init))
         let form = try await self.form(context, values, action: "/portal/endpoints/\(endpoint.id)", submit: "Save changes", errors: errors)
         var test = filterTest
         if test == nil { test = try await self.filterTestView(context, endpoint, FilterTestFields()) }
@@ -236,6 +249,11 @@ extension PortalController {
                     $0.description = fields.description.flatMap { $0.isEmpty ? nil : $0 }
                     $0.events = EndpointController.unique(fields.events ?? [])
                     $0.filter = ((try? Self.filter(fields.filter, "filter").get()) ?? nil)?.source
+                    let rate = Self.rate(fields.rate_limit)
+                    if rate != $0.throttleRate {
+                        $0.throttleRate = rate
+                        $0.rateLimitBurst = nil
+                    }
                 }
                 return WebPages.redirect("/portal/endpoints/\(endpoint.id)?flash=saved")
             } catch TernError.validation(let problems) {

@@ -55,6 +55,8 @@ extension PortalController {
         var nameError: String?
         var filter: String = ""
         var filterError: String?
+        var rateLimit: String = ""
+        var rateLimitError: String?
     }
 
     struct EndpointFields: Decodable {
@@ -64,6 +66,8 @@ extension PortalController {
         var events: [String]?
         /// The filter as JSON text; empty for none.
         var filter: String?
+        /// At most this many deliveries a second; empty for no limit.
+        var rate_limit: String?
     }
 
     /// `filter` and `payload` of the filter test form, and the event type whose example fills an empty payload.
