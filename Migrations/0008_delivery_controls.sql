@@ -24,3 +24,12 @@ CREATE TABLE endpoint_throttles (
     adapted_at BIGINT,
     hold_until BIGINT
 );
+
+-- Ordered delivery: an endpoint with ordering 'fifo' receives one delivery at a time per line, in publish order; its
+-- deliveries carry their line (the ordering_key's value in the payload, or '' for the whole endpoint) and their place
+-- in it (ordering_seq). A delivery is claimed only when no earlier one of its line is still queued or in flight.
+ALTER TABLE endpoints ADD COLUMN ordering TEXT;
+ALTER TABLE endpoints ADD COLUMN ordering_key TEXT;
+ALTER TABLE deliveries ADD COLUMN ordering_line TEXT;
+ALTER TABLE deliveries ADD COLUMN ordering_seq BIGINT;
+CREATE INDEX deliveries_by_line ON deliveries (endpoint_id, ordering_line, ordering_seq);

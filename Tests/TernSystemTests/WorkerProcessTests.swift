@@ -206,4 +206,83 @@ import Testing
             #expect(factor == 0.5, "the rate in force was halved")
         }
     }
+
+    /// FIFO: 500 events reach an ordered endpoint in publish order while attempts fail at random places (each failure
+    /// holds the line through its retries), across two worker processes, one of them SIGKILLed mid-stream. Only a
+    /// delivery whose answer the killed worker never recorded may come twice, and then right after itself.
+    @Test(arguments: Backend.available)
+    func fifoKeepsPublishOrderThroughFailuresAndAKilledWorker(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        var answers: [Receiver.Answer] = []
+        var seed: UInt64 = 20_261_205
+        for _ in 0..<800 {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            answers.append(.init(status: (seed >> 33) % 9 == 0 ? 500 : 200, delay: .milliseconds(2)))
+        }
+        receiver.script("/fifo", answers, then: .init())
+        let scripted = answers
+        let databaseURL = try await backend.freshDatabaseURL()
+        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (key, app) = try await Self.prepare(api, url: receiver.url("/other"))
+            _ = try await api.call(.patch, "/v1/applications/\(app)", key: key, json: #"{"retry_schedule": [0, 0, 0, 0, 0, 0, 0, 0]}"#)
+            let (endpointID, _) = try await api.endpoint(
+                key, app: app, url: receiver.url("/fifo"), tenant: "tenant-2", extra: #", "ordering": "fifo""#)
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key).string("ordering") == "fifo")
+            for index in 0..<500 { _ = try await api.publish(key, app: app, tenant: "tenant-2", payload: #"{"n": \#(index)}"#) }
+            let doomed = try WorkerProcess.start(databaseURL: databaseURL, leaseSeconds: 3, concurrency: 16)
+            _ = await eventually(timeout: .seconds(60)) { receiver.received.filter { $0.path == "/fifo" }.count >= 120 }
+            await doomed.kill()
+            let workers = [
+                try WorkerProcess.start(databaseURL: databaseURL, leaseSeconds: 3, concurrency: 16),
+                try WorkerProcess.start(databaseURL: databaseURL, leaseSeconds: 3, concurrency: 16),
+            ]
+            // Read (not write) transactions: three processes share the SQLite file's write lock meanwhile.
+            let done = try await eventually(timeout: .seconds(180)) {
+                try await api.withStore { store in
+                    try await store.database.read { sql in
+                        try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE endpoint_id = \(bind: endpointID) AND status = 'delivered'")
+                            .first()?.decode(column: "n", as: Int.self) ?? 0
+                    }
+                } == 500
+            }
+            #expect(done, "\(workers[0].log.suffix(1500))")
+            let requests = receiver.received.filter { $0.path == "/fifo" }
+            let answered = zip(requests, scripted + Array(repeating: Receiver.Answer(), count: max(0, requests.count - scripted.count)))
+            let delivered = answered.filter { $0.1.status == 200 }.compactMap { request, _ in
+                (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Int])?["n"]
+            }
+            let failures = answered.filter { $0.1.status == 500 }.count
+            print("FIFO \(backend.rawValue): \(requests.count) requests, \(failures) answered 500, \(delivered.count) answered 200")
+            #expect(failures > 20, "the receiver failed often enough to test the line")
+            #expect(delivered == delivered.sorted(), "every 200 came in publish order")
+            #expect(Set(delivered) == Set(0..<500))
+            for worker in workers { #expect(await worker.terminate() == 0) }
+        }
+    }
+
+    /// With an `ordering_key`, the order holds per key (here per customer), while the keys go on side by side.
+    @Test(arguments: Backend.available)
+    func fifoWithAnOrderingKeyKeepsOrderPerKey(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/keyed", [.init(status: 503), .init(status: 503)], then: .init(status: 200, delay: .milliseconds(10)))
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop(#", "retry_schedule": [0, 0, 0]"#)
+            let (_, _) = try await api.endpoint(
+                key, app: app, url: receiver.url("/keyed"), extra: #", "ordering": "fifo", "ordering_key": "/customer""#)
+            for index in 0..<90 {
+                _ = try await api.publish(key, app: app, payload: #"{"n": \#(index), "customer": "c\#(index % 3)"}"#)
+            }
+            _ = await eventually(timeout: .seconds(60)) { receiver.received.count >= 92 }
+            let seen = receiver.received.dropFirst(2).compactMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }
+            for customer in ["c0", "c1", "c2"] {
+                let order = seen.filter { $0["customer"] as? String == customer }.compactMap { $0["n"] as? Int }
+                #expect(order == order.sorted() && order.count == 30, "\(customer): \(order)")
+            }
+            // The keys interleave: the receiver did not get one customer's thirty in a row.
+            let customers = seen.compactMap { $0["customer"] as? String }
+            #expect(customers.prefix(30).contains("c1") || customers.prefix(30).contains("c2"))
+        }
+    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A plan: the limits an organization works within. `nil` means unlimited.
 public struct Plan: Sendable, Equatable, Encodable {
     public var id: String
@@ -304,6 +306,37 @@ public struct EventType: Sendable, Equatable, Encodable {
 }
 
 /// Whether an endpoint receives deliveries.
+/// How an endpoint's deliveries are ordered.
+public enum EndpointOrdering: String, Sendable, Codable, CaseIterable {
+    /// As fast as they come, in parallel.
+    case none
+    /// In publish order, the next only once the previous is delivered or exhausted.
+    case fifo
+
+    /// The line of a FIFO endpoint's delivery: the ordering key's value in the payload (`""` for none or a missing one).
+    public static func line(key: String?, payload: JSONValue) -> String {
+        guard let key, key.hasPrefix("/") else { return "" }
+        var current = payload
+        for token in key.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+            let name = token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+            switch current {
+            case .object(let members):
+                guard let next = members[name] else { return "" }
+                current = next
+            case .array(let items):
+                guard let index = Int(name), items.indices.contains(index) else { return "" }
+                current = items[index]
+            default: return ""
+            }
+        }
+        switch current {
+        case .string(let text): return text
+        case .null: return ""
+        default: return (try? JSONEncoder.sorted.encode(current)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        }
+    }
+}
+
 public enum EndpointStatus: String, Sendable, Codable, CaseIterable {
     /// Receives deliveries.
     case active
@@ -341,6 +374,10 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     public var filter: JSONValue?
     /// With `throttleRate`, the `rate_limit`'s burst (nil: the rate).
     public var rateLimitBurst: Int?
+    /// `fifo`: one delivery at a time, in publish order, per line (the `orderingKey`'s value in the payload).
+    public var ordering: EndpointOrdering = .none
+    /// A JSON pointer into the payload (`/customer_id`) whose value names the line; nil: one line for the endpoint.
+    public var orderingKey: String?
 
     /// The limit on deliveries a second, when the endpoint has one.
     public var rateLimit: EndpointRateLimit? {
@@ -383,6 +420,8 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     enum CodingKeys: String, CodingKey {
         case id, uid, channels, filter
         case rateLimit = "rate_limit"
+        case ordering
+        case orderingKey = "ordering_key"
         case applicationID = "application_id"
         case tenantID = "tenant_id"
         case name, description, url, events, headers
@@ -410,6 +449,8 @@ public struct Endpoint: Sendable, Equatable, Encodable {
         try container.encodeOrNull(
             self.rateLimit.map { JSONValue.object(["per_second": .number(Double($0.perSecond)), "burst": .number(Double($0.burst))]) },
             forKey: .rateLimit)
+        try container.encode(self.ordering, forKey: .ordering)
+        try container.encodeOrNull(self.orderingKey, forKey: .orderingKey)
         try container.encode(self.headers, forKey: .headers)
         try container.encode(self.timeoutSeconds, forKey: .timeoutSeconds)
         try container.encode(self.metadata, forKey: .metadata)

@@ -104,6 +104,8 @@ struct EndpointController {
         var channels: [String]?
         var filter: JSONValue?
         var rate_limit: RateLimitBody?
+        var ordering: EndpointOrdering?
+        var ordering_key: String?
     }
 
     /// `rate_limit`: at most `per_second` deliveries a second across every worker, bursts of `burst` (default the rate).
@@ -150,6 +152,13 @@ struct EndpointController {
             validator.fail("secret", "must be 'whsec_' followed by base64 of 24 to 64 bytes")
         }
         if let uid = value.uid, let problem = SvixRules.uidProblem(uid, prefix: "ep_") { validator.fail("uid", problem) }
+        if let key = value.ordering_key {
+            if !key.hasPrefix("/") || key.count > 256 {
+                validator.fail("ordering_key", "must be a JSON pointer into the payload, such as /customer_id")
+            }
+            if value.ordering == EndpointOrdering.none { validator.fail("ordering_key", "needs ordering 'fifo'") }
+            if creating && value.ordering != .fifo { validator.fail("ordering_key", "needs ordering 'fifo'") }
+        }
         if let limit = value.rate_limit {
             let range = 1...EndpointRateLimit.maxPerSecond
             if let rate = limit.per_second {
@@ -193,6 +202,8 @@ struct EndpointController {
             channels: value.channels.flatMap { $0.isEmpty ? nil : Self.unique($0) },
             filter: try value.filter.map(Self.routingFilter)
         )
+        input.ordering = value.ordering ?? .none
+        input.orderingKey = value.ordering_key
         input.throttleRate = value.rate_limit?.per_second
         input.rateLimitBurst = value.rate_limit?.burst
         let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: applicationID, input)
@@ -234,6 +245,8 @@ struct EndpointController {
         let clearChannels = body.isNull("channels")
         let clearFilter = body.isNull("filter")
         let clearRate = body.isNull("rate_limit")
+        let clearOrdering = body.isNull("ordering")
+        let clearKey = body.isNull("ordering_key")
         let endpoint = try await self.store.updateEndpoint(
             organizationID: context.organizationID, applicationID: applicationID, id: id
         ) { endpoint in
@@ -251,6 +264,12 @@ struct EndpointController {
                 endpoint.channels = nil
             }
             if let filter = value.filter { endpoint.filter = filter } else if clearFilter { endpoint.filter = nil }
+            if let ordering = value.ordering { endpoint.ordering = ordering } else if clearOrdering { endpoint.ordering = .none }
+            if let key = value.ordering_key {
+                endpoint.orderingKey = key
+            } else if clearKey || endpoint.ordering == .none {
+                endpoint.orderingKey = nil
+            }
             if let limit = value.rate_limit {
                 endpoint.throttleRate = limit.per_second
                 endpoint.rateLimitBurst = limit.burst

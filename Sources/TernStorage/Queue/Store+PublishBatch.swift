@@ -132,7 +132,8 @@ extension Store {
         }
 
         // Fan-out and the rows to write.
-        var matches: [String: [(id: String, channels: Set<String>?, filter: RoutingFilter?)]] = [:]
+        var matches: [String: [(id: String, channels: Set<String>?, filter: RoutingFilter?, fifo: Bool, orderingKey: String?)]] = [:]
+        var lines: [Int: (line: String, place: Int)] = [:]
         var messages: [(Message, String)] = []
         var deliveryRows: [(Message, String, String)] = []
         var perOrganization: [String: Int] = [:]
@@ -142,7 +143,7 @@ extension Store {
             if matches[key] == nil {
                 matches[key] = try await sql.raw(
                     """
-                    SELECT id, channels, filter FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
+                    SELECT id, channels, filter, ordering, ordering_key FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
                     AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
                     WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type =
                     \(bind: input.eventType)))\(unsafeRaw: database.shareRowsClause)
@@ -150,7 +151,8 @@ extension Store {
                 ).all().map { row in
                     (
                         try row.string("id"), try JSONColumn.decode([String].self, try row.optionalString("channels")).map(Set.init),
-                        try JSONColumn.decode(JSONValue.self, try row.optionalString("filter")).flatMap { try? RoutingFilter($0) }
+                        try JSONColumn.decode(JSONValue.self, try row.optionalString("filter")).flatMap { try? RoutingFilter($0) },
+                        try row.optionalString("ordering") == EndpointOrdering.fifo.rawValue, try row.optionalString("ordering_key")
                     )
                 }
             }
@@ -170,6 +172,16 @@ extension Store {
                     if document == nil { document = input.filterDocument() }
                     guard filter.evaluate(document!).matches else { continue }
                 }
+                if endpoint.fifo {
+                    var line = ""
+                    if endpoint.orderingKey != nil {
+                        if document == nil { document = input.filterDocument() }
+                        if case .object(let members)? = document, let payload = members["payload"] {
+                            line = EndpointOrdering.line(key: endpoint.orderingKey, payload: payload)
+                        }
+                    }
+                    lines[deliveryRows.count + targets.count] = (line, index)
+                }
                 targets.append(endpoint.id)
             }
             for endpointID in targets { deliveryRows.append((message, endpointID, request.organizationID)) }
@@ -183,7 +195,7 @@ extension Store {
         }
 
         try await Self.insertMessages(messages, sql)
-        try await Self.insertDeliveries(deliveryRows, trigger: .scheduled, now: now, sql)
+        try await Self.insertDeliveries(deliveryRows, lines: lines, trigger: .scheduled, now: now, sql)
         for (key, state) in buckets {
             let parts = key.split(separator: "|", maxSplits: 1).map(String.init)
             try await sql.raw(
@@ -233,18 +245,25 @@ extension Store {
         }
     }
 
-    static func insertDeliveries(_ rows: [(Message, String, String)], trigger: AttemptTrigger, now: Timestamp, _ sql: any SQLDatabase) async throws {
-        for chunk in stride(from: 0, to: rows.count, by: 500).map({ Array(rows[$0..<min($0 + 500, rows.count)]) }) {
+    /// Writes one pending delivery per row (message, endpoint, organization). `lines` gives the rows of FIFO endpoints
+    /// (by index) their line and the message's place in its batch: their order within the line.
+    static func insertDeliveries(
+        _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
+        _ sql: any SQLDatabase
+    ) async throws {
+        for start in stride(from: 0, to: rows.count, by: 500) {
             var insert = sql.insert(into: "deliveries").columns(
                 "id", "organization_id", "application_id", "message_id", "endpoint_id", "tenant_id", "event_type", "status",
-                "attempt_count", "next_attempt_at", "next_trigger", "created_at", "updated_at"
+                "attempt_count", "next_attempt_at", "next_trigger", "ordering_line", "ordering_seq", "created_at", "updated_at"
             )
-            for (message, endpointID, organizationID) in chunk {
+            for index in start..<min(start + 500, rows.count) {
+                let (message, endpointID, organizationID) = rows[index]
+                let line = lines[index]
                 insert = insert.values(
                     SQLBind(Identifier.make("dlv")), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.id),
                     SQLBind(endpointID), SQLBind(message.tenantID), SQLBind(message.eventType), SQLBind(DeliveryStatus.pending.rawValue),
-                    SQLBind(0), SQLBind(max(now, message.deliverAt ?? now).microseconds), SQLBind(trigger.rawValue), SQLBind(now.microseconds),
-                    SQLBind(now.microseconds)
+                    SQLBind(0), SQLBind(max(now, message.deliverAt ?? now).microseconds), SQLBind(trigger.rawValue), SQLBind(line?.line),
+                    SQLBind(line.map { now.microseconds * 1024 + Int64($0.place) }), SQLBind(now.microseconds), SQLBind(now.microseconds)
                 )
             }
             try await insert.run()

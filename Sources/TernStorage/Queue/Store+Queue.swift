@@ -38,6 +38,9 @@ extension Store {
                 lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
                 WHERE id IN (SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
                 WHERE d.next_attempt_at <= \(bind: now.microseconds) AND e.status = 'active'
+                AND (d.ordering_line IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
+                AND p.ordering_line = d.ordering_line AND p.ordering_seq < d.ordering_seq
+                AND p.status IN ('pending', 'failed', 'delivering', 'replaying')))
                 ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
                 RETURNING id
                 """

@@ -18,6 +18,8 @@ public struct EndpointInput: Sendable {
     public var throttleRate: Int?
     public var filter: RoutingFilter?
     public var rateLimitBurst: Int?
+    public var ordering: EndpointOrdering = .none
+    public var orderingKey: String?
 
     public init(
         tenantID: String, url: String, name: String?, description: String?, events: [String], headers: [String: String],
@@ -78,7 +80,7 @@ extension Store {
 
     static func newEndpoint(applicationID: String, _ input: EndpointInput) -> Endpoint {
         let now = Timestamp.now()
-        return Endpoint(
+        var endpoint = Endpoint(
             id: Identifier.make("ep"), applicationID: applicationID, tenantID: input.tenantID, name: input.name,
             description: input.description, url: input.url, events: input.events, headers: input.headers,
             timeoutSeconds: input.timeoutSeconds, metadata: input.metadata, status: input.status,
@@ -86,6 +88,9 @@ extension Store {
             disabledAt: input.status == .disabled ? now : nil, createdAt: now, updatedAt: now, uid: input.uid,
             channels: input.channels, throttleRate: input.throttleRate, filter: input.filter?.source, rateLimitBurst: input.rateLimitBurst
         )
+        endpoint.ordering = input.ordering
+        endpoint.orderingKey = input.orderingKey
+        return endpoint
     }
 
     /// Writes an endpoint's row; an operational endpoint also names what it watches and its payload format.
@@ -96,7 +101,7 @@ extension Store {
             """
             INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
             timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, uid, channels, throttle_rate,
-            watched_application_id, payload_format, filter, rate_limit_burst, created_at, updated_at)
+            watched_application_id, payload_format, filter, rate_limit_burst, ordering, ordering_key, created_at, updated_at)
             VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: endpoint.applicationID), \(bind: endpoint.tenantID),
             \(bind: endpoint.name), \(bind: endpoint.description), \(bind: endpoint.url), \(bind: JSONColumn.encode(endpoint.events)),
             \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
@@ -104,7 +109,8 @@ extension Store {
             \(bind: endpoint.disabledAt?.microseconds), \(bind: sealedSecret), \(bind: endpoint.uid),
             \(bind: endpoint.channels.map(JSONColumn.encode)), \(bind: endpoint.throttleRate),
             \(bind: operational?.watchedApplicationID), \(bind: operational?.format.rawValue), \(bind: endpoint.filter.map(JSONColumn.encode)),
-            \(bind: endpoint.rateLimitBurst), \(bind: endpoint.createdAt.microseconds),
+            \(bind: endpoint.rateLimitBurst), \(bind: endpoint.ordering == .fifo ? "fifo" : nil), \(bind: endpoint.orderingKey),
+            \(bind: endpoint.createdAt.microseconds),
             \(bind: endpoint.updatedAt.microseconds))
             """
         ).run()
@@ -192,7 +198,8 @@ extension Store {
             paused_at = \(bind: endpoint.pausedAt?.microseconds), disabled_at = \(bind: endpoint.disabledAt?.microseconds),
             uid = \(bind: endpoint.uid), channels = \(bind: endpoint.channels.map(JSONColumn.encode)),
             throttle_rate = \(bind: endpoint.throttleRate), filter = \(bind: endpoint.filter.map(JSONColumn.encode)),
-            rate_limit_burst = \(bind: endpoint.rateLimitBurst),
+            rate_limit_burst = \(bind: endpoint.rateLimitBurst), ordering = \(bind: endpoint.ordering == .fifo ? "fifo" : nil),
+            ordering_key = \(bind: endpoint.orderingKey),
             consecutive_failures = CASE WHEN \(bind: endpoint.status == .active && before.status != .active) THEN 0 ELSE consecutive_failures END,
             failing_since = CASE WHEN \(bind: enabled) THEN NULL ELSE failing_since END,
             updated_at = \(bind: now.microseconds) WHERE id = \(bind: id) RETURNING failing_since
@@ -280,7 +287,7 @@ extension Store {
     }
 
     static func endpoint(_ row: any SQLRow) throws -> Endpoint {
-        Endpoint(
+        var endpoint = Endpoint(
             id: try row.string("id"), applicationID: try row.string("application_id"), tenantID: try row.string("tenant_id"),
             name: try row.optionalString("name"), description: try row.optionalString("description"), url: try row.string("url"),
             events: try JSONColumn.decode([String].self, try row.string("events")) ?? [],
@@ -295,5 +302,8 @@ extension Store {
             filter: try JSONColumn.decode(JSONValue.self, (try? row.optionalString("filter")) ?? nil),
             rateLimitBurst: (try? row.optionalInt("rate_limit_burst")) ?? nil
         )
+        endpoint.ordering = ((try? row.optionalString("ordering")) ?? nil).flatMap(EndpointOrdering.init(rawValue:)) ?? .none
+        endpoint.orderingKey = (try? row.optionalString("ordering_key")) ?? nil
+        return endpoint
     }
 }
