@@ -4,15 +4,15 @@ JSON summary of what was seen.
 
 Usage: svix_flow.py BASE_URL TOKEN"""
 import asyncio
-import http.server
 import json
 import sys
-import threading
 import time
 from urllib.parse import urlparse
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import loopback
+from loopback import lock, received
 from svix.api import (
     ApplicationIn, ApplicationPatch, AppPortalAccessIn, EndpointHeadersIn, EndpointHeadersPatchIn, EndpointIn,
     EndpointPatch, EndpointSecretRotateIn, EndpointUpsertIn, EventTypeIn, EventTypePatch, EventTypeUpsertIn, MessageIn,
@@ -29,29 +29,7 @@ base, token = sys.argv[1], sys.argv[2]
 svix = Svix(token, SvixOptions(server_url=base))
 seen = {}
 
-# A receiver on 127.0.0.1 that keeps every delivery it gets.
-received = []
-lock = threading.Condition()
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["content-length"]))
-        with lock:
-            received.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-            lock.notify_all()
-        self.send_response(500 if self.path == "/fail" else 200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-hook = f"http://127.0.0.1:{server.server_address[1]}"
+hook = loopback.start()
 
 
 def wait_for(predicate, what, timeout=30):

@@ -8,12 +8,12 @@ failed messages are four `message.attempt.exhausted`, one `message.attempt.faili
 automatic `endpoint.disabled`.
 
 Usage: svix_operational.py BASE_URL TOKEN"""
-import http.server
 import json
 import sys
-import threading
 import time
 
+import loopback
+from loopback import lock, received
 from svix.api import (
     ApplicationIn, EndpointIn, EndpointPatch, MessageIn, OperationalWebhookEndpointHeadersIn, OperationalWebhookEndpointIn,
     OperationalWebhookEndpointSecretIn, OperationalWebhookEndpointUpsertIn, Svix, SvixOptions,
@@ -24,28 +24,7 @@ from svix.webhooks import Webhook
 base, token = sys.argv[1], sys.argv[2]
 svix = Svix(token, SvixOptions(server_url=base))
 
-received = []
-lock = threading.Condition()
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["content-length"]))
-        with lock:
-            received.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-            lock.notify_all()
-        self.send_response(500 if self.path == "/fail" else 200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-hook = f"http://127.0.0.1:{server.server_address[1]}"
+hook = loopback.start()
 
 
 def operational_events(count, timeout=30):

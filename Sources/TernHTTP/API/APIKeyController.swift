@@ -26,20 +26,6 @@ struct APIKeyController {
         var applicationID: String?
     }
 
-    /// A created key: the key's fields and, this once, the whole token as `key`.
-    struct CreatedKey: Encodable {
-        var apiKey: APIKey
-        var token: String
-
-        enum CodingKeys: String, CodingKey { case key }
-
-        func encode(to encoder: any Encoder) throws {
-            try self.apiKey.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(self.token, forKey: .key)
-        }
-    }
-
     static func validate(_ body: KeyBody) throws -> KeyInput {
         var validator = Validator()
         validator.name(body.name, required: true)
@@ -52,11 +38,12 @@ struct APIKeyController {
         return KeyInput(name: body.name!, scopes: scopes, applicationID: body.application_id)
     }
 
-    static func create(_ store: Store, organizationID: String, _ input: KeyInput) async throws -> CreatedKey {
+    /// A created key: the key's fields and, this once, the whole token as `key`.
+    static func create(_ store: Store, organizationID: String, _ input: KeyInput) async throws -> ShownOnce<APIKey> {
         let issued = try await store.issueAPIKey(
             organizationID: organizationID, name: input.name, scopes: input.scopes, applicationID: input.applicationID
         )
-        return CreatedKey(apiKey: issued.key, token: issued.token)
+        return ShownOnce(item: issued.key, secret: issued.token, name: "key")
     }
 
     @Sendable func create(_ request: Request, context: OrganizationContext) async throws -> Response {
@@ -75,7 +62,7 @@ struct APIKeyController {
             input.applicationID = only
         }
         let created = try await Self.create(self.store, organizationID: context.organizationID, input)
-        return try JSONResponse.created(created, id: created.apiKey.id)
+        return try JSONResponse.created(created, id: created.item.id)
     }
 
     static func covers(_ granted: [String], _ scope: String) -> Bool {

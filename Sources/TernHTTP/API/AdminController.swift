@@ -110,7 +110,7 @@ struct AdminController {
         let body = try await request.decodeJSON(APIKeyController.KeyBody.self).value
         let input = try APIKeyController.validate(body)
         let created = try await APIKeyController.create(self.store, organizationID: organizationID, input)
-        return try JSONResponse.created(created, id: created.apiKey.id)
+        return try JSONResponse.created(created, id: created.item.id)
     }
 
     @Sendable func listKeys(_ request: Request, context: AdminContext) async throws -> Response {

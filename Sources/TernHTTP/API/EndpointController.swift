@@ -114,20 +114,6 @@ struct EndpointController {
         var burst: Int?
     }
 
-    /// A created endpoint: its fields and, this once, its signing secret.
-    struct CreatedEndpoint: Encodable {
-        var endpoint: Endpoint
-        var secret: String
-
-        enum CodingKeys: String, CodingKey { case secret }
-
-        func encode(to encoder: any Encoder) throws {
-            try self.endpoint.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(self.secret, forKey: .secret)
-        }
-    }
-
     func validate(_ body: JSONBody<EndpointBody>, creating: Bool) throws {
         let value = body.value
         var validator = Validator()
@@ -207,7 +193,7 @@ struct EndpointController {
         input.throttleRate = value.rate_limit?.per_second
         input.rateLimitBurst = value.rate_limit?.burst
         let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: applicationID, input)
-        return try JSONResponse.created(CreatedEndpoint(endpoint: endpoint, secret: secret), id: endpoint.id)
+        return try JSONResponse.created(ShownOnce(item: endpoint, secret: secret), id: endpoint.id)
     }
 
     @Sendable func list(_ request: Request, context: ApplicationContext) async throws -> Response {

@@ -36,20 +36,6 @@ struct OperationalEndpointController {
         var format: OperationalPayloadFormat?
     }
 
-    /// A created endpoint and, this once, its signing secret.
-    struct Created: Encodable {
-        var endpoint: OperationalEndpoint
-        var secret: String
-
-        enum CodingKeys: String, CodingKey { case secret }
-
-        func encode(to encoder: any Encoder) throws {
-            try self.endpoint.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(self.secret, forKey: .secret)
-        }
-    }
-
     func validate(_ body: JSONBody<Body>, creating: Bool) throws {
         let value = body.value
         var validator = Validator()
@@ -92,7 +78,7 @@ struct OperationalEndpointController {
             watchedApplicationID: try self.watched(value.application_id, context), format: value.format ?? .native
         )
         let endpoint = try await self.store.createOperationalEndpoint(organizationID: context.organizationID, input)
-        return try JSONResponse.created(Created(endpoint: endpoint, secret: secret), id: endpoint.endpoint.id)
+        return try JSONResponse.created(ShownOnce(item: endpoint, secret: secret), id: endpoint.endpoint.id)
     }
 
     @Sendable func list(_ request: Request, context: OrganizationContext) async throws -> Response {

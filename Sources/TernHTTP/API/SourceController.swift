@@ -36,20 +36,6 @@ struct SourceController {
         "x-signature", "webhook-signature", "svix-signature", "x-shopify-hmac-sha256",
     ]
 
-    /// A created source with its secret, shown this once.
-    struct CreatedSource: Encodable {
-        var source: Source
-        var secret: String
-
-        enum CodingKeys: String, CodingKey { case secret }
-
-        func encode(to encoder: any Encoder) throws {
-            try self.source.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(self.secret, forKey: .secret)
-        }
-    }
-
     func validate(_ body: JSONBody<SourceBody>, creating: Bool) throws -> InboundProvider? {
         let value = body.value
         var validator = Validator()
@@ -117,7 +103,7 @@ struct SourceController {
                     header: value.header, encoding: value.encoding, allowedIPs: value.allowed_ips,
                     forwardHeaders: value.forward_headers.map { $0.map { $0.lowercased() } }))
         )
-        return try JSONResponse.created(CreatedSource(source: source, secret: secret), id: source.id)
+        return try JSONResponse.created(ShownOnce(item: source, secret: secret), id: source.id)
     }
 
     @Sendable func list(_ request: Request, context: ApplicationContext) async throws -> Response {
