@@ -188,8 +188,8 @@ public struct RoutingFilter: Sendable, Equatable {
         if op == .exists, case .bool(let wanted) = operand { return (value != nil) == wanted }
         guard let value else { return false }
         switch op {
-        case .eq: return Self.equal(value, operand)
-        case .neq: return !Self.equal(value, operand)
+        case .eq: return value == operand
+        case .neq: return value != operand
         case .gt, .gte, .lt, .lte:
             guard let order = Self.compare(value, operand) else { return false }
             switch op {
@@ -200,24 +200,19 @@ public struct RoutingFilter: Sendable, Equatable {
             }
         case .in, .nin:
             guard case .array(let choices) = operand else { return false }
-            let found = choices.contains { Self.equal(value, $0) }
+            let found = choices.contains(value)
             return op == .in ? found : !found
         case .exists: return false
         case .contains:
             switch (value, operand) {
             case (.string(let text), .string(let part)): return text.contains(part)
-            case (.array(let items), _): return items.contains { Self.equal($0, operand) }
+            case (.array(let items), _): return items.contains(operand)
             default: return false
             }
         case .startsWith:
             guard case .string(let text) = value, case .string(let prefix) = operand else { return false }
             return text.hasPrefix(prefix)
         }
-    }
-
-    /// JSON equality: numbers by value, objects by members, arrays in order.
-    static func equal(_ lhs: JSONValue, _ rhs: JSONValue) -> Bool {
-        lhs == rhs
     }
 
     /// -1, 0 or 1 for two numbers or two strings; nil for anything else.

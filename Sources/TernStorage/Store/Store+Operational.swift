@@ -66,6 +66,8 @@ extension Store {
         let now = Timestamp.now()
         var messages: [(Message, String)] = []
         var deliveries: [(Message, String, String)] = []
+        // A batch of recorded attempts may carry many events of one tenant: its Svix ids are read once.
+        var svixApps: [String: (id: String, uid: String?)] = [:]
         for var event in events {
             let hearing = listeners.filter { $0.hears(event) }
             guard let applicationID = hearing.first?.endpoint.applicationID else { continue }
@@ -78,9 +80,12 @@ extension Store {
                 case .native:
                     payload = event.nativePayload()
                 case .svix:
-                    let tenant = try await Self.svixTenant(event.organizationID, event.applicationID, event.tenantID, sql)
-                    payload = event.svixPayload(
-                        appID: tenant?.svixID ?? event.tenantID, appUID: tenant.map(Self.uid(of:)) ?? event.tenantID)
+                    let key = "\(event.applicationID)|\(event.tenantID)"
+                    if svixApps[key] == nil {
+                        let tenant = try await Self.svixTenant(event.organizationID, event.applicationID, event.tenantID, sql)
+                        svixApps[key] = (tenant?.svixID ?? event.tenantID, tenant.map(Self.uid(of:)) ?? event.tenantID)
+                    }
+                    payload = event.svixPayload(appID: svixApps[key]!.id, appUID: svixApps[key]!.uid)
                 }
                 let message = Message(
                     id: Identifier.make("msg"), applicationID: applicationID, tenantID: Self.operationalTenant, eventType: event.type.rawValue,
