@@ -85,13 +85,13 @@ struct ServerRig: Sendable {
         return (key, app)
     }
 
-    /// Creates an endpoint of `tenant` at the receiver; returns its id.
+    /// Creates an endpoint of `tenant` at the receiver, with `extra` JSON members; returns its id.
     @discardableResult
-    func endpoint(tenant: String, name: String? = nil) async throws -> String {
+    func endpoint(tenant: String, name: String? = nil, extra: String = "") async throws -> String {
         let named = name.map { #", "name": "\#($0)""# } ?? ""
         return try await self.api.post(
             "/v1/applications/\(self.app)/endpoints", key: self.key,
-            #"{"tenant_id": "\#(tenant)", "url": "http://127.0.0.1:\#(self.receiverPort)/hook"\#(named)}"#
+            #"{"tenant_id": "\#(tenant)", "url": "http://127.0.0.1:\#(self.receiverPort)/hook"\#(named)\#(extra)}"#
         )["id"] ?? ""
     }
 

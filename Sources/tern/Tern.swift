@@ -190,7 +190,7 @@ struct Migrate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks on 127.0.0.1; prints one JSON object.",
-        subcommands: [All.self, Growth.self, Auth.self, Portal.self],
+        subcommands: [All.self, Growth.self, Auth.self, Portal.self, Controls.self],
         defaultSubcommand: All.self
     )
 
@@ -277,6 +277,26 @@ struct Bench: AsyncParsableCommand {
                 deliveries: self.deliveries, requests: self.requests
             )
             try Bench.printJSON(result)
+        }
+    }
+
+    struct Controls: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What delivery controls cost: filtered fan-out (ten of 1,000 endpoints matching) and FIFO throughput."
+        )
+
+        @Option(help: "Database URL (default: a temporary SQLite file).") var database: String?
+        @Option(help: "Events published in each fan-out scenario.") var events = 2_000
+        @Option(help: "Events published to each FIFO endpoint.") var fifoEvents = 1_000
+        @Option(help: "Concurrent keep-alive clients.") var concurrency = 64
+
+        func run() async throws {
+            var options = ControlsBenchmark.Options(resources: Bench.resources(), executable: Bench.executable)
+            options.databaseURL = self.database
+            options.events = self.events
+            options.fifoEvents = self.fifoEvents
+            options.concurrency = self.concurrency
+            try Bench.printJSON(try await ControlsBenchmark.run(options))
         }
     }
 

@@ -283,6 +283,24 @@ import Testing
             #expect(withRate["rate_limit"] as? [String: Int] == ["per_second": 5, "burst": 5], "\(withRate.text)")
             #expect(try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie).text.contains(#"name="rate_limit" type="number""#))
 
+            // The order of deliveries in words: in order per value of a payload field, written with dots.
+            let unnamed = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)", cookie: cookie, method: .post, form: base + "&rate_limit=5&ordering=keyed&ordering_key=")
+            #expect(unnamed.status == 422 && unnamed.text.contains("name the payload field that keeps the order"), "\(unnamed.text)")
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key).string("ordering") == "none")
+            let keyed = try await Self.page(
+                api, "/portal/endpoints/\(endpointID)", cookie: cookie, method: .post,
+                form: base + "&rate_limit=5&ordering=keyed&ordering_key=" + encoded("order.customer_id"))
+            #expect(keyed.status == 303, "\(keyed.text)")
+            let ordered = try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key)
+            #expect(ordered.string("ordering") == "fifo" && ordered.string("ordering_key") == "/order/customer_id", "\(ordered.text)")
+            let shown = try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie).text
+            #expect(shown.contains(#"value="keyed" checked"#) && shown.contains(#"value="order.customer_id""#))
+            #expect(
+                try await Self.page(api, "/portal/endpoints/\(endpointID)", cookie: cookie, method: .post, form: base + "&ordering=fifo").status
+                    == 303)
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key)["ordering_key"] is NSNull)
+
             // The saved filter on the example of order.paid (total 250), then on a pasted payload (total 50).
             let example = try await Self.page(
                 api, "/portal/endpoints/\(endpointID)/filter-test", cookie: cookie, method: .post,

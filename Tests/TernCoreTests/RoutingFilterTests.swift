@@ -133,7 +133,7 @@ import Testing
     }
 
     static func scalar(_ random: inout Random) -> JSONValue {
-        random.pick([.number(-1), .number(0), .number(1), .number(2.5), .string("x"), .string("xy"), .string("y"), .bool(true), .null])
+        random.pick([.number(-1), .number(0), .number(-0.0), .number(1), .number(2.5), .string("x"), .string("xy"), .string("y"), .bool(true), .null])
     }
 
     static func value(_ random: inout Random, depth: Int) -> JSONValue {
@@ -189,5 +189,38 @@ import Testing
         }
         // Both outcomes are well represented, so the comparison says something.
         #expect(matched > 2_000 && matched < 18_000, "\(matched) of 20000 matched")
+    }
+
+    /// The index is sound: whenever a filter with a route matches a document, the document's key on the route's path
+    /// is one of the route's keys, so looking endpoints up by key never loses a match.
+    @Test func aRoutedFilterIsFoundUnderTheDocumentsKeyWheneverItMatches() throws {
+        var random = Random(state: 5_120_2026)
+        var routed = 0
+        var routedMatches = 0
+        for _ in 0..<100_000 {
+            let payload = JSONValue.object(
+                Dictionary(
+                    uniqueKeysWithValues: ["a", "b", "c", "d"].compactMap { key in random.below(5) == 0 ? nil : (key, Self.value(&random, depth: 0)) }
+                ))
+            let document = RoutingFilter.document(eventType: random.pick(["x", "xy", "order"]), tenantID: "t", channels: nil, payload: payload)
+            let filter = try RoutingFilter(Self.filter(&random, depth: 0))
+            guard let route = filter.route else { continue }
+            routed += 1
+            guard filter.evaluate(document).matches else { continue }
+            routedMatches += 1
+            let key = RoutingFilter.routeKey(route.path, in: document)
+            #expect(key.map(route.keys.contains) == true, "\(filter.source) on \(document): \(String(describing: key)) not in \(route.keys)")
+        }
+        #expect(routed > 20_000 && routedMatches > 150, "\(routed) routed, \(routedMatches) of them matched")
+    }
+
+    @Test func theRouteIsTheNarrowestEqualityAllConditionsShare() throws {
+        let filter = try RoutingFilter(
+            Self.json(#"{"payload.total": {"$gt": 100}, "$and": [{"payload.region": {"$in": ["eu", "us"]}}, {"payload.currency": "EUR"}]}"#))
+        #expect(filter.route?.path == "payload.currency")
+        #expect(filter.route?.keys == [#"["payload.currency","EUR"]"#])
+        #expect(try RoutingFilter(Self.json(#"{"$or": [{"payload.a": 1}, {"payload.a": 2}]}"#)).route == nil)
+        #expect(try RoutingFilter(Self.json(#"{"payload.a": {"$gt": 1}}"#)).route == nil)
+        #expect(RoutingFilter.routeKey("payload.a", .number(-0.0)) == RoutingFilter.routeKey("payload.a", .number(0)))
     }
 }

@@ -84,6 +84,92 @@ import Testing
         }
     }
 
+    /// Filters with an equality are found by the message's keys: 1,000 endpoints routed on a customer, ten per
+    /// customer, and a publish for one customer delivers to its ten; moving an endpoint's filter moves its route, and
+    /// filters without one (ranges) and routed ones on other paths still match alongside.
+    @Test(arguments: Backend.available)
+    func routedFiltersFindTheEndpointsOfTheMessagesKeys(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(backend) { api in
+            let (orgID, _) = try await api.organization(plan: "scale")
+            let key = try await api.createKey(orgID: orgID)
+            let app = try await api.application(key, extra: #", "allow_unregistered_event_types": true"#)
+            var ids: [String] = []
+            for index in 0..<1_000 {
+                let filter = #"{"payload.customer": "c\#(index % 100)", "payload.total": {"$gte": 0}}"#
+                ids.append(try await api.endpoint(key, app: app, url: receiver.url("/e\(index)"), extra: #", "filter": \#(filter)"#).0)
+            }
+            let many = try await api.publish(key, app: app, payload: #"{"customer": "c7", "total": 5}"#)
+            #expect(many["deliveries"] as? Int == 10, "\(many.text)")
+            let received = await receiver.waitFor(10)
+            #expect(Set(received.map(\.path)) == Set(stride(from: 7, to: 1_000, by: 100).map { "/e\($0)" }))
+
+            // Moved to c7, then to a range only (no route), an $in over two customers, and a filter on another path.
+            _ = try await api.call(.patch, "/v1/applications/\(app)/endpoints/\(ids[0])", key: key, json: #"{"filter": {"payload.customer": "c7"}}"#)
+            #expect(try await api.publish(key, app: app, payload: #"{"customer": "c7", "total": 5}"#)["deliveries"] as? Int == 11)
+            #expect(try await api.publish(key, app: app, payload: #"{"customer": "c0", "total": 5}"#)["deliveries"] as? Int == 9)
+            _ = try await api.call(
+                .patch, "/v1/applications/\(app)/endpoints/\(ids[0])", key: key, json: #"{"filter": {"payload.total": {"$gt": 3}}}"#)
+            _ = try await api.call(
+                .patch, "/v1/applications/\(app)/endpoints/\(ids[1])", key: key, json: #"{"filter": {"payload.customer": {"$in": ["c7", "c8"]}}}"#)
+            _ = try await api.call(.patch, "/v1/applications/\(app)/endpoints/\(ids[2])", key: key, json: #"{"filter": {"payload.region": "eu"}}"#)
+            #expect(try await api.publish(key, app: app, payload: #"{"customer": "c7", "total": 5}"#)["deliveries"] as? Int == 12)
+            #expect(try await api.publish(key, app: app, payload: #"{"customer": "c8", "total": 1}"#)["deliveries"] as? Int == 11)
+            #expect(try await api.publish(key, app: app, payload: #"{"customer": "c8", "total": 1, "region": "eu"}"#)["deliveries"] as? Int == 12)
+            // A deleted endpoint takes its route with it; a missing path matches no routed filter.
+            #expect(try await api.call(.delete, "/v1/applications/\(app)/endpoints/\(ids[1])", key: key).status == 204)
+            #expect(try await api.publish(key, app: app, payload: #"{"customer": "c8", "total": 1}"#)["deliveries"] as? Int == 10)
+            #expect(try await api.publish(key, app: app, payload: #"{"total": 9}"#)["deliveries"] as? Int == 1)
+        }
+    }
+
+    /// A FIFO line waits behind its head and moves on when the head ends, whichever way it ends: delivered, exhausted
+    /// after its retries, expunged while paused. Deliveries waiting in line list as pending with no attempt time;
+    /// recovered deliveries go again one at a time in publish order.
+    @Test(arguments: Backend.available)
+    func aFifoLineMovesOnWhenItsHeadEndsHoweverItEnds(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/line", [.init(status: 500), .init(status: 500)], then: .init(status: 200, delay: .milliseconds(2)))
+        try await withTern(backend) { api in
+            let (orgID, _) = try await api.organization(plan: "scale")
+            let key = try await api.createKey(orgID: orgID)
+            let app = try await api.application(key, extra: #", "retry_schedule": [0], "allow_unregistered_event_types": true"#)
+            let (endpointID, _) = try await api.endpoint(key, app: app, url: receiver.url("/line"), extra: #", "ordering": "fifo""#)
+            func numbers() -> [Int] {
+                receiver.received.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Int])?["n"] }
+            }
+            var messages: [String] = []
+            for index in 0..<20 { messages.append(try #require(try await api.publish(key, app: app, payload: #"{"n": \#(index)}"#).string("id"))) }
+            // n = 0 fails twice (its one retry) and is exhausted; the line goes on behind it.
+            #expect(await eventually { numbers().count >= 21 })
+            #expect(numbers() == [0, 0] + Array(1..<20), "\(numbers())")
+
+            // Paused: the line waits; its head is due, the others wait in line with no time.
+            _ = try await api.call(.patch, "/v1/applications/\(app)/endpoints/\(endpointID)", key: key, json: #"{"status": "paused"}"#)
+            for index in 20..<30 { messages.append(try #require(try await api.publish(key, app: app, payload: #"{"n": \#(index)}"#).string("id"))) }
+            let head = try await api.deliveries(key, app: app, message: messages[20])
+            let waiting = try await api.deliveries(key, app: app, message: messages[25])
+            #expect(head.first?["next_attempt_at"] is String && head.first?["status"] as? String == "pending", "\(head)")
+            #expect(waiting.first?["next_attempt_at"] is NSNull && waiting.first?["status"] as? String == "pending", "\(waiting)")
+            // The head is expunged (nothing left to send): the next takes its place.
+            let expunged = messages[20]
+            try await api.withStore { store in try await store.expungeMessage(organizationID: orgID, applicationID: app, id: expunged) }
+            #expect(try await api.deliveries(key, app: app, message: messages[21]).first?["next_attempt_at"] is String)
+            _ = try await api.call(.patch, "/v1/applications/\(app)/endpoints/\(endpointID)", key: key, json: #"{"status": "active"}"#)
+            #expect(await eventually { numbers().count >= 30 })
+            #expect(Array(numbers().dropFirst(21)) == Array(21..<30), "\(numbers())")
+
+            // Recovered (n = 0, and the expunged one, now {}), one at a time in publish order.
+            let recovered = try await api.post(
+                "/v1/applications/\(app)/endpoints/\(endpointID)/recover", key: key, #"{"since": "\#(Timestamp.now().adding(seconds: -3600))"}"#)
+            #expect(recovered["count"] as? Int == 2, "\(recovered.text)")
+            #expect(await eventually { receiver.received.count >= 32 })
+            #expect(receiver.received.suffix(2).map { String(decoding: $0.body, as: UTF8.self) } == [#"{"n": 0}"#, "{}"])
+        }
+    }
+
     @Test(arguments: Backend.available)
     func deliverAtHoldsEveryAttemptUntilItsTime(_ backend: Backend) async throws {
         let receiver = try await Receiver.start()

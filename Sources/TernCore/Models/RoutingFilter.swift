@@ -230,6 +230,53 @@ public struct RoutingFilter: Sendable, Equatable {
         return text.count > 80 ? String(text.prefix(77)) + "…" : text
     }
 
+    /// A condition every match must meet that an index can look up: one path and the values it must equal (from a
+    /// top-level `$eq`/literal or `$in`, or one inside a top-level `$and`), the fewest values first. Nil when the filter
+    /// has none (only ranges, `$or`, `$not` …): such a filter is read for every message. Only scalar values of at most
+    /// `maxRouteBytes` route.
+    public var route: (path: String, keys: [String])? {
+        var best: (path: String, keys: [String])?
+        func visit(_ node: Node) {
+            switch node {
+            case .all(let children): children.forEach(visit)
+            case .condition(let path, .eq, let operand): consider(path, [operand])
+            case .condition(let path, .in, .array(let values)): consider(path, values)
+            default: break
+            }
+        }
+        func consider(_ path: String, _ values: [JSONValue]) {
+            var keys: [String] = []
+            for value in values {
+                guard let key = Self.routeKey(path, value) else { return }
+                if !keys.contains(key) { keys.append(key) }
+            }
+            if best == nil || keys.count < best!.keys.count { best = (path, keys) }
+        }
+        visit(self.root)
+        return best
+    }
+
+    /// The longest route key; longer values are not indexed.
+    public static let maxRouteBytes = 512
+
+    /// The key under which a document whose `path` holds `value` finds the endpoints routed on it: the JSON array
+    /// `[path, value]`, sorted and compact. Nil for objects, arrays and long values.
+    public static func routeKey(_ path: String, _ value: JSONValue) -> String? {
+        switch value {
+        case .object, .array: return nil
+        default:
+            let value = value == .number(0) ? .number(0) : value  // -0 equals 0, and must read the same
+            guard let data = try? JSONEncoder.sorted.encode(JSONValue.array([.string(path), value])), data.count <= Self.maxRouteBytes
+            else { return nil }
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// The route key of a message's document on `path`, or nil when the path is missing (no routed filter can match).
+    public static func routeKey(_ path: String, in document: JSONValue) -> String? {
+        Self.resolve(path, in: document).flatMap { Self.routeKey(path, $0) }
+    }
+
     /// The document a filter reads for a message.
     public static func document(
         eventType: String, tenantID: String, channels: [String]?, payload: JSONValue, sourceID: String? = nil, headers: [String: String]? = nil

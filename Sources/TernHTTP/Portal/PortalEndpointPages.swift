@@ -56,7 +56,42 @@ extension PortalController {
         if let text = fields.rate_limit, !text.isEmpty, Self.rate(text) == nil {
             errors.append(FieldError("rate_limit", "must be a whole number of deliveries a second, from 1 to \(EndpointRateLimit.maxPerSecond)"))
         }
+        if case .failure(let problem) = Self.ordering(fields) { errors += problem.fields }
         return errors
+    }
+
+    /// The form's order of deliveries as the endpoint's `ordering` and `ordering_key` (a JSON pointer made from the
+    /// field's dotted path; one starting with `/` is taken as a pointer already).
+    static func ordering(_ fields: EndpointFields) -> Result<(EndpointOrdering, String?), FormProblem> {
+        switch fields.ordering ?? "none" {
+        case "none": return .success((.none, nil))
+        case "fifo": return .success((.fifo, nil))
+        case "keyed":
+            let path = (fields.ordering_key ?? "").trimmingCharacters(in: .whitespaces)
+            let pointer =
+                path.hasPrefix("/")
+                ? path
+                : "/"
+                    + path.split(separator: ".", omittingEmptySubsequences: false).map {
+                        $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+                    }.joined(separator: "/")
+            guard !path.isEmpty, pointer.count <= 256,
+                !pointer.split(separator: "/", omittingEmptySubsequences: false).dropFirst().contains(where: \.isEmpty)
+            else {
+                return .failure(FormProblem(fields: [FieldError("ordering_key", "name the payload field that keeps the order, such as customer_id")]))
+            }
+            return .success((.fifo, pointer))
+        default: return .failure(FormProblem(fields: [FieldError("ordering_key", "choose one of the three orders")]))
+        }
+    }
+
+    /// An ordering key as the form shows it: the dotted path, unless a member holds a dot or a slash.
+    static func orderingField(_ pointer: String?) -> String? {
+        guard let pointer else { return nil }
+        let members = pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map {
+            $0.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+        }
+        return members.contains { $0.contains(".") || $0.contains("/") } ? pointer : members.joined(separator: ".")
     }
 
     /// The form's "at most … deliveries a second": a whole number in range, or nil.
@@ -96,7 +131,10 @@ extension PortalController {
             eventsError: errors.first { $0.field.hasPrefix("events") }?.message,
             nameError: errors.first { $0.field == "name" }?.message, filter: fields.filter ?? "",
             filterError: errors.first { $0.field.hasPrefix("filter") }.map { "\($0.field): \($0.message)" },
-            rateLimit: fields.rate_limit ?? "", rateLimitError: errors.first { $0.field == "rate_limit" }?.message
+            rateLimit: fields.rate_limit ?? "", rateLimitError: errors.first { $0.field == "rate_limit" }?.message,
+            orderingNone: !["fifo", "keyed"].contains(fields.ordering ?? "none"), orderingFifo: fields.ordering == "fifo",
+            orderingKeyed: fields.ordering == "keyed", orderingKey: fields.ordering_key ?? "",
+            orderingError: errors.first { $0.field.hasPrefix("ordering") }?.message
         )
     }
 
@@ -113,6 +151,10 @@ extension PortalController {
                 filter: (try? Self.filter(fields.filter, "filter").get()) ?? nil
             )
             input.throttleRate = Self.rate(fields.rate_limit)
+            if case .success(let (ordering, key)) = Self.ordering(fields) {
+                input.ordering = ordering
+                input.orderingKey = key
+            }
             do {
                 let endpoint = try await self.store.createEndpoint(
                     organizationID: context.organizationID, applicationID: context.applicationID, input)
@@ -162,7 +204,8 @@ extension PortalController {
             fields
             ?? EndpointFields(
                 url: endpoint.url, name: endpoint.name, description: endpoint.description, events: endpoint.events,
-                filter: endpoint.filter.map(Self.pretty), rate_limit: endpoint.throttleRate.map(String.init))
+                filter: endpoint.filter.map(Self.pretty), rate_limit: endpoint.throttleRate.map(String.init),
+                ordering: endpoint.orderingKey != nil ? "keyed" : endpoint.ordering.rawValue, ordering_key: Self.orderingField(endpoint.orderingKey))
         let form = try await self.form(context, values, action: "/portal/endpoints/\(endpoint.id)", submit: "Save changes", errors: errors)
         var test = filterTest
         if test == nil { test = try await self.filterTestView(context, endpoint, FilterTestFields()) }
@@ -253,6 +296,11 @@ extension PortalController {
                     if rate != $0.throttleRate {
                         $0.throttleRate = rate
                         $0.rateLimitBurst = nil
+                    }
+                    // A form without the choice (an older page) leaves the order as it was.
+                    if fields.ordering != nil, case .success(let (ordering, key)) = Self.ordering(fields) {
+                        $0.ordering = ordering
+                        $0.orderingKey = key
                     }
                 }
                 return WebPages.redirect("/portal/endpoints/\(endpoint.id)?flash=saved")

@@ -57,6 +57,11 @@ extension PortalController {
         var filterError: String?
         var rateLimit: String = ""
         var rateLimitError: String?
+        var orderingNone = true
+        var orderingFifo = false
+        var orderingKeyed = false
+        var orderingKey: String = ""
+        var orderingError: String?
     }
 
     struct EndpointFields: Decodable {
@@ -68,6 +73,9 @@ extension PortalController {
         var filter: String?
         /// At most this many deliveries a second; empty for no limit.
         var rate_limit: String?
+        /// `none`, `fifo`, or `keyed` (in order per value of `ordering_key`, a payload field written with dots).
+        var ordering: String?
+        var ordering_key: String?
     }
 
     /// `filter` and `payload` of the filter test form, and the event type whose example fills an empty payload.

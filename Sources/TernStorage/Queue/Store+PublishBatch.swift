@@ -31,12 +31,15 @@ extension Store {
         var results = [Result<Published, any Error>?](repeating: nil, count: requests.count)
         let now = Timestamp.now()
 
-        // Applications (scoped by organization), once each.
+        // Applications (scoped by organization), once each, with the paths their filters route on.
         var applications: [String: Result<Application, any Error>] = [:]
+        var filterPaths: [String: [String]] = [:]
         for request in requests where applications["\(request.organizationID)/\(request.applicationID)"] == nil {
             let key = "\(request.organizationID)/\(request.applicationID)"
             do {
-                applications[key] = .success(try await Self.application(request.organizationID, request.applicationID, sql))
+                let row = try await Self.applicationRow(request.organizationID, request.applicationID, sql)
+                applications[key] = .success(try Self.application(row))
+                filterPaths[request.applicationID] = try Self.filterPaths(row)
             } catch {
                 applications[key] = .failure(error)
             }
@@ -132,7 +135,8 @@ extension Store {
         }
 
         // Fan-out and the rows to write.
-        var matches: [String: [(id: String, channels: Set<String>?, filter: RoutingFilter?, fifo: Bool, orderingKey: String?)]] = [:]
+        var unrouted: [String: [FanOutEndpoint]] = [:]
+        var routed: [String: [FanOutEndpoint]] = [:]
         var lines: [Int: (line: String, place: Int)] = [:]
         var messages: [(Message, String)] = []
         var deliveryRows: [(Message, String, String)] = []
@@ -140,21 +144,22 @@ extension Store {
         for (index, request) in requests.enumerated() where results[index] == nil && repeatOf[index] == nil {
             let input = request.input
             let key = "\(request.applicationID)|\(input.tenantID)|\(input.eventType)"
-            if matches[key] == nil {
-                matches[key] = try await sql.raw(
-                    """
-                    SELECT id, channels, filter, ordering, ordering_key FROM endpoints WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID)
-                    AND status <> 'disabled' AND (events = '[]' OR id IN (SELECT endpoint_id FROM endpoint_event_types
-                    WHERE application_id = \(bind: request.applicationID) AND tenant_id = \(bind: input.tenantID) AND event_type =
-                    \(bind: input.eventType)))\(unsafeRaw: database.shareRowsClause)
-                    """
-                ).all().map { row in
-                    (
-                        try row.string("id"), try JSONColumn.decode([String].self, try row.optionalString("channels")).map(Set.init),
-                        try JSONColumn.decode(JSONValue.self, try row.optionalString("filter")).flatMap { try? RoutingFilter($0) },
-                        try row.optionalString("ordering") == EndpointOrdering.fifo.rawValue, try row.optionalString("ordering_key")
-                    )
+            if unrouted[key] == nil {
+                unrouted[key] = try await Self.unroutedEndpoints(
+                    database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, sql)
+            }
+            // A filter reads the message's document, made (its payload parsed) only when an endpoint needs it.
+            var document: JSONValue?
+            var candidates = unrouted[key]!
+            if let paths = filterPaths[request.applicationID], !paths.isEmpty {
+                document = input.filterDocument()
+                let keys = paths.compactMap { RoutingFilter.routeKey($0, in: document!) }
+                let routedKey = key + "|" + keys.joined(separator: "|")
+                if routed[routedKey] == nil {
+                    routed[routedKey] = try await Self.routedEndpoints(
+                        database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, keys: keys, sql)
                 }
+                candidates += routed[routedKey]!
             }
             let message = Message(
                 id: Identifier.make("msg"), applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType,
@@ -162,11 +167,9 @@ extension Store {
                 deliverAt: input.deliverAt, sourceID: input.sourceID, headers: input.headers
             )
             messages.append((message, request.organizationID))
-            // An endpoint with channels takes only messages that share one; one without takes every message. A filter
-            // reads the message's document, made (its payload parsed) only when an endpoint has one.
-            var document: JSONValue?
+            // An endpoint with channels takes only messages that share one; one without takes every message.
             var targets: [String] = []
-            for endpoint in matches[key]! {
+            for endpoint in candidates {
                 if let channels = endpoint.channels, !(input.channels?.contains(where: channels.contains) ?? false) { continue }
                 if let filter = endpoint.filter {
                     if document == nil { document = input.filterDocument() }
@@ -196,6 +199,9 @@ extension Store {
 
         try await Self.insertMessages(messages, sql)
         try await Self.insertDeliveries(deliveryRows, lines: lines, trigger: .scheduled, now: now, sql)
+        // The endpoints are held shared since fan-out, so a worker ending a head releases after this commits.
+        let touched = Set(lines.map { OrderingLine(endpointID: deliveryRows[$0.key].1, line: $0.value.line) })
+        try await database.releaseLines(touched, now: now.microseconds, lock: false, sql)
         for (key, state) in buckets {
             let parts = key.split(separator: "|", maxSplits: 1).map(String.init)
             try await sql.raw(
@@ -246,7 +252,8 @@ extension Store {
     }
 
     /// Writes one pending delivery per row (message, endpoint, organization). `lines` gives the rows of FIFO endpoints
-    /// (by index) their line and the message's place in its batch: their order within the line.
+    /// (by index) their line and the message's place in its batch: their order within the line. Those wait in line;
+    /// the caller releases the lines' heads.
     static func insertDeliveries(
         _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
         _ sql: any SQLDatabase
@@ -262,7 +269,8 @@ extension Store {
                 insert = insert.values(
                     SQLBind(Identifier.make("dlv")), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.id),
                     SQLBind(endpointID), SQLBind(message.tenantID), SQLBind(message.eventType), SQLBind(DeliveryStatus.pending.rawValue),
-                    SQLBind(0), SQLBind(max(now, message.deliverAt ?? now).microseconds), SQLBind(trigger.rawValue), SQLBind(line?.line),
+                    SQLBind(0), SQLBind(line == nil ? max(now, message.deliverAt ?? now).microseconds : Self.waitingInLine),
+                    SQLBind(trigger.rawValue), SQLBind(line?.line),
                     SQLBind(line.map { now.microseconds * 1024 + Int64($0.place) }), SQLBind(now.microseconds), SQLBind(now.microseconds)
                 )
             }

@@ -39,8 +39,8 @@ extension Store {
                 WHERE id IN (SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
                 WHERE d.next_attempt_at <= \(bind: now.microseconds) AND e.status = 'active'
                 AND (d.ordering_line IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
-                AND p.ordering_line = d.ordering_line AND p.ordering_seq < d.ordering_seq
-                AND p.status IN ('pending', 'failed', 'delivering', 'replaying')))
+                AND p.ordering_line = d.ordering_line AND p.next_attempt_at IS NOT NULL AND p.id <> d.id
+                AND (p.ordering_seq < d.ordering_seq OR p.status = 'delivering')))
                 ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
                 RETURNING id
                 """
@@ -172,17 +172,21 @@ extension Store {
             let successes = records.indices.filter { records[$0].outcome == .success }
             var results = [RecordedAttempt](repeating: RecordedAttempt(), count: records.count)
             var events: [OperationalEvent] = []
+            // A head of a FIFO line that ended made the next one due: work queued, as by a publish.
+            var released = false
             if !successes.isEmpty {
-                let (recorded, recovered) = try await self.recordSuccesses(successes.map { records[$0] }, sql)
+                let (recorded, recovered, releasedSome) = try await self.recordSuccesses(successes.map { records[$0] }, sql)
                 for (offset, index) in successes.enumerated() { results[index] = recorded[offset] }
                 events += recovered
+                released = released || releasedSome
             }
             for index in records.indices where records[index].outcome != .success {
-                let (recorded, caused) = try await self.record(records[index], sql)
+                let (recorded, caused, releasedNext) = try await self.record(records[index], sql)
                 results[index] = recorded
                 events += caused
+                released = released || releasedNext
             }
-            var queued = false
+            var queued = released
             for organization in Set(events.map(\.organizationID)) {
                 queued = try await Self.emitOperational(events.filter { $0.organizationID == organization }, sql) || queued
             }
@@ -205,7 +209,9 @@ extension Store {
     /// Records successful attempts in a batch: the endpoints' failure counts reset, the deliveries still held by
     /// their lease marked delivered, and one attempt row each (unless the delivery was deleted meanwhile). A customer
     /// delivery whose earlier attempt had failed has recovered: that event is returned for the operational endpoints.
-    func recordSuccesses(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws -> ([RecordedAttempt], [OperationalEvent]) {
+    func recordSuccesses(
+        _ records: [AttemptRecord], _ sql: any SQLDatabase
+    ) async throws -> ([RecordedAttempt], [OperationalEvent], released: Bool) {
         let endpointIDs = Array(Set(records.map(\.job.endpointID)))
         // Only a retry or a replay can recover, so first attempts (the common case) cost no extra statement.
         let retried = records.filter { $0.job.attemptCount > 0 && !$0.job.operational }.map(\.job.deliveryID)
@@ -231,15 +237,18 @@ extension Store {
                 "(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))"
             )
         }
-        let updated = Set(
-            try await sql.raw(
-                """
-                UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
-                lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
-                updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
-                WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 RETURNING deliveries.id
-                """
-            ).all().map { try $0.string("id") })
+        let delivered = try await sql.raw(
+            """
+            UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
+            lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
+            updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
+            WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2
+            RETURNING deliveries.id, deliveries.endpoint_id, deliveries.ordering_line
+            """
+        ).all()
+        // A delivered head lets the next of its line go.
+        let released = try await self.database.releaseLines(of: delivered, now: Timestamp.now().microseconds, sql)
+        let updated = Set(try delivered.map { try $0.string("id") })
         var kept = records.filter { updated.contains($0.job.deliveryID) }
         let lost = records.filter { !updated.contains($0.job.deliveryID) }
         if !lost.isEmpty {
@@ -262,13 +271,13 @@ extension Store {
             guard updated.contains(record.job.deliveryID), let uid = recovering[record.job.deliveryID] else { return nil }
             return Self.attemptEvent(.attemptRecovered, record, endpointUID: uid)
         }
-        return (records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }, recovered)
+        return (records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }, recovered, released)
     }
 
     /// Records a failed attempt (or a 410): the endpoint's failure count first, since it decides the breaker and its
     /// status whether a retry makes sense; then the transition core decides, applied to the delivery and endpoint.
     /// Returns the operational events it caused: a failing streak's marks, the endpoint disabled, the delivery exhausted.
-    func record(_ record: AttemptRecord, _ sql: any SQLDatabase) async throws -> (RecordedAttempt, [OperationalEvent]) {
+    func record(_ record: AttemptRecord, _ sql: any SQLDatabase) async throws -> (RecordedAttempt, [OperationalEvent], released: Bool) {
         let job = record.job
         let now = record.at.microseconds
         let failed = if case .failure = record.outcome { 1 } else { 0 }
@@ -280,7 +289,7 @@ extension Store {
                 RETURNING consecutive_failures, status, uid, failing_since
                 """
             ).first()
-        else { return (RecordedAttempt(), []) }
+        else { return (RecordedAttempt(), [], false) }
         let failures = try row.int("consecutive_failures")
         let endpointUID = try row.optionalString("uid")
         if job.rateLimit != nil, case .failure(let retryAfter) = record.outcome, let code = record.statusCode,
@@ -326,14 +335,15 @@ extension Store {
             next_attempt_at = \(bind: transition.nextAttemptAt?.microseconds), next_trigger = 'scheduled', lease_token = NULL,
             last_status_code = \(bind: record.statusCode), last_error = \(bind: record.deliveryError), last_attempt_at = \(bind: now),
             delivered_at = \(bind: status == .delivered ? now : nil), updated_at = \(bind: now)
-            WHERE id = \(bind: job.deliveryID) AND lease_token = \(bind: job.leaseToken) RETURNING id
+            WHERE id = \(bind: job.deliveryID) AND lease_token = \(bind: job.leaseToken) RETURNING id, endpoint_id, ordering_line
             """
         ).all()
+        let released = status == .exhausted ? try await self.database.releaseLines(of: updated, now: now, sql) : false
         if updated.isEmpty {
             // The lease ran out and another worker holds the delivery now, or the endpoint was deleted. Keep the
             // attempt (it happened) if the delivery still exists; its status is the other worker's to write.
             let exists = try await sql.raw("SELECT id FROM deliveries WHERE id = \(bind: job.deliveryID)").first() != nil
-            guard exists else { return (result, events) }
+            guard exists else { return (result, events, released) }
             try await sql.raw(
                 """
                 UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: now) WHERE id = \(bind: job.deliveryID)
@@ -345,7 +355,7 @@ extension Store {
             if status == .exhausted, !job.operational { events.append(Self.attemptEvent(.attemptExhausted, record, endpointUID: endpointUID)) }
         }
         try await Self.insertAttempts([record], sql)
-        return (result, events)
+        return (result, events, released)
     }
 
     /// Writes one attempt row per record, in one statement.

@@ -67,6 +67,11 @@ extension Store {
 
     /// One of the organization's applications; its hidden operational application is none of them.
     static func application(_ organizationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> Application {
+        try Self.application(try await Self.applicationRow(organizationID, id, sql))
+    }
+
+    /// The customer application's row, or not found.
+    static func applicationRow(_ organizationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> any SQLRow {
         guard
             let row = try await sql.raw(
                 """
@@ -74,7 +79,7 @@ extension Store {
                 """
             ).first()
         else { throw TernError.notFound("No application '\(id)'.") }
-        return try Self.application(row)
+        return row
     }
 
     /// Replaces the application's settings with `update(current)`.

@@ -69,7 +69,7 @@ extension Store {
     /// is disabled.
     public func replayDelivery(organizationID: String, applicationID: String, id: String) async throws -> Delivery {
         try await self.database.writeQueuing { sql -> (Delivery, queued: Bool) in
-            var delivery = try await Self.delivery(organizationID, applicationID, id, sql)
+            let delivery = try await Self.delivery(organizationID, applicationID, id, sql)
             guard delivery.status != .delivering else {
                 throw TernError.conflict("The delivery is being sent right now; replay it once this attempt has finished.")
             }
@@ -78,16 +78,14 @@ extension Store {
                 throw TernError.conflict("The endpoint is disabled; set its status to 'active' before replaying its deliveries.")
             }
             let now = Timestamp.now()
-            try await sql.raw(
+            let queued = try await sql.raw(
                 """
-                UPDATE deliveries SET status = 'replaying', next_attempt_at = \(bind: now.microseconds), next_trigger = 'manual',
-                updated_at = \(bind: now.microseconds) WHERE id = \(bind: id)
+                UPDATE deliveries SET status = 'replaying', next_attempt_at = \(Self.queuedAt(now.microseconds)), next_trigger = 'manual',
+                updated_at = \(bind: now.microseconds) WHERE id = \(bind: id) RETURNING endpoint_id, ordering_line
                 """
-            ).run()
-            delivery.status = .replaying
-            delivery.nextAttemptAt = now
-            delivery.updatedAt = now
-            return (delivery, queued: true)
+            ).all()
+            try await self.database.releaseLines(of: queued, now: now.microseconds, sql)
+            return (try await Self.delivery(organizationID, applicationID, id, sql), queued: true)
         }
     }
 
@@ -99,7 +97,7 @@ extension Store {
             let status = filter.status ?? .exhausted
             let now = Timestamp.now().microseconds
             var query: SQLQueryString = """
-                UPDATE deliveries SET status = 'replaying', next_attempt_at = \(bind: now), next_trigger = 'manual', updated_at = \(bind: now)
+                UPDATE deliveries SET status = 'replaying', next_attempt_at = \(Self.queuedAt(now)), next_trigger = 'manual', updated_at = \(bind: now)
                 WHERE application_id = \(bind: applicationID) AND status = \(bind: status.rawValue)
                 AND endpoint_id IN (SELECT id FROM endpoints WHERE application_id = \(bind: applicationID) AND status <> 'disabled')
                 """
@@ -107,8 +105,9 @@ extension Store {
             if let tenantID = filter.tenantID { query += " AND tenant_id = \(bind: tenantID)" }
             if let since = filter.since { query += " AND created_at >= \(bind: since.microseconds)" }
             if let until = filter.until { query += " AND created_at < \(bind: until.microseconds)" }
-            let count = try await sql.raw(query + " RETURNING id").all().count
-            return (count, queued: count > 0)
+            let queued = try await sql.raw(query + " RETURNING endpoint_id, ordering_line").all()
+            try await self.database.releaseLines(of: queued, now: now, sql)
+            return (queued.count, queued: !queued.isEmpty)
         }
     }
 
@@ -123,12 +122,13 @@ extension Store {
             }
             let now = Timestamp.now().microseconds
             var query: SQLQueryString = """
-                UPDATE deliveries SET status = 'replaying', next_attempt_at = \(bind: now), next_trigger = 'manual', updated_at = \(bind: now)
+                UPDATE deliveries SET status = 'replaying', next_attempt_at = \(Self.queuedAt(now)), next_trigger = 'manual', updated_at = \(bind: now)
                 WHERE endpoint_id = \(bind: endpoint.id) AND status IN ('failed', 'exhausted') AND created_at >= \(bind: since.microseconds)
                 """
             if let until { query += " AND created_at < \(bind: until.microseconds)" }
-            let count = try await sql.raw(query + " RETURNING id").all().count
-            return (count, queued: count > 0)
+            let queued = try await sql.raw(query + " RETURNING endpoint_id, ordering_line").all()
+            try await self.database.releaseLines(of: queued, now: now, sql)
+            return (queued.count, queued: !queued.isEmpty)
         }
     }
 
@@ -197,7 +197,8 @@ extension Store {
             id: try row.string("id"), applicationID: try row.string("application_id"), messageID: try row.string("message_id"),
             endpointID: try row.string("endpoint_id"), tenantID: try row.string("tenant_id"), eventType: try row.string("event_type"),
             status: DeliveryStatus(rawValue: try row.string("status")) ?? .pending, attemptCount: try row.int("attempt_count"),
-            nextAttemptAt: try row.optionalTimestamp("next_attempt_at"), lastStatusCode: try row.optionalInt("last_status_code"),
+            nextAttemptAt: Self.shownAttemptTime(try row.optionalTimestamp("next_attempt_at")),
+            lastStatusCode: try row.optionalInt("last_status_code"),
             lastError: try row.optionalString("last_error"), lastAttemptAt: try row.optionalTimestamp("last_attempt_at"),
             deliveredAt: try row.optionalTimestamp("delivered_at"), createdAt: try row.timestamp("created_at"),
             updatedAt: try row.timestamp("updated_at")

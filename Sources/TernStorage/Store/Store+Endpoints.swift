@@ -70,6 +70,7 @@ extension Store {
             try await Self.requireFreeUID(endpoint, sql)
             try await Self.insertEndpoint(endpoint, organizationID: organizationID, sealedSecret: sealedSecret, sql)
             try await Self.writeSubscriptions(endpoint, sql)
+            if endpoint.filter != nil { try await self.writeFilterRoutes(endpoint, sql) }
             let queued = try await Self.emitOperational([Self.operationalEvent(.endpointCreated, endpoint, organizationID)], sql)
             return (endpoint, queued: queued)
         }
@@ -209,6 +210,7 @@ extension Store {
             try await sql.raw("DELETE FROM endpoint_event_types WHERE endpoint_id = \(bind: id)").run()
             try await Self.writeSubscriptions(endpoint, sql)
         }
+        if endpoint.filter != before.filter { try await self.writeFilterRoutes(endpoint, sql) }
         if endpoint.status == .disabled && before.status != .disabled {
             try await Self.exhaustQueued(endpointID: id, reason: endpoint.disabledReason ?? CircuitBreaker.Reason.manual, sql)
         }

@@ -211,7 +211,7 @@ extension Store {
     /// Erases the message's payload (it reads `{}` from then on) and moves its queued deliveries to the dead-letter
     /// queue: there is nothing left to send.
     public func expungeMessage(organizationID: String, applicationID: String, id: String) async throws {
-        try await self.database.write { sql in
+        try await self.database.writeQueuing { sql -> ((), queued: Bool) in
             let now = Timestamp.now().microseconds
             let updated = try await sql.raw(
                 """
@@ -220,12 +220,14 @@ extension Store {
                 """
             ).all()
             guard !updated.isEmpty else { throw TernError.notFound("Message not found") }
-            try await sql.raw(
+            let ended = try await sql.raw(
                 """
                 UPDATE deliveries SET status = 'exhausted', next_attempt_at = NULL, last_error = 'the payload was expunged',
                 updated_at = \(bind: now) WHERE message_id = \(bind: id) AND next_attempt_at IS NOT NULL AND status <> 'delivering'
+                RETURNING endpoint_id, ordering_line
                 """
-            ).run()
+            ).all()
+            return ((), queued: try await self.database.releaseLines(of: ended, now: now, sql))
         }
     }
 

@@ -215,7 +215,7 @@ extension Store {
             if let other = try await Self.svixTenant(organizationID, applicationID, newTenantID, sql), other.svixID != tenant.svixID {
                 throw TernError.conflict("An application with that id or uid already exists")
             }
-            for table in ["endpoints", "endpoint_event_types", "messages", "deliveries", "rate_buckets", "tenants"] {
+            for table in ["endpoints", "endpoint_event_types", "endpoint_filter_routes", "messages", "deliveries", "rate_buckets", "tenants"] {
                 try await sql.raw(
                     """
                     UPDATE \(ident: table) SET tenant_id = \(bind: newTenantID) WHERE application_id = \(bind: applicationID)

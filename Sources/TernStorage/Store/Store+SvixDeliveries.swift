@@ -232,7 +232,8 @@ extension Store {
                 let delivery = Delivery(
                     id: try row.string("d_id"), applicationID: applicationID, messageID: messageID, endpointID: endpoint.id,
                     tenantID: endpoint.tenantID, eventType: "", status: DeliveryStatus(rawValue: try row.string("d_status")) ?? .pending,
-                    attemptCount: 0, nextAttemptAt: try row.optionalTimestamp("d_next_attempt_at"), lastStatusCode: nil, lastError: nil,
+                    attemptCount: 0, nextAttemptAt: Self.shownAttemptTime(try row.optionalTimestamp("d_next_attempt_at")), lastStatusCode: nil,
+                    lastError: nil,
                     lastAttemptAt: nil, deliveredAt: nil, createdAt: endpoint.createdAt, updatedAt: endpoint.updatedAt
                 )
                 return (endpoint, delivery)
