@@ -1,7 +1,8 @@
 # `make run` starts Tern on SQLite; `make test` runs every test. Both first make sure the one system library
 # Tern needs (libargon2) is installed. `make test` also installs what the tests drive: headless Chromium and its
-# driver (Debian's chromium, chromium-driver) for the browser test, and from PyPI the Standard Webhooks and Svix
-# libraries (signature interop), Selenium and schemathesis (API fuzzing).
+# driver (Debian's chromium, chromium-driver) for the browser test, tinyproxy and openssl (egress proxy and TLS
+# receivers), and from PyPI the Standard Webhooks and Svix libraries (signature interop), cryptography (Ed25519
+# signatures), Selenium and schemathesis (API fuzzing).
 .PHONY: run test deps testdeps build bench lint format
 
 deps:
@@ -14,18 +15,19 @@ deps:
 	fi
 
 testdeps:
-	@if command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then :; \
+	@if command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 && command -v tinyproxy >/dev/null 2>&1 \
+		&& command -v openssl >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "Installing chromium and chromium-driver with apt-get (browser test)…"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		echo "Installing chromium, chromium-driver, tinyproxy and openssl with apt-get (browser, proxy and TLS tests)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver tinyproxy openssl >/dev/null; \
 	else \
-		echo "The browser test needs Chromium. Run: sudo apt-get install -y chromium chromium-driver"; exit 1; \
+		echo "The tests need Chromium, tinyproxy and openssl. Run: sudo apt-get install -y chromium chromium-driver tinyproxy openssl"; exit 1; \
 	fi
-	@if python3 -c 'import standardwebhooks, svix, selenium, schemathesis' >/dev/null 2>&1; then :; \
+	@if python3 -c 'import standardwebhooks, svix, selenium, schemathesis, cryptography' >/dev/null 2>&1; then :; \
 	elif python3 -m pip --version >/dev/null 2>&1; then \
-		echo "Installing standardwebhooks, svix, selenium and schemathesis from PyPI (interop, browser and fuzz tests)…"; \
-		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix selenium schemathesis==4.32.5 2>/dev/null \
-			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix selenium schemathesis==4.32.5; \
+		echo "Installing standardwebhooks, svix, selenium, schemathesis and cryptography from PyPI (interop, browser and fuzz tests)…"; \
+		python3 -m pip install --quiet --disable-pip-version-check standardwebhooks svix selenium schemathesis==4.32.5 cryptography 2>/dev/null \
+			|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks svix selenium schemathesis==4.32.5 cryptography; \
 	else \
 		echo "The interop and browser tests need Python 3 with pip. Run: sudo apt-get install -y python3-pip"; exit 1; \
 	fi

@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
@@ -64,6 +65,7 @@ let package = Package(
                 "TernCore",
                 "TernStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,6 +109,7 @@ let package = Package(
             dependencies: [
                 "TernHTTP",
                 "TernCore",
+                "TernDelivery",
                 "TernBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -132,7 +135,10 @@ let package = Package(
         .testTarget(name: "TernStorageTests", dependencies: ["TernTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TernDeliveryTests",
-            dependencies: ["TernTesting", "TernStorage", "TernCore", .product(name: "SQLKit", package: "sql-kit")],
+            dependencies: [
+                "TernTesting", "TernStorage", "TernCore", .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

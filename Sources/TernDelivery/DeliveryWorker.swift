@@ -19,6 +19,9 @@ public struct DeliveryWorkerSettings: Sendable {
     public var pollInterval = Duration.seconds(5)
     public var allowPrivateEndpoints = false
     public var userAgent = "Tern/\(TernVersion.current)"
+    /// Every delivery (and OAuth2 token request) goes through this HTTP proxy with CONNECT
+    /// (`TERN_DELIVERY_PROXY_URL`), so that deliveries leave from the proxy's address.
+    public var proxy: DeliveryProxy?
 
     public init() {}
 }
@@ -51,7 +54,7 @@ public final class DeliveryWorker: Service, Sendable {
 
     public func run() async throws {
         let client = WebhookSender.makeClient(
-            connectionsPerHost: self.settings.concurrency, allowPrivateEndpoints: self.settings.allowPrivateEndpoints
+            connectionsPerHost: self.settings.concurrency, allowPrivateEndpoints: self.settings.allowPrivateEndpoints, proxy: self.settings.proxy
         )
         let sender = WebhookSender(
             client: client, egressGuard: self.settings.allowPrivateEndpoints ? nil : EgressGuard(), userAgent: self.settings.userAgent

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -63,5 +64,29 @@ final class EgressGuard: Sendable {
             return channel.eventLoop.makeFailedFuture(Refused(description: "refused by the SSRF guard: connected to \(ip), an internal address"))
         }
         return channel.eventLoop.makeSucceededVoidFuture()
+    }
+}
+
+/// The operator's HTTP proxy for deliveries (`TERN_DELIVERY_PROXY_URL`, `http://[user:password@]host:port`).
+public struct DeliveryProxy: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var credentials: (username: String, password: String)?
+
+    public static func == (lhs: DeliveryProxy, rhs: DeliveryProxy) -> Bool {
+        lhs.host == rhs.host && lhs.port == rhs.port && lhs.credentials?.username == rhs.credentials?.username
+            && lhs.credentials?.password == rhs.credentials?.password
+    }
+
+    /// Reads the URL; nil when it is not `http://host:port` (with optional credentials).
+    public init?(url text: String) {
+        guard let url = URL(string: text), url.scheme == "http", let host = url.host, !host.isEmpty, url.path.isEmpty || url.path == "/",
+            url.query == nil
+        else { return nil }
+        self.host = host
+        self.port = url.port ?? 80
+        if let user = url.user {
+            self.credentials = (user.removingPercentEncoding ?? user, (url.password ?? "").removingPercentEncoding ?? "")
+        }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import TernCore
 import TernStorage
 
@@ -12,10 +13,14 @@ struct WebhookSender: Sendable {
     /// nil when the operator allows private endpoints.
     let egressGuard: EgressGuard?
     let userAgent: String
+    /// OAuth2 tokens of the endpoints that authenticate with client credentials.
+    let tokens = OAuth2Tokens()
+    /// TLS configurations of the endpoints with a client certificate or their own CAs.
+    let tls = ReceiverTLS()
 
     /// Makes the HTTP client deliveries use: no redirects, many connections per receiver, and the SSRF check
     /// on every new connection unless private endpoints are allowed.
-    static func makeClient(connectionsPerHost: Int, allowPrivateEndpoints: Bool) -> HTTPClient {
+    static func makeClient(connectionsPerHost: Int, allowPrivateEndpoints: Bool, proxy: DeliveryProxy? = nil) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(10), read: nil),
@@ -25,7 +30,12 @@ struct WebhookSender: Sendable {
         // A refused or unreachable receiver fails the attempt at once (the retry schedule tries again later)
         // instead of the pool re-dialling until the endpoint's timeout, holding a worker slot all that time.
         configuration.connectionPool.retryConnectionEstablishment = false
-        if !allowPrivateEndpoints {
+        if let proxy {
+            // Through the proxy the connected peer is the proxy: the guard checks each target's name and addresses
+            // before asking the proxy (`EgressGuard.check`), and the proxy's own egress rules do the rest.
+            configuration.proxy = .server(
+                host: proxy.host, port: proxy.port, authorization: proxy.credentials.map { .basic(username: $0.username, password: $0.password) })
+        } else if !allowPrivateEndpoints {
             configuration.http1_1ConnectionDebugInitializer = { EgressGuard.checkConnected($0) }
             configuration.http2ConnectionDebugInitializer = { EgressGuard.checkConnected($0) }
         }
@@ -38,14 +48,18 @@ struct WebhookSender: Sendable {
         let body = Array(job.payload.utf8)
         let timestamp = at.microseconds / 1_000_000
         var headers: [(String, String)] = [("content-type", "application/json"), ("user-agent", self.userAgent)]
-        for (name, value) in job.headers.sorted(by: { $0.key < $1.key }) { headers.append((name, value)) }
+        for (name, value) in job.headers.sorted(by: { $0.key < $1.key }) where job.auth == nil || name.lowercased() != "authorization" {
+            headers.append((name, value))
+        }
         let signature = WebhookSignature.header(secrets: job.secrets, messageID: job.messageID, timestamp: timestamp, body: body)
         for prefix in job.headerStyle.prefixes {
             headers.append(("\(prefix)-id", job.messageID))
             headers.append(("\(prefix)-timestamp", String(timestamp)))
             headers.append(("\(prefix)-signature", signature))
         }
-        let recordedHeaders = Dictionary(headers, uniquingKeysWith: { _, last in last })
+        var recordedHeaders = Dictionary(headers, uniquingKeysWith: { _, last in last })
+        // The attempt shows that credentials were sent, never the credentials.
+        if let auth = job.auth { recordedHeaders["authorization"] = (auth.type == "basic" ? "Basic" : "Bearer") + " [redacted]" }
 
         func finish(status: Int?, responseBody: String?, error: String?, retryAfter: String?) -> AttemptRecord {
             let elapsed = ContinuousClock.now - started
@@ -69,14 +83,21 @@ struct WebhookSender: Sendable {
             request.method = .POST
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             request.body = .bytes(ByteBuffer(bytes: body))
+            if let tls = job.tls {
+                do {
+                    request.tlsConfiguration = try self.tls.configuration(tls)
+                } catch {
+                    throw ReceiverAccessError(description: "the endpoint's TLS material cannot be used: \(error)")
+                }
+            }
             let deadline = NIODeadline.now() + .seconds(Int64(job.timeoutSeconds))
-            let response: HTTPClientResponse
-            do {
-                response = try await self.client.execute(request, deadline: deadline)
-            } catch ChannelError.ioOnClosedChannel {
-                // A kept-alive connection that the receiver closed just as this request was handed to it: nothing
-                // was sent, so this is not an attempt yet. Once more, on a new connection.
-                response = try await self.client.execute(request, deadline: deadline)
+            let token = try await self.authorize(&request, job, deadline: deadline, replacing: nil)
+            var response = try await self.execute(request, deadline: deadline)
+            if response.status == .unauthorized, case .oauth2? = job.auth {
+                // The receiver no longer takes the token (revoked, or expired early): one new token, one more try.
+                _ = try? await response.body.collect(upTo: 64 * 1024)
+                _ = try await self.authorize(&request, job, deadline: deadline, replacing: token)
+                response = try await self.execute(request, deadline: deadline)
             }
             // One byte more than is kept tells `truncatedBody` that the body was cut; the rest is not read.
             var kept: [UInt8] = []
@@ -93,9 +114,45 @@ struct WebhookSender: Sendable {
         }
     }
 
+    /// Sends, once more on a new connection when a kept-alive one was closed by the receiver just as the request was
+    /// handed to it (nothing was sent, so that was not an attempt yet).
+    func execute(_ request: HTTPClientRequest, deadline: NIODeadline) async throws -> HTTPClientResponse {
+        do {
+            return try await self.client.execute(request, deadline: deadline)
+        } catch ChannelError.ioOnClosedChannel {
+            return try await self.client.execute(request, deadline: deadline)
+        }
+    }
+
+    /// Sets the request's `authorization` for the endpoint's receiver authentication; returns the OAuth2 token used.
+    func authorize(_ request: inout HTTPClientRequest, _ job: DeliveryJob, deadline: NIODeadline, replacing refused: String?) async throws -> String?
+    {
+        let value: String
+        var token: String?
+        switch job.auth {
+        case nil: return nil
+        case .basic(let username, let password)?: value = "Basic " + Data("\(username):\(password)".utf8).base64EncodedString()
+        case .bearer(let bearer)?: value = "Bearer " + bearer
+        case .oauth2(let grant)?:
+            if let egressGuard = self.egressGuard, let host = URL(string: grant.tokenURL)?.host {
+                try await egressGuard.check(host: host)
+            }
+            let client = self.client
+            let fresh = try await self.tokens.token(endpointID: job.endpointID, grant, replacing: refused) {
+                try await OAuth2Tokens.request(grant, client: client, deadline: deadline, timeoutSeconds: job.timeoutSeconds)
+            }
+            token = fresh
+            value = "Bearer " + fresh
+        }
+        request.headers.replaceOrAdd(name: "authorization", value: value)
+        return token
+    }
+
     /// One line saying why no answer came, for the attempt's `error`.
     static func describe(_ error: any Error, timeout: Int) -> String {
         if let refused = error as? EgressGuard.Refused { return refused.description }
+        if let access = error as? ReceiverAccessError { return access.description }
+        if error is NIOSSLError || error is BoringSSLError { return Self.tlsFailure("\(error)") }
         if let resolution = error as? AddressClassifier.ResolutionError { return resolution.description }
         if let client = error as? HTTPClientError {
             switch client {
@@ -114,6 +171,26 @@ struct WebhookSender: Sendable {
         let text = "\(error)"
         if text.contains("refused by the SSRF guard") { return String(text.prefix(300)) }
         return "cannot deliver: \(String(text.prefix(300)))"
+    }
+
+    /// A TLS failure in words, with BoringSSL's reason code (`TLSV1_ALERT_UNKNOWN_CA`) for searching.
+    static func tlsFailure(_ text: String) -> String {
+        let reason = text.range(of: #"OPENSSL_internal:[A-Z0-9_]+"#, options: .regularExpression).map {
+            String(text[$0].dropFirst("OPENSSL_internal:".count))
+        }
+        switch reason {
+        case "TLSV1_ALERT_CERTIFICATE_REQUIRED"?:
+            return
+                "TLS: the receiver requires a client certificate (TLSV1_ALERT_CERTIFICATE_REQUIRED); set tls.client_certificate_pem and tls.client_key_pem"
+        case "TLSV1_ALERT_UNKNOWN_CA"?, "SSLV3_ALERT_BAD_CERTIFICATE"?, "TLSV1_ALERT_ACCESS_DENIED"?, "SSLV3_ALERT_CERTIFICATE_UNKNOWN"?:
+            return "TLS: the receiver rejected the client certificate (\(reason!))"
+        case "CERTIFICATE_VERIFY_FAILED"?:
+            return "TLS: the receiver's certificate is not trusted (CERTIFICATE_VERIFY_FAILED); for a private CA set tls.ca_bundle_pem"
+        case let reason?:
+            return "TLS with the receiver failed (\(reason))"
+        case nil:
+            return "TLS with the receiver failed: \(String(text.prefix(200)))"
+        }
     }
 
     /// Whether the receiver refused the connection (ECONNREFUSED), told by the error's type and code, not its text.

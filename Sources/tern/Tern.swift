@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import TernBench
 import TernCore
+import TernDelivery
 import TernHTTP
 import TernStorage
 
@@ -93,6 +94,12 @@ struct Settings: ParsableArguments {
                 return range
             }
         }
+        if let proxy = environment["TERN_DELIVERY_PROXY_URL"], !proxy.isEmpty {
+            guard let parsed = DeliveryProxy(url: proxy) else {
+                throw ConfigurationError("TERN_DELIVERY_PROXY_URL must be http://host:port, with user:password@ if the proxy asks for it")
+            }
+            configuration.deliverySettings.proxy = parsed
+        }
         if let concurrency = environment["TERN_WORKER_CONCURRENCY"] {
             guard let value = Int(concurrency), (1...10_000).contains(value) else {
                 throw ConfigurationError("TERN_WORKER_CONCURRENCY must be a whole number from 1 to 10000 (got '\(concurrency)')")
@@ -141,6 +148,7 @@ struct Serve: AsyncParsableCommand {
             Environment: TERN_HOST, TERN_PORT, TERN_DATABASE_URL, TERN_ROLE, TERN_ADMIN_KEY, TERN_PUBLIC_URL,
             TERN_ENCRYPTION_KEY (base64 of 32 bytes), TERN_ALLOW_PRIVATE_ENDPOINTS, TERN_DATA_DIR, TERN_LOG_LEVEL,
             TERN_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For names an inbound request's client),
+            TERN_DELIVERY_PROXY_URL (http://host:port of an HTTP CONNECT proxy every delivery goes through),
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
             TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),

@@ -244,6 +244,46 @@ import Testing
         }
     }
 
+    /// A tenant chooses Ed25519 signatures, a sign-in and TLS in the endpoint form: wrong TLS comes back in words and
+    /// stores nothing; the public key is shown; secrets are kept when the form says "keep" and never shown.
+    @Test(arguments: Backend.available)
+    func aTenantSetsSigningSignInAndTLSInTheForm(_ backend: Backend) async throws {
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop()
+            let (_, cookie) = try await Self.session(api, key: key, app: app)
+            let new = try await Self.page(api, "/portal/endpoints/new", cookie: cookie)
+            #expect(
+                new.text.contains(#"name="signing" value="ed25519""#) && new.text.contains(#"name="auth_type" value="oauth2_client_credentials""#))
+            let csrf = Self.csrf(new.text)
+            func encoded(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+            let base =
+                "_csrf=\(csrf)&url=\(encoded("http://127.0.0.1:9/hook"))&signing=ed25519&auth_type=basic&auth_username=ops&auth_password=pa55word"
+            let wrong = try await Self.page(
+                api, "/portal/endpoints", cookie: cookie, method: .post,
+                form: base + "&tls_ca=" + encoded("-----BEGIN CERTIFICATE-----\nno\n-----END CERTIFICATE-----"))
+            #expect(wrong.status == 422 && wrong.text.contains("tls.ca_bundle_pem: holds no PEM certificate"), "\(wrong.text)")
+            #expect(try await api.get("/v1/applications/\(app)/endpoints", key: key).items.isEmpty)
+            let created = try await Self.page(api, "/portal/endpoints", cookie: cookie, method: .post, form: base)
+            #expect(created.status == 201 && created.text.contains("whpk_") && !created.text.contains("whsk_"), "\(created.text)")
+            let endpoint = try #require(try await api.get("/v1/applications/\(app)/endpoints", key: key).items.first)
+            let id = try #require(endpoint["id"] as? String)
+            #expect(endpoint["signing"] as? String == "ed25519" && (endpoint["auth"] as? [String: String]) == ["type": "basic", "username": "ops"])
+            let page = try await Self.page(api, "/portal/endpoints/\(id)", cookie: cookie)
+            #expect(page.text.contains("Now: a user name and password (ops)") && page.text.contains(endpoint["public_key"] as? String ?? "?"))
+            #expect(!page.text.contains("pa55word"))
+            // Saving with "keep" keeps the sign-in; "none" removes it.
+            let edit = "_csrf=\(Self.csrf(page.text))&url=\(encoded("http://127.0.0.1:9/hook"))&signing=ed25519"
+            #expect(try await Self.page(api, "/portal/endpoints/\(id)", cookie: cookie, method: .post, form: edit + "&auth_type=keep").status == 303)
+            #expect((try await api.get("/v1/applications/\(app)/endpoints/\(id)", key: key)["auth"] as? [String: String])?["username"] == "ops")
+            #expect(try await Self.page(api, "/portal/endpoints/\(id)", cookie: cookie, method: .post, form: edit + "&auth_type=none").status == 303)
+            #expect(try await api.get("/v1/applications/\(app)/endpoints/\(id)", key: key)["auth"] is NSNull)
+            let missing = try await Self.page(
+                api, "/portal/endpoints/\(id)", cookie: cookie, method: .post, form: edit + "&auth_type=oauth2_client_credentials&auth_client_id=tern"
+            )
+            #expect(missing.status == 422 && missing.text.contains("auth.token_url: is required"), "\(missing.text)")
+        }
+    }
+
     /// A tenant writes a filter in plain form fields: a wrong one comes back with the path and operator, a right one is
     /// saved, and the test card tries it on the event type's example or on a pasted payload.
     @Test(arguments: Backend.available)

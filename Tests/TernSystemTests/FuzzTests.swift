@@ -10,7 +10,8 @@ import Testing
 /// seed and a few examples per operation, so that CI runs it on every change.
 @Suite struct FuzzTests {
     @Test func schemathesisFindsNoServerErrorAndNoResponseOutsideTheSpec() async throws {
-        try await withTern(.sqlite, live: true) { api in
+        // No delivery workers: the fuzzed endpoint and token URLs are never called.
+        try await withTern(.sqlite, live: true, configure: { $0.role = .api }) { api in
             let port = try #require(api.port)
             let (_, key) = try await api.organization("Fuzzed", plan: "enterprise")
             let spec = repositoryRoot.appendingPathComponent("docs/openapi.yaml").path

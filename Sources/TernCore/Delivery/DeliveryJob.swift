@@ -30,6 +30,10 @@ public struct DeliveryJob: Sendable {
     public var operational: Bool
     /// The endpoint's rate limit, whose shared state a slow-down answer changes.
     public var rateLimit: EndpointRateLimit?
+    /// How to authenticate to the receiver, opened from its sealed form.
+    public var auth: EndpointAuth?
+    /// The client certificate and key, and the CAs to trust, when the endpoint has them.
+    public var tls: EndpointTLS?
 
     public init(
         deliveryID: String, messageID: String, endpointID: String, organizationID: String, applicationID: String, tenantID: String,

@@ -378,6 +378,14 @@ public struct Endpoint: Sendable, Equatable, Encodable {
     public var ordering: EndpointOrdering = .none
     /// A JSON pointer into the payload (`/customer_id`) whose value names the line; nil: one line for the endpoint.
     public var orderingKey: String?
+    /// What may be shown of the receiver authentication (`EndpointAuth.shown`), when the endpoint has one.
+    public var auth: JSONValue?
+    /// What may be shown of the TLS material (`EndpointTLS.shown`), when the endpoint has some.
+    public var tls: JSONValue?
+    /// The `whpk_` key receivers verify with, when deliveries are signed with Ed25519.
+    public var publicKey: String?
+
+    public var signing: EndpointSigning { self.publicKey == nil ? .hmac : .ed25519 }
 
     /// The limit on deliveries a second, when the endpoint has one.
     public var rateLimit: EndpointRateLimit? {
@@ -422,6 +430,8 @@ public struct Endpoint: Sendable, Equatable, Encodable {
         case rateLimit = "rate_limit"
         case ordering
         case orderingKey = "ordering_key"
+        case auth, tls, signing
+        case publicKey = "public_key"
         case applicationID = "application_id"
         case tenantID = "tenant_id"
         case name, description, url, events, headers
@@ -451,6 +461,10 @@ public struct Endpoint: Sendable, Equatable, Encodable {
             forKey: .rateLimit)
         try container.encode(self.ordering, forKey: .ordering)
         try container.encodeOrNull(self.orderingKey, forKey: .orderingKey)
+        try container.encodeOrNull(self.auth, forKey: .auth)
+        try container.encodeOrNull(self.tls, forKey: .tls)
+        try container.encode(self.signing, forKey: .signing)
+        try container.encodeOrNull(self.publicKey, forKey: .publicKey)
         try container.encode(self.headers, forKey: .headers)
         try container.encode(self.timeoutSeconds, forKey: .timeoutSeconds)
         try container.encode(self.metadata, forKey: .metadata)

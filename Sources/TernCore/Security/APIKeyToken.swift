@@ -102,3 +102,8 @@ public enum Base64URL {
 public func tokenFingerprint(_ token: String) -> SHA256.Digest {
     SHA256.hash(data: Array(token.utf8))
 }
+
+/// The same fingerprint as hex, for keys of caches that must not hold the secret itself.
+public func fingerprintHex(_ text: String) -> String {
+    tokenFingerprint(text).map { String(format: "%02x", $0) }.joined()
+}

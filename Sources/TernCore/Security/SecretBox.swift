@@ -44,9 +44,38 @@ public enum EndpointSecret {
         "whsec_" + Data(randomBytes(32)).base64EncodedString()
     }
 
-    /// True when `value` is `whsec_` + base64 of 24 to 64 bytes.
+    /// True when `value` is `whsec_` + base64 of 24 to 64 bytes, or a `whsk_` Ed25519 signing key.
     public static func isValid(_ value: String) -> Bool {
+        if value.hasPrefix(Self.signingKeyPrefix) { return Self.signingKey(value) != nil }
         guard value.hasPrefix("whsec_"), let bytes = Data(base64Encoded: String(value.dropFirst(6))) else { return false }
         return (24...64).contains(bytes.count)
+    }
+
+    /// Ed25519 keys as the Standard Webhooks spec writes them: `whsk_` + base64 of the 32-byte private key (a 64-byte
+    /// key, seed then public key, is read too), `whpk_` + base64 of the 32-byte public key.
+    public static let signingKeyPrefix = "whsk_"
+    public static let publicKeyPrefix = "whpk_"
+
+    /// A new `whsk_` signing key.
+    public static func generateSigningKey() -> String {
+        Self.signingKeyPrefix + Curve25519.Signing.PrivateKey().rawRepresentation.base64EncodedString()
+    }
+
+    /// A secret of the kind `signing` asks for.
+    public static func generate(_ signing: EndpointSigning) -> String {
+        signing == .ed25519 ? Self.generateSigningKey() : Self.generate()
+    }
+
+    /// The private key of a `whsk_` secret, or nil.
+    public static func signingKey(_ secret: String) -> Curve25519.Signing.PrivateKey? {
+        guard secret.hasPrefix(Self.signingKeyPrefix), let bytes = Data(base64Encoded: String(secret.dropFirst(Self.signingKeyPrefix.count))),
+            bytes.count == 32 || bytes.count == 64
+        else { return nil }
+        return try? Curve25519.Signing.PrivateKey(rawRepresentation: bytes.prefix(32))
+    }
+
+    /// The `whpk_` public key of a `whsk_` secret; nil for an HMAC secret.
+    public static func publicKey(_ secret: String) -> String? {
+        Self.signingKey(secret).map { Self.publicKeyPrefix + $0.publicKey.rawRepresentation.base64EncodedString() }
     }
 }

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import TernCore
+import TernDelivery
 import TernStorage
 
 /// Tenants' endpoints of an application.
@@ -106,6 +107,27 @@ struct EndpointController {
         var rate_limit: RateLimitBody?
         var ordering: EndpointOrdering?
         var ordering_key: String?
+        var auth: JSONValue?
+        var tls: TLSBody?
+        var signing: EndpointSigning?
+    }
+
+    /// `tls`: PEM text of a client certificate and its key (mutual TLS), and of the CAs the receiver's certificate
+    /// is signed by (private CAs; the system's otherwise).
+    struct TLSBody: Decodable, Sendable {
+        var client_certificate_pem: String?
+        var client_key_pem: String?
+        var ca_bundle_pem: String?
+
+        var material: EndpointTLS {
+            EndpointTLS(clientCertificatePEM: self.client_certificate_pem, clientKeyPEM: self.client_key_pem, caBundlePEM: self.ca_bundle_pem)
+        }
+    }
+
+    /// The receiver authentication of a request body, checked (token URLs as endpoint URLs).
+    func receiverAuth(_ value: JSONValue) throws(TernError) -> EndpointAuth {
+        let allowPrivate = self.allowPrivateEndpoints
+        return try EndpointAuth.parse(value) { Rules.endpointURLProblem($0, allowPrivate: allowPrivate) }
     }
 
     /// `rate_limit`: at most `per_second` deliveries a second across every worker, bursts of `burst` (default the rate).
@@ -163,6 +185,17 @@ struct EndpointController {
                 for error in errors { validator.fail(error.field, error.message) }
             }
         }
+        if let auth = value.auth {
+            do {
+                _ = try self.receiverAuth(auth)
+            } catch TernError.validation(let errors) {
+                for error in errors { validator.fail(error.field, error.message) }
+            } catch {}
+        }
+        if let tls = value.tls { for error in ReceiverTLS.problems(tls.material) { validator.fail(error.field, error.message) } }
+        if let secret = value.secret, let signing = value.signing, EndpointSigning(secret: secret) != signing {
+            validator.fail("secret", signing == .ed25519 ? "must be a 'whsk_' key for ed25519 signing" : "must be a 'whsec_' secret for hmac signing")
+        }
         if let channels = value.channels {
             if channels.count > Endpoint.maxChannels { validator.fail("channels", "at most \(Endpoint.maxChannels) channels") }
             for (index, channel) in channels.enumerated() where !SvixRules.isChannel(channel) {
@@ -179,7 +212,8 @@ struct EndpointController {
         let body = try await request.decodeJSON(EndpointBody.self)
         try self.validate(body, creating: true)
         let value = body.value
-        let secret = value.secret ?? EndpointSecret.generate()
+        let signing = value.signing ?? value.secret.map { EndpointSigning(secret: $0) } ?? .hmac
+        let secret = value.secret ?? EndpointSecret.generate(signing)
         var input = EndpointInput(
             tenantID: value.tenant_id!, url: value.url!, name: value.name, description: value.description,
             events: Self.unique(value.events ?? []), headers: value.headers ?? [:],
@@ -192,7 +226,11 @@ struct EndpointController {
         input.orderingKey = value.ordering_key
         input.throttleRate = value.rate_limit?.per_second
         input.rateLimitBurst = value.rate_limit?.burst
+        input.auth = try value.auth.map(self.receiverAuth)
+        input.tls = value.tls.map(\.material)
         let endpoint = try await self.store.createEndpoint(organizationID: context.organizationID, applicationID: applicationID, input)
+        // An Ed25519 signing key stays with Tern: receivers verify with the public key the endpoint shows.
+        guard signing == .hmac else { return try JSONResponse.created(endpoint, id: endpoint.id) }
         return try JSONResponse.created(ShownOnce(item: endpoint, secret: secret), id: endpoint.id)
     }
 
@@ -233,8 +271,11 @@ struct EndpointController {
         let clearRate = body.isNull("rate_limit")
         let clearOrdering = body.isNull("ordering")
         let clearKey = body.isNull("ordering_key")
+        var receiver = ReceiverChange(signing: value.signing)
+        if let auth = value.auth { receiver.auth = .some(try self.receiverAuth(auth)) } else if body.isNull("auth") { receiver.auth = .some(nil) }
+        if let tls = value.tls { receiver.tls = .some(tls.material) } else if body.isNull("tls") { receiver.tls = .some(nil) }
         let endpoint = try await self.store.updateEndpoint(
-            organizationID: context.organizationID, applicationID: applicationID, id: id
+            organizationID: context.organizationID, applicationID: applicationID, id: id, receiver: receiver
         ) { endpoint in
             if let url = value.url { endpoint.url = url }
             if let name = value.name { endpoint.name = name } else if clearName { endpoint.name = nil }
@@ -282,8 +323,19 @@ struct EndpointController {
     struct RotateBody: Decodable, Sendable { var secret: String? }
 
     struct Rotated: Encodable {
-        var secret: String
+        /// The new `whsec_` secret; none for Ed25519, whose key stays with Tern.
+        var secret: String?
+        var public_key: String?
         var previous_secret_expires_at: Timestamp
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encodeOrNull(self.secret, forKey: .secret)
+            try container.encodeOrNull(self.public_key, forKey: .public_key)
+            try container.encode(self.previous_secret_expires_at, forKey: .previous_secret_expires_at)
+        }
+
+        enum CodingKeys: String, CodingKey { case secret, public_key, previous_secret_expires_at }
     }
 
     /// A new secret at once; the old one keeps signing beside it for 24 hours.
@@ -293,14 +345,19 @@ struct EndpointController {
         let id = try context.parameters.require("endpoint_id")
         var request = request
         let body = try await request.decodeOptionalJSON(RotateBody.self).value
-        if let secret = body.secret, !EndpointSecret.isValid(secret) {
-            throw TernError.invalid("secret", "must be 'whsec_' followed by base64 of 24 to 64 bytes")
+        let current = try await self.store.endpoint(organizationID: context.organizationID, applicationID: applicationID, id: id)
+        if let secret = body.secret, !EndpointSecret.isValid(secret) || EndpointSigning(secret: secret) != current.signing {
+            throw TernError.invalid(
+                "secret",
+                current.signing == .ed25519
+                    ? "must be a 'whsk_' Ed25519 key, as the endpoint signs with ed25519" : "must be 'whsec_' followed by base64 of 24 to 64 bytes")
         }
-        let secret = body.secret ?? EndpointSecret.generate()
+        let secret = body.secret ?? EndpointSecret.generate(current.signing)
         let expires = try await self.store.rotateSecret(
-            organizationID: context.organizationID, applicationID: applicationID, endpointID: id, newSecret: secret
+            organizationID: context.organizationID, applicationID: applicationID, endpointID: current.id, newSecret: secret
         )
-        return try JSONResponse.make(Rotated(secret: secret, previous_secret_expires_at: expires))
+        let publicKey = EndpointSecret.publicKey(secret)
+        return try JSONResponse.make(Rotated(secret: publicKey == nil ? secret : nil, public_key: publicKey, previous_secret_expires_at: expires))
     }
 
     struct TestBody: Decodable, Sendable { var event_type: String? }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import TernCore
+import TernDelivery
 import TernStorage
 
 /// The portal's endpoint pages: list, add, edit, pause and resume, rotate the secret, send a test, delete.
@@ -57,7 +58,74 @@ extension PortalController {
             errors.append(FieldError("rate_limit", "must be a whole number of deliveries a second, from 1 to \(EndpointRateLimit.maxPerSecond)"))
         }
         if case .failure(let problem) = Self.ordering(fields) { errors += problem.fields }
+        if case .failure(let problem) = self.receiverChange(fields, creating: false) { errors += problem.fields }
         return errors
+    }
+
+    /// The form's receiver settings as a change. Sign-in and TLS change only when the tenant says so: a sign-in type
+    /// other than "keep" (on an older page, or when creating, none is "keep" or "none"), and TLS boxes that are not
+    /// all empty (or "remove").
+    func receiverChange(_ fields: EndpointFields, creating: Bool) -> Result<ReceiverChange, FormProblem> {
+        var errors: [FieldError] = []
+        var change = ReceiverChange(signing: fields.signing.flatMap(EndpointSigning.init(rawValue:)))
+        func given(_ text: String?) -> String? {
+            guard let text = text?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else { return nil }
+            return text
+        }
+        switch fields.auth_type ?? (creating ? "none" : "keep") {
+        case "keep": if creating { change.auth = .some(nil) }
+        case "none": change.auth = .some(nil)
+        case let type:
+            var members: [String: JSONValue] = ["type": .string(type)]
+            let named: [(String, String?)] =
+                switch type {
+                case "basic": [("username", fields.auth_username), ("password", fields.auth_password)]
+                case "bearer": [("token", fields.auth_token)]
+                default:
+                    [
+                        ("token_url", fields.auth_token_url), ("client_id", fields.auth_client_id), ("client_secret", fields.auth_client_secret),
+                        ("scope", fields.auth_scope),
+                    ]
+                }
+            for (name, value) in named { if let value = given(value) { members[name] = .string(value) } }
+            do {
+                let allowPrivate = self.allowPrivateEndpoints
+                change.auth = .some(try EndpointAuth.parse(.object(members)) { Rules.endpointURLProblem($0, allowPrivate: allowPrivate) })
+            } catch TernError.validation(let problems) {
+                errors += problems.map { FieldError($0.field, $0.message.hasPrefix("must be a string") ? "is required" : $0.message) }
+            } catch {}
+        }
+        if fields.tls_remove == "yes" {
+            change.tls = .some(nil)
+        } else if given(fields.tls_certificate) != nil || given(fields.tls_key) != nil || given(fields.tls_ca) != nil {
+            let tls = EndpointTLS(
+                clientCertificatePEM: given(fields.tls_certificate), clientKeyPEM: given(fields.tls_key), caBundlePEM: given(fields.tls_ca))
+            errors += ReceiverTLS.problems(tls)
+            change.tls = .some(tls)
+        }
+        return errors.isEmpty ? .success(change) : .failure(FormProblem(fields: errors))
+    }
+
+    /// What an endpoint's receiver sign-in and TLS are now, in words.
+    static func receiverNow(_ endpoint: Endpoint) -> (auth: String?, tls: String?) {
+        var auth: String?
+        if case .object(let members)? = endpoint.auth, case .string(let type)? = members["type"] {
+            func member(_ name: String) -> String { if case .string(let value)? = members[name] { value } else { "" } }
+            auth =
+                switch type {
+                case "basic": "a user name and password (\(member("username")))"
+                case "bearer": "a fixed token"
+                default: "OAuth2 tokens from \(member("token_url")) for the client \(member("client_id"))"
+                }
+        }
+        var tls: String?
+        if case .object(let members)? = endpoint.tls {
+            var parts: [String] = []
+            if members["client_key_set"] == .bool(true) { parts.append("a client certificate") }
+            if case .string? = members["ca_bundle_pem"] { parts.append("a private CA") }
+            tls = parts.isEmpty ? nil : parts.joined(separator: " and ")
+        }
+        return (auth, tls)
     }
 
     /// The form's order of deliveries as the endpoint's `ordering` and `ordering_key` (a JSON pointer made from the
@@ -122,9 +190,13 @@ extension PortalController {
         }
     }
 
-    func form(_ context: PortalContext, _ fields: EndpointFields, action: String, submit: String, errors: [FieldError]) async throws -> EndpointForm {
+    func form(
+        _ context: PortalContext, _ fields: EndpointFields, action: String, submit: String, errors: [FieldError], current: Endpoint? = nil
+    ) async throws -> EndpointForm {
         let selected = fields.events ?? []
-        return EndpointForm(
+        let now: (auth: String?, tls: String?) = current.map(Self.receiverNow) ?? (nil, nil)
+        let authType = fields.auth_type ?? (now.auth == nil ? "none" : "keep")
+        var form = EndpointForm(
             action: action, submit: submit, url: fields.url ?? "", name: fields.name ?? "", description: fields.description ?? "",
             allEvents: selected.isEmpty, events: try await self.eventChoices(context, selected: selected), errors: errors,
             urlError: errors.first { $0.field == "url" }?.message,
@@ -136,6 +208,22 @@ extension PortalController {
             orderingKeyed: fields.ordering == "keyed", orderingKey: fields.ordering_key ?? "",
             orderingError: errors.first { $0.field.hasPrefix("ordering") }?.message
         )
+        form.signingEd25519 = (fields.signing ?? current?.signing.rawValue) == EndpointSigning.ed25519.rawValue
+        form.publicKey = current?.publicKey
+        form.authNow = now.auth
+        form.authKeep = authType == "keep"
+        form.authNone = authType == "none"
+        form.authBasic = authType == "basic"
+        form.authBearer = authType == "bearer"
+        form.authOAuth2 = authType == "oauth2_client_credentials"
+        form.authUsername = fields.auth_username ?? ""
+        form.authTokenURL = fields.auth_token_url ?? ""
+        form.authClientID = fields.auth_client_id ?? ""
+        form.authScope = fields.auth_scope ?? ""
+        form.authError = errors.filter { $0.field.hasPrefix("auth") }.map { "\($0.field): \($0.message)" }.first
+        form.tlsNow = now.tls
+        form.tlsError = errors.filter { $0.field.hasPrefix("tls") }.map { "\($0.field): \($0.message)" }.first
+        return form
     }
 
     @Sendable func createEndpoint(_ request: Request, context: PortalContext) async throws -> Response {
@@ -155,12 +243,19 @@ extension PortalController {
                 input.ordering = ordering
                 input.orderingKey = key
             }
+            let receiver = (try? self.receiverChange(fields, creating: true).get()) ?? ReceiverChange()
+            input.auth = receiver.auth ?? nil
+            input.tls = receiver.tls ?? nil
+            let signing = receiver.signing ?? .hmac
+            if signing == .ed25519 { input.secret = EndpointSecret.generate(.ed25519) }
             do {
                 let endpoint = try await self.store.createEndpoint(
                     organizationID: context.organizationID, applicationID: context.applicationID, input)
                 var response = try await self.render(
                     "portal_secret", context, title: "Endpoint added", section: "endpoints", status: .created,
-                    page: SecretView(endpointID: endpoint.id, url: endpoint.url, secret: secret, created: true)
+                    page: SecretView(
+                        endpointID: endpoint.id, url: endpoint.url, secret: endpoint.publicKey ?? secret, created: true,
+                        publicKey: endpoint.publicKey != nil)
                 )
                 response.headers[.entityID] = endpoint.id
                 return response
@@ -206,7 +301,8 @@ extension PortalController {
                 url: endpoint.url, name: endpoint.name, description: endpoint.description, events: endpoint.events,
                 filter: endpoint.filter.map(Self.pretty), rate_limit: endpoint.throttleRate.map(String.init),
                 ordering: endpoint.orderingKey != nil ? "keyed" : endpoint.ordering.rawValue, ordering_key: Self.orderingField(endpoint.orderingKey))
-        let form = try await self.form(context, values, action: "/portal/endpoints/\(endpoint.id)", submit: "Save changes", errors: errors)
+        let form = try await self.form(
+            context, values, action: "/portal/endpoints/\(endpoint.id)", submit: "Save changes", errors: errors, current: endpoint)
         var test = filterTest
         if test == nil { test = try await self.filterTestView(context, endpoint, FilterTestFields()) }
         let view = View(
@@ -285,8 +381,10 @@ extension PortalController {
         var errors = self.validate(fields)
         if errors.isEmpty {
             do {
-                _ = try await self.store.updateEndpoint(organizationID: context.organizationID, applicationID: context.applicationID, id: endpoint.id)
-                {
+                let receiver = (try? self.receiverChange(fields, creating: false).get()) ?? ReceiverChange()
+                _ = try await self.store.updateEndpoint(
+                    organizationID: context.organizationID, applicationID: context.applicationID, id: endpoint.id, receiver: receiver
+                ) {
                     $0.url = fields.url!
                     $0.name = fields.name.flatMap { $0.isEmpty ? nil : $0 }
                     $0.description = fields.description.flatMap { $0.isEmpty ? nil : $0 }
@@ -365,13 +463,14 @@ extension PortalController {
 
     @Sendable func rotate(_ request: Request, context: PortalContext) async throws -> Response {
         let endpoint = try await self.tenantEndpoint(context)
-        let secret = EndpointSecret.generate()
+        let secret = EndpointSecret.generate(endpoint.signing)
         _ = try await self.store.rotateSecret(
             organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id, newSecret: secret
         )
+        let publicKey = EndpointSecret.publicKey(secret)
         return try await self.render(
             "portal_secret", context, title: "New secret", section: "endpoints",
-            page: SecretView(endpointID: endpoint.id, url: endpoint.url, secret: secret, created: false)
+            page: SecretView(endpointID: endpoint.id, url: endpoint.url, secret: publicKey ?? secret, created: false, publicKey: publicKey != nil)
         )
     }
 

@@ -62,6 +62,23 @@ extension PortalController {
         var orderingKeyed = false
         var orderingKey: String = ""
         var orderingError: String?
+        var signingEd25519 = false
+        var publicKey: String?
+        /// The receiver authentication now, in words ("HTTP basic as ops"), when there is one (editing).
+        var authNow: String?
+        var authKeep = false
+        var authNone = true
+        var authBasic = false
+        var authBearer = false
+        var authOAuth2 = false
+        var authUsername = ""
+        var authTokenURL = ""
+        var authClientID = ""
+        var authScope = ""
+        var authError: String?
+        /// The TLS settings now, in words, when there are some (editing).
+        var tlsNow: String?
+        var tlsError: String?
     }
 
     struct EndpointFields: Decodable {
@@ -76,6 +93,22 @@ extension PortalController {
         /// `none`, `fifo`, or `keyed` (in order per value of `ordering_key`, a payload field written with dots).
         var ordering: String?
         var ordering_key: String?
+        /// `hmac` or `ed25519`.
+        var signing: String?
+        /// `keep` (editing), `none`, `basic`, `bearer` or `oauth2_client_credentials`, and their members.
+        var auth_type: String?
+        var auth_username: String?
+        var auth_password: String?
+        var auth_token: String?
+        var auth_token_url: String?
+        var auth_client_id: String?
+        var auth_client_secret: String?
+        var auth_scope: String?
+        /// PEM text replacing the TLS settings when any is given; `tls_remove` removes them.
+        var tls_certificate: String?
+        var tls_key: String?
+        var tls_ca: String?
+        var tls_remove: String?
     }
 
     /// `filter` and `payload` of the filter test form, and the event type whose example fills an empty payload.
@@ -100,6 +133,8 @@ extension PortalController {
         var url: String
         var secret: String
         var created: Bool
+        /// The secret is a `whpk_` public key (Ed25519 signing): not secret, shown whenever asked.
+        var publicKey = false
     }
 
     struct DeliveryRow {

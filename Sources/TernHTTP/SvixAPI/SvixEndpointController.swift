@@ -266,6 +266,9 @@ struct SvixEndpointController {
     @Sendable func secret(_ request: Request, context: SvixContext) async throws -> Response {
         try context.require(.read, "endpoints")
         let endpoint = try await self.endpoint(context)
+        // An endpoint signing with Ed25519 (set through the native API or the portal) keeps its key: it answers the
+        // public key its receiver verifies `v1a,` signatures with.
+        if let publicKey = endpoint.publicKey { return try SvixJSON.response(.object(["key": .string(publicKey)])) }
         let key = try await self.store.endpointSecret(
             organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id)
         return try SvixJSON.response(.object(["key": .string(key)]))
@@ -283,10 +286,11 @@ struct SvixEndpointController {
         let body = try await request.decodeOptionalJSON(RotateBody.self).value
         if let key = body.key, !EndpointSecret.isValid(Self.prefixed(key)) { throw TernError.invalid("key", "secret length invalid") }
         let endpoint = try await self.endpoint(context)
-        let key = body.key.map(Self.prefixed) ?? EndpointSecret.generate()
+        if body.key != nil, endpoint.signing == .ed25519 { throw TernError.invalid("key", "the endpoint signs with ed25519; Tern makes its keys") }
+        let key = body.key.map(Self.prefixed) ?? EndpointSecret.generate(endpoint.signing)
         _ = try await self.store.rotateSecret(
             organizationID: context.organizationID, applicationID: context.applicationID, endpointID: endpoint.id, newSecret: key)
-        return try SvixJSON.response(.object(["key": .string(key)]))
+        return try SvixJSON.response(.object(["key": .string(EndpointSecret.publicKey(key) ?? key)]))
     }
 
     /// Headers whose values are credentials: listed by name only.

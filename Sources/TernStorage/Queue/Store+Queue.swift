@@ -51,7 +51,7 @@ extension Store {
                 SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
                 e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule, a.failure_threshold,
-                a.webhook_headers, a.kind
+                a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle
                 FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
                 JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
                 """
@@ -66,7 +66,7 @@ extension Store {
             {
                 secrets.append(try self.secretBox.open(previous))
             }
-            return DeliveryJob(
+            var job = DeliveryJob(
                 deliveryID: try row.string("id"), messageID: try row.string("message_id"), endpointID: try row.string("endpoint_id"),
                 organizationID: try row.string("organization_id"), applicationID: try row.string("application_id"),
                 tenantID: try row.string("tenant_id"), eventType: try row.string("event_type"), payload: try row.string("payload"),
@@ -82,6 +82,8 @@ extension Store {
                     EndpointRateLimit(perSecond: $0, burst: try row.optionalInt("rate_limit_burst"))
                 }
             )
+            (job.auth, job.tls) = try self.openReceiver(row)
+            return job
         }
     }
 

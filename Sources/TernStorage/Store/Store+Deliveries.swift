@@ -137,17 +137,18 @@ extension Store {
         let sealed = try self.secretBox.seal(newSecret)
         return try await self.database.write { sql in
             let endpoint = try await Self.endpoint(organizationID, applicationID, endpointID, sql)
-            return try await Self.replaceSecret(endpointID: endpoint.id, sealed: sealed, sql)
+            return try await Self.replaceSecret(endpointID: endpoint.id, sealed: sealed, publicKey: EndpointSecret.publicKey(newSecret), sql)
         }
     }
 
-    static func replaceSecret(endpointID: String, sealed: String, _ sql: any SQLDatabase) async throws -> Timestamp {
+    /// Replaces the secret (sealed); `publicKey` is the new one's `whpk_` key when it is an Ed25519 key.
+    static func replaceSecret(endpointID: String, sealed: String, publicKey: String? = nil, _ sql: any SQLDatabase) async throws -> Timestamp {
         let now = Timestamp.now()
         let expires = now.adding(seconds: EndpointSecret.rotationOverlapSeconds)
         try await sql.raw(
             """
             UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = \(bind: expires.microseconds),
-            secret = \(bind: sealed), updated_at = \(bind: now.microseconds) WHERE id = \(bind: endpointID)
+            secret = \(bind: sealed), public_key = \(bind: publicKey), updated_at = \(bind: now.microseconds) WHERE id = \(bind: endpointID)
             """
         ).run()
         return expires

@@ -20,6 +20,8 @@ public struct EndpointInput: Sendable {
     public var rateLimitBurst: Int?
     public var ordering: EndpointOrdering = .none
     public var orderingKey: String?
+    public var auth: EndpointAuth?
+    public var tls: EndpointTLS?
 
     public init(
         tenantID: String, url: String, name: String?, description: String?, events: [String], headers: [String: String],
@@ -66,9 +68,12 @@ extension Store {
             let used = try await Self.count(
                 sql, "SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = \(bind: organizationID) AND \(unsafeRaw: Self.customerEndpoints)")
             try checkPlanLimit("endpoints", used: used, limit: plan.maxEndpoints, plan: plan.id)
-            let endpoint = Self.newEndpoint(applicationID: applicationID, input)
+            var endpoint = Self.newEndpoint(applicationID: applicationID, input)
             try await Self.requireFreeUID(endpoint, sql)
             try await Self.insertEndpoint(endpoint, organizationID: organizationID, sealedSecret: sealedSecret, sql)
+            if input.auth != nil || input.tls != nil {
+                try await self.writeReceiver(&endpoint, ReceiverChange(auth: input.auth, tls: input.tls), sql)
+            }
             try await Self.writeSubscriptions(endpoint, sql)
             if endpoint.filter != nil { try await self.writeFilterRoutes(endpoint, sql) }
             let queued = try await Self.emitOperational([Self.operationalEvent(.endpointCreated, endpoint, organizationID)], sql)
@@ -91,6 +96,7 @@ extension Store {
         )
         endpoint.ordering = input.ordering
         endpoint.orderingKey = input.orderingKey
+        endpoint.publicKey = EndpointSecret.publicKey(input.secret)
         return endpoint
     }
 
@@ -102,7 +108,7 @@ extension Store {
             """
             INSERT INTO endpoints (id, organization_id, application_id, tenant_id, name, description, url, events, headers,
             timeout_seconds, metadata, status, disabled_reason, paused_at, disabled_at, secret, uid, channels, throttle_rate,
-            watched_application_id, payload_format, filter, rate_limit_burst, ordering, ordering_key, created_at, updated_at)
+            watched_application_id, payload_format, filter, rate_limit_burst, ordering, ordering_key, public_key, created_at, updated_at)
             VALUES (\(bind: endpoint.id), \(bind: organizationID), \(bind: endpoint.applicationID), \(bind: endpoint.tenantID),
             \(bind: endpoint.name), \(bind: endpoint.description), \(bind: endpoint.url), \(bind: JSONColumn.encode(endpoint.events)),
             \(bind: JSONColumn.encode(endpoint.headers)), \(bind: endpoint.timeoutSeconds), \(bind: JSONColumn.encode(endpoint.metadata)),
@@ -111,7 +117,7 @@ extension Store {
             \(bind: endpoint.channels.map(JSONColumn.encode)), \(bind: endpoint.throttleRate),
             \(bind: operational?.watchedApplicationID), \(bind: operational?.format.rawValue), \(bind: endpoint.filter.map(JSONColumn.encode)),
             \(bind: endpoint.rateLimitBurst), \(bind: endpoint.ordering == .fifo ? "fifo" : nil), \(bind: endpoint.orderingKey),
-            \(bind: endpoint.createdAt.microseconds),
+            \(bind: endpoint.publicKey), \(bind: endpoint.createdAt.microseconds),
             \(bind: endpoint.updatedAt.microseconds))
             """
         ).run()
@@ -150,24 +156,26 @@ extension Store {
     /// Applies `update` to the endpoint; status changes stamp `paused_at` / `disabled_at` and the reason. Operational
     /// endpoints hear `endpoint.updated`, `endpoint.disabled` or `endpoint.enabled` in the same transaction.
     public func updateEndpoint(
-        organizationID: String, applicationID: String, id: String, _ update: @escaping @Sendable (inout Endpoint) throws -> Void
+        organizationID: String, applicationID: String, id: String, receiver: ReceiverChange = ReceiverChange(),
+        _ update: @escaping @Sendable (inout Endpoint) throws -> Void
     ) async throws -> Endpoint {
         try await self.database.writeQueuing { sql -> (Endpoint, queued: Bool) in
             let application = try await Self.application(organizationID, applicationID, sql)
             let before = try await Self.endpoint(organizationID, applicationID, id, sql)
-            return try await self.changeEndpoint(before, organizationID: organizationID, application: application, update, sql)
+            return try await self.changeEndpoint(before, organizationID: organizationID, application: application, receiver: receiver, update, sql)
         }
     }
 
     /// The one way an endpoint changes, customer or operational (`application` nil: no subscriptions to check, no
     /// operational events about it).
     func changeEndpoint(
-        _ before: Endpoint, organizationID: String, application: Application?, _ update: (inout Endpoint) throws -> Void,
-        _ sql: any SQLDatabase
+        _ before: Endpoint, organizationID: String, application: Application?, receiver: ReceiverChange = ReceiverChange(),
+        _ update: (inout Endpoint) throws -> Void, _ sql: any SQLDatabase
     ) async throws -> (Endpoint, queued: Bool) {
         var endpoint = before
         let id = before.id
         try update(&endpoint)
+        try await self.writeReceiver(&endpoint, receiver, sql)
         if endpoint.uid != before.uid { try await Self.requireFreeUID(endpoint, sql) }
         if let application, endpoint.events != before.events {
             try await Self.checkSubscriptions(application, endpoint.events, sql)
@@ -306,6 +314,7 @@ extension Store {
         )
         endpoint.ordering = ((try? row.optionalString("ordering")) ?? nil).flatMap(EndpointOrdering.init(rawValue:)) ?? .none
         endpoint.orderingKey = (try? row.optionalString("ordering_key")) ?? nil
+        try Self.receiverShown(row, into: &endpoint)
         return endpoint
     }
 }
