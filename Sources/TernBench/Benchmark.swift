@@ -68,6 +68,15 @@ public enum Benchmark {
         var open_loop: OpenLoop
         var rss_idle_mib: Double
         var rss_peak_mib: Double
+        var cpu: CPU
+    }
+
+    /// The server's CPU time (user + system, from /proc/<pid>/stat), per `/livez` request during the trivial-route
+    /// ceiling and per event from the first publish of the burst to its last receipt (publish, claim, send, record).
+    struct CPU: Encodable, Sendable {
+        var per_livez_request_ms: Double
+        var per_delivered_event_ms: Double
+        var event_to_livez_ratio: Double
     }
 
     struct Ceilings: Encodable, Sendable {
@@ -124,9 +133,11 @@ public enum Benchmark {
                 _ = try await api.send(
                     "http://127.0.0.1:\(rig.receiverPort)/hook", absolute: true, key: "", String(repeating: "x", count: options.payloadBytes))
             }
+            let livezCPU = rig.server.cpuSeconds()
             let httpCeiling = try await Toolkit.rate(requests: options.events, concurrency: options.concurrency) {
                 _ = try await api.send("/livez", key: "", nil)
             }
+            let perLivez = (rig.server.cpuSeconds() - livezCPU) / Double(options.events)
             let insertCeiling = try await Self.insertRate(databaseURL: rig.databaseURL, seconds: 3, concurrency: options.concurrency)
 
             // Closed loop, one endpoint.
@@ -137,6 +148,7 @@ public enum Benchmark {
             }
             let burstReceipts = sink.reset()
             let publishLatency = Toolkit.Recorder()
+            let burstCPU = rig.server.cpuSeconds()
             let burstStart = ContinuousClock.now
             try await Toolkit.closedLoop(count: options.events, concurrency: options.concurrency) { _ in
                 let start = ContinuousClock.now
@@ -148,6 +160,7 @@ public enum Benchmark {
                 throw ConfigurationError("not every event was delivered")
             }
             let deliverySeconds = (last - burstStart).seconds
+            let perEvent = (rig.server.cpuSeconds() - burstCPU) / Double(options.events)
 
             // The same closed loop through the Svix API: `POST /api/v1/app/{tenant}/msg`, as the Svix SDK sends it.
             let svixPath = "/api/v1/app/tenant-1/msg?with_content=false"
@@ -224,7 +237,10 @@ public enum Benchmark {
                     rate: options.rate, seconds: options.seconds, sent: answered.latency.count, received: sink.count,
                     publish_to_receipt_ms: openReceipts.latency, publish_answered_ms: answered.latency
                 ),
-                rss_idle_mib: idle, rss_peak_mib: memory.peak
+                rss_idle_mib: idle, rss_peak_mib: memory.peak,
+                cpu: CPU(
+                    per_livez_request_ms: (perLivez * 1e6).rounded() / 1e3, per_delivered_event_ms: (perEvent * 1e6).rounded() / 1e3,
+                    event_to_livez_ratio: perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0)
             )
         }
     }

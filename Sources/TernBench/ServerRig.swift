@@ -138,6 +138,17 @@ final class ChildServer: Sendable {
         if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
     }
 
+    /// The child's CPU time so far (user + system), in seconds, from `/proc/<pid>/stat`.
+    func cpuSeconds() -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/stat", encoding: .utf8),
+            let end = stat.lastIndex(of: ")")
+        else { return 0 }
+        // After "pid (comm)": state is field 3, utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// The child's resident memory now and at its peak (VmRSS, VmHWM), in MiB.
     func residentMiB() -> (current: Double, peak: Double) {
         Toolkit.residentMiB(statusFile: "/proc/\(self.process.processIdentifier)/status")
