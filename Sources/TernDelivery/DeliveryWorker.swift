@@ -137,34 +137,49 @@ public final class DeliveryWorker: Service, Sendable {
     /// the delivery is sent again (at least once).
     func record(_ record: AttemptRecord) async {
         let job = record.job
-        var logger = self.logger
-        logger[metadataKey: "message_id"] = "\(job.messageID)"
-        logger[metadataKey: "delivery_id"] = "\(job.deliveryID)"
-        logger[metadataKey: "endpoint_id"] = "\(job.endpointID)"
         if job.leaseExpiries > 0 {
-            logger.warning("delivery lease expired; sent again", metadata: ["lease_expiries": "\(job.leaseExpiries)"])
+            self.logger(for: job).warning("delivery lease expired; sent again", metadata: ["lease_expiries": "\(job.leaseExpiries)"])
         }
         DeliveryMetrics.attemptDuration.recordMilliseconds(record.durationMS)
         for retry in 0..<5 {
             do {
                 let result = try await self.recorder.submit(record)
-                self.report(record, result, logger: logger)
+                self.report(record, result)
                 // A retry was scheduled: let the claiming loop re-read when it is due.
                 if result.status == .failed { self.store.database.deliveriesQueued.ring() }
                 return
             } catch {
-                logger.error("cannot record the attempt; retrying", metadata: ["error": "\(error)", "retry": "\(retry)"])
+                self.logger(for: job).error("cannot record the attempt; retrying", metadata: ["error": "\(error)", "retry": "\(retry)"])
                 try? await Task.sleep(for: .seconds(retry + 1))
             }
         }
     }
 
-    func report(_ record: AttemptRecord, _ result: RecordedAttempt, logger: Logger) {
+    /// The worker's logger with the delivery's ids, made only for a line that is written (a success is logged at
+    /// `debug`, off by default, so the common case builds no metadata).
+    func logger(for job: DeliveryJob) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "message_id"] = "\(job.messageID)"
+        logger[metadataKey: "delivery_id"] = "\(job.deliveryID)"
+        logger[metadataKey: "endpoint_id"] = "\(job.endpointID)"
+        return logger
+    }
+
+    func report(_ record: AttemptRecord, _ result: RecordedAttempt) {
+        if record.job.operational { DeliveryMetrics.operational(type: record.job.eventType, result.status) }
+        if result.status == .delivered, result.disabledReason == nil {
+            DeliveryMetrics.outcome(.delivered)
+            if self.logger.logLevel <= .debug {
+                self.logger(for: record.job).debug(
+                    "delivered", metadata: ["status_code": "\(record.statusCode.map(String.init) ?? "none")", "duration_ms": "\(record.durationMS)"])
+            }
+            return
+        }
+        let logger = self.logger(for: record.job)
         let metadata: Logger.Metadata = [
             "status_code": "\(record.statusCode.map(String.init) ?? "none")", "duration_ms": "\(record.durationMS)",
             "attempt": "\(record.job.attemptCount + 1)", "trigger": "\(record.job.trigger.rawValue)",
         ]
-        if record.job.operational { DeliveryMetrics.operational(type: record.job.eventType, result.status) }
         switch result.status {
         case .delivered:
             DeliveryMetrics.outcome(.delivered)

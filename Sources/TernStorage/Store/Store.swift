@@ -122,6 +122,38 @@ enum JSONColumn {
         return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
     }
 
+    /// A string map (an attempt's request headers, an endpoint's headers), written without `JSONEncoder`: the same
+    /// JSON, keys sorted, at a fraction of the cost on the delivery path.
+    static func encode(_ value: [String: String]) -> String {
+        var out = "{"
+        out.reserveCapacity(value.count * 48)
+        for (index, key) in value.keys.sorted().enumerated() {
+            if index > 0 { out += "," }
+            Self.appendString(key, to: &out)
+            out += ":"
+            Self.appendString(value[key]!, to: &out)
+        }
+        return out + "}"
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped.
+    static func appendString(_ text: String, to out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
         guard let text else { return nil }
         return try JSONDecoder().decode(T.self, from: Data(text.utf8))
