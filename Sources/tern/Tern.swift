@@ -14,7 +14,7 @@ struct Tern: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Webhooks as a service: sign, deliver, retry, and give every tenant a portal.",
-        subcommands: [Serve.self, Migrate.self, Bench.self],
+        subcommands: [Serve.self, Migrate.self, Backup.self, Restore.self, Bench.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -191,6 +191,85 @@ struct Migrate: AsyncParsableCommand {
             fail(error.description)
         } catch {
             fail("cannot migrate: \(describeDatabaseError(error))")
+        }
+    }
+}
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the SQLite database to PATH while Tern runs (a consistent snapshot), and its key file to PATH.key.",
+        discussion: """
+            The copy holds every transaction committed before it began; publishing and delivery carry on meanwhile. The
+            encryption key file (tern.key) is copied beside it when TERN_ENCRYPTION_KEY is not set: without the key the
+            endpoint secrets in the copy cannot be read. For PostgreSQL use pg_dump.
+            """
+    )
+
+    @OptionGroup var settings: Settings
+    @Argument(help: "The new file to write (it must not exist).") var path: String
+
+    func run() async throws {
+        do {
+            let configuration = try self.settings.configuration()
+            let location = try DatabaseLocation(url: configuration.databaseURL)
+            guard case .sqliteFile = location else { throw ConfigurationError("tern backup copies SQLite databases; for PostgreSQL use pg_dump") }
+            guard !FileManager.default.fileExists(atPath: self.path) else { throw ConfigurationError("\(self.path) already exists") }
+            var logger = Logger(label: "tern")
+            logger.logLevel = .warning
+            let database = try await Database.open(location, logger: logger)
+            try await database.whileRunning { try await database.snapshot(to: self.path) }
+            var copied = [self.path]
+            let keyFile = configuration.keyFilePath(for: location)
+            if configuration.encryptionKey == nil, FileManager.default.fileExists(atPath: keyFile) {
+                try FileManager.default.copyItem(atPath: keyFile, toPath: self.path + ".key")
+                try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: self.path + ".key")
+                copied.append(self.path + ".key")
+            }
+            print("Backed up to \(copied.joined(separator: " and ")).")
+        } catch let error as ConfigurationError {
+            fail(error.description)
+        } catch {
+            fail("cannot back up: \(describeDatabaseError(error))")
+        }
+    }
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put a backup in place of the SQLite database (and BACKUP.key in place of the key file); run it with Tern stopped.",
+        discussion: "Refuses to replace an existing database unless --force. The next `tern serve` applies any newer migrations."
+    )
+
+    @OptionGroup var settings: Settings
+    @Argument(help: "A file written by tern backup.") var backup: String
+    @Flag(help: "Replace an existing database file.") var force = false
+
+    func run() async throws {
+        do {
+            let configuration = try self.settings.configuration()
+            guard case .sqliteFile(let target) = try DatabaseLocation(url: configuration.databaseURL) else {
+                throw ConfigurationError("tern restore writes SQLite databases; for PostgreSQL use pg_restore")
+            }
+            let files = FileManager.default
+            guard files.fileExists(atPath: self.backup) else { throw ConfigurationError("no backup at \(self.backup)") }
+            if files.fileExists(atPath: target) {
+                guard self.force else { throw ConfigurationError("\(target) exists; stop Tern and pass --force to replace it") }
+                for file in [target, target + "-wal", target + "-shm"] { try? files.removeItem(atPath: file) }
+            }
+            try files.copyItem(atPath: self.backup, toPath: target)
+            var restored = [target]
+            let keyFile = configuration.keyFilePath(for: .sqliteFile(target))
+            if files.fileExists(atPath: self.backup + ".key"), configuration.encryptionKey == nil {
+                try? files.removeItem(atPath: keyFile)
+                try files.createDirectory(atPath: (keyFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try files.copyItem(atPath: self.backup + ".key", toPath: keyFile)
+                restored.append(keyFile)
+            }
+            print("Restored \(restored.joined(separator: " and ")).")
+        } catch let error as ConfigurationError {
+            fail(error.description)
+        } catch {
+            fail("cannot restore: \(error)")
         }
     }
 }

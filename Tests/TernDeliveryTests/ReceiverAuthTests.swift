@@ -101,7 +101,8 @@ import Testing
                     == "the OAuth2 token request to \(receiver.url("/refused-token")) answered HTTP 401 (invalid_client: bad client)", "\(after)")
             let shown = try await api.get("/v1/applications/\(app)/endpoints/\(endpointID)", key: key)
             #expect(!shown.text.contains("client-s3cret") && (shown["auth"] as? [String: Any])?["client_id"] as? String == "tern")
-            let audit = try await api.get("/v1/audit-log", key: key)
+            let audit = try await api.get("/v1/audit-entries?limit=250", key: key)
+            #expect(audit.status == 200 && audit.items.contains { $0["action"] as? String == "endpoint.updated" }, "\(audit.text)")
             #expect(!audit.text.contains("client-s3cret"))
         }
     }

@@ -27,6 +27,8 @@ public struct Message: Sendable, Equatable, Encodable {
     /// The inbound source it came through, and the request headers that source forwards (lower-case names).
     public var sourceID: String?
     public var headers: [String: String]?
+    /// The payload was erased (on request, or past its retention): it shows as null.
+    public var payloadExpunged = false
 
     public init(
         id: String, applicationID: String, tenantID: String, eventType: String, eventID: String?, payload: String, createdAt: Timestamp,
@@ -57,6 +59,7 @@ public struct Message: Sendable, Equatable, Encodable {
         case deliverAt = "deliver_at"
         case sourceID = "source_id"
         case headers
+        case payloadExpunged = "payload_expunged"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -66,7 +69,12 @@ public struct Message: Sendable, Equatable, Encodable {
         try container.encode(self.tenantID, forKey: .tenantID)
         try container.encode(self.eventType, forKey: .eventType)
         try container.encodeOrNull(self.eventID, forKey: .eventID)
-        try container.encode(try JSONDecoder().decode(JSONValue.self, from: Data(self.payload.utf8)), forKey: .payload)
+        if self.payloadExpunged {
+            try container.encodeNil(forKey: .payload)
+        } else {
+            try container.encode(try JSONDecoder().decode(JSONValue.self, from: Data(self.payload.utf8)), forKey: .payload)
+        }
+        try container.encode(self.payloadExpunged, forKey: .payloadExpunged)
         try container.encodeOrNull(self.channels, forKey: .channels)
         try container.encodeOrNull(self.tags, forKey: .tags)
         try container.encodeOrNull(self.deliverAt, forKey: .deliverAt)

@@ -35,6 +35,8 @@ public enum TernError: Error, Sendable, Equatable {
     case unavailable(String)
     /// Over the rate limit (429): the bucket's state gives `Retry-After` and the `RateLimit-*` headers.
     case rateLimited(RateLimitState)
+    /// The message's payload was erased, so there is nothing to send (410).
+    case payloadExpunged(String)
 
     /// A validation error about one field.
     public static func invalid(_ field: String, _ message: String) -> TernError {

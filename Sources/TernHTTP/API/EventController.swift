@@ -12,6 +12,7 @@ struct EventController {
         group.post("events", use: self.publish)
         group.get("events", use: self.list)
         group.get("events/:message_id", use: self.get)
+        group.delete("events/:message_id/payload", use: self.erasePayload)
     }
 
     struct PublishBody: Decodable, Sendable {
@@ -69,6 +70,15 @@ struct EventController {
 
     /// Some room in the body for the fields around the payload.
     static let envelopeBytes = 64 * 1024
+
+    /// Erases the payload at once (and its old bytes, on SQLite); queued deliveries end in the dead-letter queue,
+    /// and a replay answers 410 `payload-expunged`. The audit log records who did it.
+    @Sendable func erasePayload(_ request: Request, context: ApplicationContext) async throws -> Response {
+        try context.require(.write, "events")
+        let id = try context.parameters.require("message_id")
+        try await self.store.expungeMessage(organizationID: context.organizationID, applicationID: context.applicationID, id: id)
+        return JSONResponse.noContent()
+    }
 
     @Sendable func publish(_ request: Request, context: ApplicationContext) async throws -> Response {
         try context.require(.write, "events")

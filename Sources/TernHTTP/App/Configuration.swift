@@ -80,14 +80,9 @@ public struct TernConfiguration: Sendable {
         return base.hasSuffix("/") ? String(base.dropLast()) : base
     }
 
-    /// Checks the settings and loads (or, on first start, creates) the encryption key.
-    func secretBox(for location: DatabaseLocation, logger: Logger) throws -> SecretBox {
-        if let encryptionKey {
-            guard let box = SecretBox(keyBase64: encryptionKey) else {
-                throw ConfigurationError("TERN_ENCRYPTION_KEY must be base64 of exactly 32 bytes (try: openssl rand -base64 32)")
-            }
-            return box
-        }
+    /// Where the generated encryption key is kept when `TERN_ENCRYPTION_KEY` is not set: `tern.key` in
+    /// `TERN_DATA_DIR`, else beside the SQLite file, else in the working directory.
+    public func keyFilePath(for location: DatabaseLocation) -> String {
         let directory: String
         if let dataDirectory {
             directory = dataDirectory
@@ -97,7 +92,18 @@ public struct TernConfiguration: Sendable {
         } else {
             directory = "."
         }
-        let path = (directory as NSString).appendingPathComponent("tern.key")
+        return (directory as NSString).appendingPathComponent("tern.key")
+    }
+
+    /// Checks the settings and loads (or, on first start, creates) the encryption key.
+    func secretBox(for location: DatabaseLocation, logger: Logger) throws -> SecretBox {
+        if let encryptionKey {
+            guard let box = SecretBox(keyBase64: encryptionKey) else {
+                throw ConfigurationError("TERN_ENCRYPTION_KEY must be base64 of exactly 32 bytes (try: openssl rand -base64 32)")
+            }
+            return box
+        }
+        let path = self.keyFilePath(for: location)
         if let existing = try? String(contentsOfFile: path, encoding: .utf8) {
             guard let box = SecretBox(keyBase64: existing) else {
                 throw ConfigurationError("the encryption key file \(path) is not base64 of 32 bytes")

@@ -142,6 +142,7 @@ enum AuditRules {
                 (.patch, "\(app)/tenants/{tenant_id}", "tenant.updated", "tenant", .path("tenant_id")),
                 (.delete, "\(app)/tenants/{tenant_id}", "tenant.deleted", "tenant", .path("tenant_id")),
                 (.post, "\(app)/deliveries/replay", "deliveries.replayed", "application", .path("app_id")),
+                (.delete, "\(app)/events/{message_id}/payload", "message.expunged", "message", .path("message_id")),
                 (.post, "\(app)/deliveries/{delivery_id}/replay", "delivery.replayed", "delivery", .path("delivery_id")),
                 (.post, "\(app)/portal-sessions", "portal_session.created", "application", .path("app_id")),
                 (.post, "\(app)/sources", "source.created", "source", .created),

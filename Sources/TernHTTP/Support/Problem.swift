@@ -48,6 +48,7 @@ struct Problem: Encodable {
                 let summary = errors.map { "\($0.field) \($0.message)" }.joined(separator: "; ")
                 return (.unprocessableContent, "validation-failed", "Validation failed", summary, errors)
             case .unavailable(let detail): return (.serviceUnavailable, "unavailable", "Service unavailable", detail, nil)
+            case .payloadExpunged(let detail): return (.gone, "payload-expunged", "Payload expunged", detail, nil)
             case .rateLimited(let state):
                 return (
                     .tooManyRequests, "rate-limited", "Rate limited",

@@ -15,6 +15,29 @@ extension Database {
         kind == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
     }
 
+    /// While on, SQLite overwrites the bytes a statement frees (`secure_delete`, a flag of the writer connection)
+    /// instead of leaving them in free space: erasures turn it on for their statements only. PostgreSQL keeps old row
+    /// versions until (auto)vacuum removes them; nothing within a transaction can force that.
+    func secureDelete(_ on: Bool, _ sql: any SQLDatabase) async throws {
+        guard self.kind == .sqlite else { return }
+        _ = try await sql.raw("PRAGMA secure_delete = \(unsafeRaw: on ? "ON" : "OFF")").all()
+    }
+
+    /// A consistent copy of a SQLite database into a new file (`VACUUM INTO`: one read transaction's snapshot, so
+    /// writers carry on meanwhile and the copy holds every transaction committed before it began).
+    public func snapshot(to path: String) async throws {
+        guard case .sqlite(let pool) = self.backend else { throw ConfigurationError("backups copy SQLite databases; for PostgreSQL use pg_dump") }
+        _ = try await pool.withWriter { connection in try await connection.sql().raw("VACUUM INTO \(bind: path)").all() }
+    }
+
+    /// After an erasure: SQLite copies the write-ahead log into the file and truncates it, so that no earlier
+    /// version of an erased page stays in the `-wal` file. Best effort: a checkpoint that readers block is retried
+    /// by SQLite's own automatic checkpoints.
+    public func truncateWAL() async {
+        guard case .sqlite(let pool) = self.backend else { return }
+        _ = try? await pool.withWriter { connection in try await connection.sql().raw("PRAGMA wal_checkpoint(TRUNCATE)").all() }
+    }
+
     /// How many publish transactions may run at once: PostgreSQL takes several (their row locks are taken in one
     /// order); SQLite has one writer, so a second commit would only queue behind the first.
     var publishConcurrency: Int {

@@ -77,6 +77,11 @@ extension Store {
             guard endpoint.status != .disabled else {
                 throw TernError.conflict("The endpoint is disabled; set its status to 'active' before replaying its deliveries.")
             }
+            if try await sql.raw("SELECT payload_expunged FROM messages WHERE id = \(bind: delivery.messageID)").first()?.bool("payload_expunged")
+                == true
+            {
+                throw TernError.payloadExpunged("The message's payload was erased; there is nothing to send.")
+            }
             let now = Timestamp.now()
             let queued = try await sql.raw(
                 """
@@ -100,6 +105,7 @@ extension Store {
                 UPDATE deliveries SET status = 'replaying', next_attempt_at = \(Self.queuedAt(now)), next_trigger = 'manual', updated_at = \(bind: now)
                 WHERE application_id = \(bind: applicationID) AND status = \(bind: status.rawValue)
                 AND endpoint_id IN (SELECT id FROM endpoints WHERE application_id = \(bind: applicationID) AND status <> 'disabled')
+                AND message_id NOT IN (SELECT id FROM messages WHERE application_id = \(bind: applicationID) AND payload_expunged = \(bind: true))
                 """
             if let endpointID = filter.endpointID { query += " AND endpoint_id = \(bind: endpointID)" }
             if let tenantID = filter.tenantID { query += " AND tenant_id = \(bind: tenantID)" }
@@ -124,6 +130,7 @@ extension Store {
             var query: SQLQueryString = """
                 UPDATE deliveries SET status = 'replaying', next_attempt_at = \(Self.queuedAt(now)), next_trigger = 'manual', updated_at = \(bind: now)
                 WHERE endpoint_id = \(bind: endpoint.id) AND status IN ('failed', 'exhausted') AND created_at >= \(bind: since.microseconds)
+                AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id AND m.payload_expunged = \(bind: true))
                 """
             if let until { query += " AND created_at < \(bind: until.microseconds)" }
             let queued = try await sql.raw(query + " RETURNING endpoint_id, ordering_line").all()

@@ -212,23 +212,38 @@ extension Store {
     /// queue: there is nothing left to send.
     public func expungeMessage(organizationID: String, applicationID: String, id: String) async throws {
         try await self.database.writeQueuing { sql -> ((), queued: Bool) in
-            let now = Timestamp.now().microseconds
-            let updated = try await sql.raw(
-                """
-                UPDATE messages SET payload = '{}', payload_expunged = \(bind: true) WHERE id = \(bind: id)
-                AND application_id = \(bind: applicationID) AND organization_id = \(bind: organizationID) RETURNING id
-                """
-            ).all()
-            guard !updated.isEmpty else { throw TernError.notFound("Message not found") }
-            let ended = try await sql.raw(
-                """
-                UPDATE deliveries SET status = 'exhausted', next_attempt_at = NULL, last_error = 'the payload was expunged',
-                updated_at = \(bind: now) WHERE message_id = \(bind: id) AND next_attempt_at IS NOT NULL AND status <> 'delivering'
-                RETURNING endpoint_id, ordering_line
-                """
-            ).all()
-            return ((), queued: try await self.database.releaseLines(of: ended, now: now, sql))
+            // SQLite overwrites the old bytes instead of leaving them in free space, for these statements only.
+            try await self.database.secureDelete(true, sql)
+            do {
+                let queued = try await self.erasePayload(organizationID: organizationID, applicationID: applicationID, id: id, sql)
+                try await self.database.secureDelete(false, sql)
+                return ((), queued: queued)
+            } catch {
+                try? await self.database.secureDelete(false, sql)
+                throw error
+            }
         }
+        await self.database.truncateWAL()
+    }
+
+    /// Erases the payload and ends the message's queued deliveries (the request is audited by the API).
+    func erasePayload(organizationID: String, applicationID: String, id: String, _ sql: any SQLDatabase) async throws -> Bool {
+        let now = Timestamp.now().microseconds
+        let updated = try await sql.raw(
+            """
+            UPDATE messages SET payload = '{}', payload_expunged = \(bind: true) WHERE id = \(bind: id)
+            AND application_id = \(bind: applicationID) AND organization_id = \(bind: organizationID) RETURNING id
+            """
+        ).all()
+        guard !updated.isEmpty else { throw TernError.notFound("Message not found") }
+        let ended = try await sql.raw(
+            """
+            UPDATE deliveries SET status = 'exhausted', next_attempt_at = NULL, last_error = 'the payload was expunged',
+            updated_at = \(bind: now) WHERE message_id = \(bind: id) AND next_attempt_at IS NOT NULL AND status <> 'delivering'
+            RETURNING endpoint_id, ordering_line
+            """
+        ).all()
+        return try await self.database.releaseLines(of: ended, now: now, sql)
     }
 
     /// Whether the message's payload was expunged.
@@ -253,7 +268,7 @@ extension Store {
     }
 
     static func message(_ row: any SQLRow) throws -> Message {
-        Message(
+        var message = Message(
             id: try row.string("id"), applicationID: try row.string("application_id"), tenantID: try row.string("tenant_id"),
             eventType: try row.string("event_type"), eventID: try row.optionalString("event_id"), payload: try row.string("payload"),
             createdAt: try row.timestamp("created_at"), channels: try JSONColumn.decode([String].self, try row.optionalString("channels")),
@@ -261,5 +276,7 @@ extension Store {
             deliverAt: (try? row.optionalTimestamp("deliver_at")) ?? nil, sourceID: (try? row.optionalString("source_id")) ?? nil,
             headers: try JSONColumn.decode([String: String].self, (try? row.optionalString("headers")) ?? nil)
         )
+        message.payloadExpunged = (try? row.bool("payload_expunged")) ?? false
+        return message
     }
 }

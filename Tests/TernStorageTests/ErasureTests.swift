@@ -1,0 +1,48 @@
+import Foundation
+import TernCore
+import Testing
+
+@testable import TernTesting
+
+/// Erasure on demand: the payload `DELETE` removes the bytes at once (on SQLite from the database file and its
+/// write-ahead log too), ends the queued deliveries, refuses a replay with 410, and is audited.
+@Suite struct ErasureTests {
+    @Test(arguments: Backend.available)
+    func anErasedPayloadIsGoneFromTheAPIAndTheFile(_ backend: Backend) async throws {
+        let databaseURL = try await backend.freshDatabaseURL()
+        try await withTern(backend, databaseURL: databaseURL) { api in
+            let (key, app) = try await api.shop()
+            _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/hook")
+            let marker = "personal-data-\(UUID().uuidString)"
+            // A small payload and a large one (stored on overflow pages).
+            var ids: [String] = []
+            for size in [1, 200] {
+                let payload = #"{"note": "\#(Array(repeating: marker, count: size).joined(separator: " "))"}"#
+                ids.append(try #require(try await api.publish(key, app: app, payload: payload).string("id")))
+            }
+            // The check below reads the right files: before erasure they hold the payload.
+            func inFiles() -> Bool {
+                let path = String(databaseURL.dropFirst("sqlite://".count))
+                return [path, path + "-wal"].contains { file in
+                    ((try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()).range(of: Data(marker.utf8)) != nil
+                }
+            }
+            if backend == .sqlite { #expect(inFiles()) }
+            for id in ids {
+                let delivery = try #require(try await api.deliveries(key, app: app, message: id).first?["id"] as? String)
+                _ = try await api.waitForDelivery(key, app: app, delivery, status: "failed")
+                #expect(try await api.call(.delete, "/v1/applications/\(app)/events/\(id)/payload", key: key).status == 204)
+                let message = try await api.get("/v1/applications/\(app)/events/\(id)", key: key)
+                #expect(message["payload"] is NSNull && message["payload_expunged"] as? Bool == true, "\(message.text)")
+                let ended = try await api.delivery(key, app: app, delivery)
+                #expect(ended["status"] as? String == "exhausted" && ended["last_error"] as? String == "the payload was expunged")
+                let replay = try await api.post("/v1/applications/\(app)/deliveries/\(delivery)/replay", key: key, "{}")
+                #expect(replay.status == 410 && replay.string("type")?.hasSuffix("payload-expunged") == true, "\(replay.text)")
+            }
+            #expect(try await api.call(.delete, "/v1/applications/\(app)/events/msg_nope/payload", key: key).status == 404)
+            let audit = try await api.get("/v1/audit-entries?limit=50", key: key)
+            #expect(audit.items.filter { $0["action"] as? String == "message.expunged" }.count == 2, "\(audit.text)")
+            if backend == .sqlite { #expect(!inFiles(), "the database file or its WAL still holds the erased payload") }
+        }
+    }
+}
