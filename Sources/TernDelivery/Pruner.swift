@@ -23,11 +23,11 @@ public final class Pruner: Service, Sendable {
             while !Task.isCancelled {
                 do {
                     let counts = try await self.store.prune(self.policy)
-                    if counts.messages + counts.deadLetters > 0 {
+                    if counts.messages + counts.deadLetters + counts.payloads > 0 {
                         self.logger.info(
                             "pruned data past retention",
                             metadata: [
-                                "messages": "\(counts.messages)", "dead_letters": "\(counts.deadLetters)",
+                                "messages": "\(counts.messages)", "dead_letters": "\(counts.deadLetters)", "payloads_erased": "\(counts.payloads)",
                                 "idempotency_keys": "\(counts.idempotencyKeys)",
                             ])
                     }

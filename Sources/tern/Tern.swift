@@ -149,6 +149,7 @@ struct Serve: AsyncParsableCommand {
             TERN_ENCRYPTION_KEY (base64 of 32 bytes), TERN_ALLOW_PRIVATE_ENDPOINTS, TERN_DATA_DIR, TERN_LOG_LEVEL,
             TERN_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For names an inbound request's client),
             TERN_DELIVERY_PROXY_URL (http://host:port of an HTTP CONNECT proxy every delivery goes through),
+            TERN_LOG_FORMAT (text, the default, or json: one JSON object per line),
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
             TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),
@@ -161,6 +162,11 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         do {
+            switch ProcessInfo.processInfo.environment["TERN_LOG_FORMAT"] ?? "text" {
+            case "json": LoggingSystem.bootstrap(JSONLogHandler.init)
+            case "text", "": break
+            case let other: throw ConfigurationError("TERN_LOG_FORMAT must be text or json (got '\(other)')")
+            }
             let configuration = try self.settings.configuration()
             let app = try await buildApplication(configuration)
             try await runUntilStopped(app, gracefulFor: configuration.shutdownTimeout)

@@ -45,4 +45,48 @@ import Testing
             if backend == .sqlite { #expect(!inFiles(), "the database file or its WAL still holds the erased payload") }
         }
     }
+
+    /// Retention: a payload asked to be kept one day is erased by the pruner after it, unless one of its deliveries
+    /// is still queued; the plan's 30 days keep the others; asking for more than the plan allows is 422.
+    @Test(arguments: Backend.available)
+    func payloadsPastTheirRetentionAreErasedOnceDelivered(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop()
+            _ = try await api.endpoint(key, app: app, url: receiver.url("/hook"))
+            _ = try await api.endpoint(key, app: app, url: receiver.url("/held"), tenant: "tenant-2", extra: #", "status": "paused""#)
+            func publish(_ tenant: String, _ extra: String) async throws -> String {
+                let reply = try await api.post(
+                    "/v1/applications/\(app)/events", key: key,
+                    #"{"event_type": "order.created", "tenant_id": "\#(tenant)", "payload": {"secret": "x"}\#(extra)}"#)
+                try #require(reply.status == 202, "\(reply.text)")
+                return try #require(reply.string("id"))
+            }
+            let short = try await publish("tenant-1", #", "payload_retention_days": 1"#)
+            let held = try await publish("tenant-2", #", "payload_retention_days": 1"#)
+            let standard = try await publish("tenant-1", "")
+            _ = await receiver.waitFor(2)
+            for id in [short, standard] {
+                let delivery = try #require(try await api.deliveries(key, app: app, message: id).first?["id"] as? String)
+                _ = try await api.waitForDelivery(key, app: app, delivery, status: "delivered")
+            }
+            let counts = try await api.withStore { store in try await store.prune(.standard, now: Timestamp.now().adding(seconds: 2 * 86_400)) }
+            #expect(counts.payloads == 1, "\(counts)")
+            #expect(try await api.get("/v1/applications/\(app)/events/\(short)", key: key)["payload_expunged"] as? Bool == true)
+            for id in [held, standard] {
+                let message = try await api.get("/v1/applications/\(app)/events/\(id)", key: key)
+                #expect(message["payload_expunged"] as? Bool == false && message["payload"] is [String: Any], "\(message.text)")
+            }
+            // The free plan keeps payloads 30 days: a publish may ask for fewer, not more.
+            for (days, status) in [(0, 422), (31, 422), (30, 202)] {
+                let reply = try await api.post(
+                    "/v1/applications/\(app)/events", key: key,
+                    #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {}, "payload_retention_days": \#(days)}"#)
+                #expect(reply.status == status && (status == 202 || reply.fieldErrors == ["payload_retention_days"]), "\(days): \(reply.text)")
+            }
+            let plan = try await api.call(.put, "/v1/admin/plans/short", key: testAdminKey, json: #"{"name": "Short", "payload_retention_days": 7}"#)
+            #expect(plan["payload_retention_days"] as? Int == 7, "\(plan.text)")
+        }
+    }
 }

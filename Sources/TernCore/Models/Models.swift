@@ -10,6 +10,8 @@ public struct Plan: Sendable, Equatable, Encodable {
     public var rateLimitPerMinute: Int?
     public var rateLimitBurst: Int?
     public var maxPayloadBytes: Int?
+    /// Days a payload is kept (nil: until its message is pruned); a publish may ask for fewer.
+    public var payloadRetentionDays: Int? = 30
 
     public init(
         id: String, name: String, maxApplications: Int?, maxEndpoints: Int?, maxMessagesPerMonth: Int?,
@@ -33,6 +35,7 @@ public struct Plan: Sendable, Equatable, Encodable {
         case rateLimitPerMinute = "rate_limit_per_minute"
         case rateLimitBurst = "rate_limit_burst"
         case maxPayloadBytes = "max_payload_bytes"
+        case payloadRetentionDays = "payload_retention_days"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -45,6 +48,7 @@ public struct Plan: Sendable, Equatable, Encodable {
         try container.encodeOrNull(self.rateLimitPerMinute, forKey: .rateLimitPerMinute)
         try container.encodeOrNull(self.rateLimitBurst, forKey: .rateLimitBurst)
         try container.encodeOrNull(self.maxPayloadBytes, forKey: .maxPayloadBytes)
+        try container.encodeOrNull(self.payloadRetentionDays, forKey: .payloadRetentionDays)
     }
 }
 

@@ -54,8 +54,11 @@ public struct RateLimitState: Sendable, Equatable {
 public struct PublishLimits: Sendable, Equatable {
     public var bucket: TokenBucket?
     public var messagesPerMonth: Int?
+    /// The plan's payload retention in days (nil: kept until the message is pruned).
+    public var payloadRetentionDays: Int?
 
     public init(plan: Plan) {
+        self.payloadRetentionDays = plan.payloadRetentionDays
         if let perMinute = plan.rateLimitPerMinute {
             self.bucket = TokenBucket(perMinute: perMinute, burst: plan.rateLimitBurst ?? perMinute)
         }
@@ -65,5 +68,20 @@ public struct PublishLimits: Sendable, Equatable {
     public init(bucket: TokenBucket?, messagesPerMonth: Int?) {
         self.bucket = bucket
         self.messagesPerMonth = messagesPerMonth
+    }
+}
+
+/// How long a publish may ask its payload to be kept.
+public enum PayloadRetention {
+    /// The most days when the plan keeps payloads until the message is pruned.
+    public static let maxDays = 3_650
+
+    /// What is wrong with asking for `seconds` under a plan that keeps payloads `planDays` (nil: until pruned).
+    public static func problem(seconds: Int64, planDays: Int?) -> String? {
+        let limit = Int64(planDays ?? Self.maxDays) * 86_400
+        guard seconds >= 3_600, seconds <= limit else {
+            return "must be at least one hour and at most \(planDays ?? Self.maxDays) days (the plan's payload retention)"
+        }
+        return nil
     }
 }

@@ -28,6 +28,7 @@ struct AdminController {
         var rate_limit_per_minute: Int?
         var rate_limit_burst: Int?
         var max_payload_bytes: Int?
+        var payload_retention_days: Int?
     }
 
     @Sendable func listPlans(_ request: Request, context: AdminContext) async throws -> Response {
@@ -55,8 +56,10 @@ struct AdminController {
             maxMessagesPerMonth: limit("max_messages_per_month", body.value.max_messages_per_month, minimum: 0),
             rateLimitPerMinute: limit("rate_limit_per_minute", body.value.rate_limit_per_minute, minimum: 1),
             rateLimitBurst: limit("rate_limit_burst", body.value.rate_limit_burst, minimum: 1),
-            maxPayloadBytes: limit("max_payload_bytes", body.value.max_payload_bytes, minimum: 1)
+            maxPayloadBytes: limit("max_payload_bytes", body.value.max_payload_bytes, minimum: 1),
+            payloadRetentionDays: limit("payload_retention_days", body.value.payload_retention_days, minimum: 1)
         )
+        if let days = body.value.payload_retention_days, days > 3650 { validator.fail("payload_retention_days", "must be at most 3650") }
         if let bytes = body.value.max_payload_bytes, bytes > 10 << 20 { validator.fail("max_payload_bytes", "must be at most 10485760") }
         try validator.check()
         let (plan, created) = try await self.store.putPlan(id, change)

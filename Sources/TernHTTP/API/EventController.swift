@@ -23,6 +23,7 @@ struct EventController {
         var channels: [String]?
         var tags: [String]?
         var deliver_at: String?
+        var payload_retention_days: Int?
     }
 
     /// What kind of JSON value the payload is, without building it: its bytes are taken as they arrived.
@@ -120,6 +121,11 @@ struct EventController {
                 validator.fail("deliver_at", "must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
             }
         }
+        if let days = value.payload_retention_days,
+            let problem = PayloadRetention.problem(seconds: Int64(days) * 86_400, planDays: plan.payloadRetentionDays)
+        {
+            validator.fail("payload_retention_days", problem)
+        }
         try validator.check()
         let bytes = Array(body.raw)
         guard let range = RawJSON.memberRange("payload", in: bytes) else { throw TernError.invalid("payload", "is required: a JSON object") }
@@ -130,7 +136,8 @@ struct EventController {
             PublishInput(
                 eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload,
                 limits: PublishLimits(plan: plan),
-                channels: value.channels.map(EndpointController.unique), tags: value.tags, deliverAt: deliverAt
+                channels: value.channels.map(EndpointController.unique), tags: value.tags, deliverAt: deliverAt,
+                payloadRetentionSeconds: value.payload_retention_days.map { Int64($0) * 86_400 }
             )
         )
         let message = published.message

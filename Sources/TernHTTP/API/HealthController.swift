@@ -1,10 +1,19 @@
 import HTTPTypes
 import Hummingbird
+import Synchronization
 import TernStorage
 
-/// `GET /health`: the process and its database.
+/// `GET /health`: the process and its database: that it answers, and that it accepts writes (a full disk answers
+/// reads while refusing every write). The write check runs at most once a second; health recovers by itself with the
+/// first write that succeeds again.
 struct HealthController {
     let database: Database
+    let lastWriteCheck = WriteCheckCache()
+
+    /// The last write check and when it ran, shared by the requests of one process.
+    final class WriteCheckCache: Sendable {
+        let state = Mutex<(at: ContinuousClock.Instant, check: Check)?>(nil)
+    }
 
     func addRoutes(to router: Router<TernRequestContext>) {
         router.get("health", use: self.health)
@@ -49,10 +58,38 @@ struct HealthController {
         } catch {
             check = Check(status: "error", latencyMS: nil, error: error is CancellationError ? "timed out after 2 s" : "unreachable")
         }
-        let healthy = check.status == "ok"
+        var checks = ["database": check]
+        if check.status == "ok" { checks["database_writes"] = await self.writeCheck() }
+        let healthy = checks.values.allSatisfy { $0.status == "ok" }
         return try JSONResponse.make(
-            Health(status: healthy ? "ok" : "degraded", checks: ["database": check]),
+            Health(status: healthy ? "ok" : "degraded", checks: checks),
             status: healthy ? .ok : .serviceUnavailable
         )
+    }
+
+    /// Writes the probe row, or reuses a result under a second old.
+    func writeCheck() async -> Check {
+        if let cached = self.lastWriteCheck.state.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(1) { return cached.check }
+        let start = ContinuousClock.now
+        let database = self.database
+        let check: Check
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await database.probeWrite() }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(2))
+                    throw CancellationError()
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+            let elapsed = ContinuousClock.now - start
+            let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            check = Check(status: "ok", latencyMS: (milliseconds * 100).rounded() / 100, error: nil)
+        } catch {
+            check = Check(status: "error", latencyMS: nil, error: error is CancellationError ? "timed out after 2 s" : "refuses writes")
+        }
+        self.lastWriteCheck.state.withLock { $0 = (ContinuousClock.now, check) }
+        return check
     }
 }

@@ -34,6 +34,9 @@ struct SvixMessageController {
         var channels: [String]?
         var tags: [String]?
         var deliverAt: String?
+        /// Days (Svix's default is 90) or hours the payload is kept; the hours win when both are given.
+        var payloadRetentionPeriod: Int?
+        var payloadRetentionHours: Int?
         var application: SvixApplicationController.Body?
         var transformationsParams: TransformationsParams?
 
@@ -92,6 +95,10 @@ struct SvixMessageController {
                 validator.fail("deliverAt", "must be an RFC 3339 date-time")
             }
         }
+        let retention = value.payloadRetentionHours.map { Int64($0) * 3_600 } ?? value.payloadRetentionPeriod.map { Int64($0) * 86_400 }
+        if let retention, let problem = PayloadRetention.problem(seconds: retention, planDays: plan.payloadRetentionDays) {
+            validator.fail(value.payloadRetentionHours != nil ? "payloadRetentionHours" : "payloadRetentionPeriod", problem)
+        }
         try validator.check()
         let payload: String
         if let raw {
@@ -108,7 +115,7 @@ struct SvixMessageController {
             PublishInput(
                 eventType: value.eventType!, tenantID: tenant.tenantID, eventID: value.eventId, payload: payload,
                 limits: PublishLimits(plan: plan), allowUnregisteredType: true, channels: value.channels.map(EndpointController.unique),
-                tags: value.tags, deliverAt: deliverAt
+                tags: value.tags, deliverAt: deliverAt, payloadRetentionSeconds: retention
             )
         )
         guard published.created else { throw TernError.conflict("A message with this eventId already exists") }

@@ -210,6 +210,13 @@ public final class Database: Service, Sendable {
         }
     }
 
+    /// Checks that the database accepts a write (one row of `health_probe`): a full disk answers reads but not this.
+    public func probeWrite() async throws {
+        try await self.write { sql in
+            try await sql.raw("UPDATE health_probe SET checked_at = \(bind: Timestamp.now().microseconds) WHERE id = 1").run()
+        }
+    }
+
     /// Checks that the database answers.
     public func ping() async throws {
         _ = try await self.read { sql in try await sql.raw("SELECT 1 AS one").first() }

@@ -139,6 +139,7 @@ extension Store {
         var routed: [String: [FanOutEndpoint]] = [:]
         var lines: [Int: (line: String, place: Int)] = [:]
         var messages: [(Message, String)] = []
+        var expiries: [Timestamp?] = []
         var deliveryRows: [(Message, String, String)] = []
         var perOrganization: [String: Int] = [:]
         for (index, request) in requests.enumerated() where results[index] == nil && repeatOf[index] == nil {
@@ -167,6 +168,7 @@ extension Store {
                 deliverAt: input.deliverAt, sourceID: input.sourceID, headers: input.headers
             )
             messages.append((message, request.organizationID))
+            expiries.append(input.payloadExpiry(from: now))
             // An endpoint with channels takes only messages that share one; one without takes every message.
             var targets: [String] = []
             for endpoint in candidates {
@@ -197,7 +199,7 @@ extension Store {
             }
         }
 
-        try await Self.insertMessages(messages, sql)
+        try await Self.insertMessages(messages, payloadExpiries: expiries, sql)
         try await Self.insertDeliveries(deliveryRows, lines: lines, trigger: .scheduled, now: now, sql)
         // The endpoints are held shared since fan-out, so a worker ending a head releases after this commits.
         let touched = Set(lines.map { OrderingLine(endpointID: deliveryRows[$0.key].1, line: $0.value.line) })
@@ -232,19 +234,22 @@ extension Store {
         ).first()?.int("messages") ?? 0
     }
 
-    static func insertMessages(_ messages: [(Message, String)], _ sql: any SQLDatabase) async throws {
-        for chunk in stride(from: 0, to: messages.count, by: 500).map({ Array(messages[$0..<min($0 + 500, messages.count)]) }) {
+    /// Writes the messages; `payloadExpiries` (by index, when given) says when each payload is erased.
+    static func insertMessages(_ messages: [(Message, String)], payloadExpiries: [Timestamp?] = [], _ sql: any SQLDatabase) async throws {
+        for start in stride(from: 0, to: messages.count, by: 500) {
             var insert = sql.insert(into: "messages").columns(
                 "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "deliver_at",
-                "source_id", "headers", "created_at"
+                "source_id", "headers", "payload_expires_at", "created_at"
             )
-            for (message, organizationID) in chunk {
+            for index in start..<min(start + 500, messages.count) {
+                let (message, organizationID) = messages[index]
+                let expiry = index < payloadExpiries.count ? payloadExpiries[index] : nil
                 insert = insert.values(
                     SQLBind(message.id), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.tenantID),
                     SQLBind(message.eventType), SQLBind(message.eventID), SQLBind(message.payload),
                     SQLBind(message.channels.map(JSONColumn.encode)), SQLBind(message.tags.map(JSONColumn.encode)),
                     SQLBind(message.deliverAt?.microseconds), SQLBind(message.sourceID), SQLBind(message.headers.map(JSONColumn.encode)),
-                    SQLBind(message.createdAt.microseconds)
+                    SQLBind(expiry?.microseconds), SQLBind(message.createdAt.microseconds)
                 )
             }
             try await insert.run()

@@ -21,12 +21,22 @@ public struct PublishInput: Sendable {
     /// The inbound source it came through, and the request headers kept with it (names lower-cased), for filters.
     public var sourceID: String?
     public var headers: [String: String]?
+    /// How long this payload is kept, when the publish asks for less than the plan's retention.
+    public var payloadRetentionSeconds: Int64?
+
+    /// When the payload is erased: the publish's own retention, else the plan's; nil to keep it.
+    func payloadExpiry(from created: Timestamp) -> Timestamp? {
+        guard let seconds = self.payloadRetentionSeconds ?? self.limits.payloadRetentionDays.map({ Int64($0) * 86_400 }) else { return nil }
+        return created.adding(seconds: seconds)
+    }
 
     public init(
         eventType: String, tenantID: String, eventID: String?, payload: String,
         limits: PublishLimits = PublishLimits(bucket: nil, messagesPerMonth: nil), allowUnregisteredType: Bool = false,
-        channels: [String]? = nil, tags: [String]? = nil, deliverAt: Timestamp? = nil, sourceID: String? = nil, headers: [String: String]? = nil
+        channels: [String]? = nil, tags: [String]? = nil, deliverAt: Timestamp? = nil, sourceID: String? = nil, headers: [String: String]? = nil,
+        payloadRetentionSeconds: Int64? = nil
     ) {
+        self.payloadRetentionSeconds = payloadRetentionSeconds
         self.deliverAt = deliverAt
         self.sourceID = sourceID
         self.headers = headers
@@ -231,7 +241,7 @@ extension Store {
         let now = Timestamp.now().microseconds
         let updated = try await sql.raw(
             """
-            UPDATE messages SET payload = '{}', payload_expunged = \(bind: true) WHERE id = \(bind: id)
+            UPDATE messages SET payload = '{}', payload_expunged = \(bind: true), payload_expires_at = NULL WHERE id = \(bind: id)
             AND application_id = \(bind: applicationID) AND organization_id = \(bind: organizationID) RETURNING id
             """
         ).all()

@@ -10,10 +10,11 @@ public struct PlanChange: Sendable {
     public var rateLimitPerMinute: Int??
     public var rateLimitBurst: Int??
     public var maxPayloadBytes: Int??
+    public var payloadRetentionDays: Int??
 
     public init(
         name: String? = nil, maxApplications: Int?? = nil, maxEndpoints: Int?? = nil, maxMessagesPerMonth: Int?? = nil,
-        rateLimitPerMinute: Int?? = nil, rateLimitBurst: Int?? = nil, maxPayloadBytes: Int?? = nil
+        rateLimitPerMinute: Int?? = nil, rateLimitBurst: Int?? = nil, maxPayloadBytes: Int?? = nil, payloadRetentionDays: Int?? = nil
     ) {
         self.name = name
         self.maxApplications = maxApplications
@@ -22,6 +23,7 @@ public struct PlanChange: Sendable {
         self.rateLimitPerMinute = rateLimitPerMinute
         self.rateLimitBurst = rateLimitBurst
         self.maxPayloadBytes = maxPayloadBytes
+        self.payloadRetentionDays = payloadRetentionDays
     }
 
     func applied(to plan: Plan) -> Plan {
@@ -33,6 +35,7 @@ public struct PlanChange: Sendable {
         if let rateLimitPerMinute { plan.rateLimitPerMinute = rateLimitPerMinute }
         if let rateLimitBurst { plan.rateLimitBurst = rateLimitBurst }
         if let maxPayloadBytes { plan.maxPayloadBytes = maxPayloadBytes }
+        if let payloadRetentionDays { plan.payloadRetentionDays = payloadRetentionDays }
         return plan
     }
 }
@@ -78,7 +81,8 @@ extension Store {
                     UPDATE plans SET name = \(bind: plan.name), max_applications = \(bind: plan.maxApplications),
                     max_endpoints = \(bind: plan.maxEndpoints), max_messages_per_month = \(bind: plan.maxMessagesPerMonth),
                     rate_limit_per_minute = \(bind: plan.rateLimitPerMinute), rate_limit_burst = \(bind: plan.rateLimitBurst),
-                    max_payload_bytes = \(bind: plan.maxPayloadBytes), updated_at = \(bind: now) WHERE id = \(bind: id)
+                    max_payload_bytes = \(bind: plan.maxPayloadBytes), payload_retention_days = \(bind: plan.payloadRetentionDays),
+                    updated_at = \(bind: now) WHERE id = \(bind: id)
                     """
                 ).run()
                 return (plan, false)
@@ -91,9 +95,10 @@ extension Store {
             try await sql.raw(
                 """
                 INSERT INTO plans (id, name, max_applications, max_endpoints, max_messages_per_month, rate_limit_per_minute,
-                rate_limit_burst, max_payload_bytes, created_at, updated_at) VALUES (\(bind: id), \(bind: plan.name),
+                rate_limit_burst, max_payload_bytes, payload_retention_days, created_at, updated_at) VALUES (\(bind: id), \(bind: plan.name),
                 \(bind: plan.maxApplications), \(bind: plan.maxEndpoints), \(bind: plan.maxMessagesPerMonth),
-                \(bind: plan.rateLimitPerMinute), \(bind: plan.rateLimitBurst), \(bind: plan.maxPayloadBytes), \(bind: now), \(bind: now))
+                \(bind: plan.rateLimitPerMinute), \(bind: plan.rateLimitBurst), \(bind: plan.maxPayloadBytes),
+                \(bind: plan.payloadRetentionDays), \(bind: now), \(bind: now))
                 """
             ).run()
             return (plan, true)
@@ -101,12 +106,14 @@ extension Store {
     }
 
     static func plan(_ row: any SQLRow) throws -> Plan {
-        Plan(
+        var plan = Plan(
             id: try row.string("id"), name: try row.string("name"), maxApplications: try row.optionalInt("max_applications"),
             maxEndpoints: try row.optionalInt("max_endpoints"), maxMessagesPerMonth: try row.optionalInt("max_messages_per_month"),
             rateLimitPerMinute: try row.optionalInt("rate_limit_per_minute"), rateLimitBurst: try row.optionalInt("rate_limit_burst"),
             maxPayloadBytes: try row.optionalInt("max_payload_bytes")
         )
+        plan.payloadRetentionDays = (try? row.optionalInt("payload_retention_days")) ?? nil
+        return plan
     }
 
     // MARK: Organizations

@@ -21,6 +21,8 @@ public struct PruneCounts: Sendable, Equatable {
     public var messages = 0
     public var deadLetters = 0
     public var idempotencyKeys = 0
+    /// Payloads erased past their retention.
+    public var payloads = 0
 
     public init() {}
 }
@@ -33,6 +35,7 @@ extension Store {
         let deadLetterCutoff = now.adding(seconds: -Int64(policy.deadLetterDays) * 86_400).microseconds
         let messageCutoff = now.adding(seconds: -Int64(policy.messageDays) * 86_400).microseconds
         let idempotencyCutoff = now.adding(seconds: -86_400).microseconds
+        counts.payloads = try await self.erasePayloadsPastRetention(now)
         counts.deadLetters = try await self.deleteInBatches(
             """
             DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status = 'exhausted'
@@ -48,6 +51,31 @@ extension Store {
             DELETE FROM idempotency_keys WHERE created_at < \(bind: idempotencyCutoff) RETURNING scope
             """)
         return counts
+    }
+
+    /// Erases, 1,000 at a time, the payloads whose retention has passed (as the payload DELETE does, SQLite
+    /// overwriting the bytes), once none of the message's deliveries is still queued: nothing accepted is erased
+    /// before it was delivered or given up.
+    func erasePayloadsPastRetention(_ now: Timestamp) async throws -> Int {
+        var total = 0
+        while true {
+            let erased = try await self.database.write { sql in
+                try await self.database.secureDelete(true, sql)
+                let count = try await sql.raw(
+                    """
+                    UPDATE messages SET payload = '{}', payload_expunged = \(bind: true), payload_expires_at = NULL WHERE id IN (SELECT m.id
+                    FROM messages m WHERE m.payload_expires_at <= \(bind: now.microseconds) AND NOT EXISTS (SELECT 1 FROM deliveries d
+                    WHERE d.message_id = m.id AND d.next_attempt_at IS NOT NULL) LIMIT 1000) RETURNING id
+                    """
+                ).all().count
+                try await self.database.secureDelete(false, sql)
+                return count
+            }
+            total += erased
+            if erased < 1000 { break }
+        }
+        if total > 0 { await self.database.truncateWAL() }
+        return total
     }
 
     func deleteInBatches(_ query: SQLQueryString) async throws -> Int {
