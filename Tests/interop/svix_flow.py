@@ -277,4 +277,8 @@ async def run_async():
 
 seen["async_attempts"] = asyncio.run(run_async())
 seen["deliveries"] = len(received)
+# Payload retention as the SDK sends it: hours or days; more than the plan keeps gets the plan's retention.
+assert svix.message.create("acme", MessageIn(event_type="invoice.paid", payload={"n": 4}, payload_retention_hours=1)).id
+assert svix.message.create("acme", MessageIn(event_type="invoice.paid", payload={"n": 5}, payload_retention_period=90)).id
+expect_error(lambda: svix.message.create("acme", MessageIn(event_type="invoice.paid", payload={}, payload_retention_hours=0)), 422)
 print(json.dumps(seen))

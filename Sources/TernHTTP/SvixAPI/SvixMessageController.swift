@@ -95,9 +95,15 @@ struct SvixMessageController {
                 validator.fail("deliverAt", "must be an RFC 3339 date-time")
             }
         }
-        let retention = value.payloadRetentionHours.map { Int64($0) * 3_600 } ?? value.payloadRetentionPeriod.map { Int64($0) * 86_400 }
-        if let retention, let problem = PayloadRetention.problem(seconds: retention, planDays: plan.payloadRetentionDays) {
-            validator.fail(value.payloadRetentionHours != nil ? "payloadRetentionHours" : "payloadRetentionPeriod", problem)
+        // Svix keeps payloads up to 90 days by default: a longer ask than the plan's retention gets the plan's (a Svix
+        // client is not refused for its SDK's defaults); less than an hour is refused.
+        var retention = value.payloadRetentionHours.map { Int64($0) * 3_600 } ?? value.payloadRetentionPeriod.map { Int64($0) * 86_400 }
+        if let asked = retention {
+            if asked < 3_600 {
+                validator.fail(value.payloadRetentionHours != nil ? "payloadRetentionHours" : "payloadRetentionPeriod", "must be at least one hour")
+            } else if PayloadRetention.problem(seconds: asked, planDays: plan.payloadRetentionDays) != nil {
+                retention = nil
+            }
         }
         try validator.check()
         let payload: String
