@@ -39,25 +39,8 @@ struct HealthController {
     }
 
     @Sendable func health(_ request: Request, context: TernRequestContext) async throws -> Response {
-        let start = ContinuousClock.now
         let database = self.database
-        let check: Check
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await database.ping() }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(2))
-                    throw CancellationError()
-                }
-                try await group.next()
-                group.cancelAll()
-            }
-            let elapsed = ContinuousClock.now - start
-            let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            check = Check(status: "ok", latencyMS: (milliseconds * 100).rounded() / 100, error: nil)
-        } catch {
-            check = Check(status: "error", latencyMS: nil, error: error is CancellationError ? "timed out after 2 s" : "unreachable")
-        }
+        let check = await Self.timed(failure: "unreachable") { try await database.ping() }
         var checks = ["database": check]
         if check.status == "ok" { checks["database_writes"] = await self.writeCheck() }
         let healthy = checks.values.allSatisfy { $0.status == "ok" }
@@ -70,12 +53,18 @@ struct HealthController {
     /// Writes the probe row, or reuses a result under a second old.
     func writeCheck() async -> Check {
         if let cached = self.lastWriteCheck.state.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(1) { return cached.check }
-        let start = ContinuousClock.now
         let database = self.database
-        let check: Check
+        let check = await Self.timed(failure: "refuses writes") { try await database.probeWrite() }
+        self.lastWriteCheck.state.withLock { $0 = (ContinuousClock.now, check) }
+        return check
+    }
+
+    /// Runs one check with a 2-second limit: its latency, or why it failed.
+    static func timed(failure: String, _ body: @escaping @Sendable () async throws -> Void) async -> Check {
+        let start = ContinuousClock.now
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await database.probeWrite() }
+                group.addTask { try await body() }
                 group.addTask {
                     try await Task.sleep(for: .seconds(2))
                     throw CancellationError()
@@ -85,11 +74,9 @@ struct HealthController {
             }
             let elapsed = ContinuousClock.now - start
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            check = Check(status: "ok", latencyMS: (milliseconds * 100).rounded() / 100, error: nil)
+            return Check(status: "ok", latencyMS: (milliseconds * 100).rounded() / 100, error: nil)
         } catch {
-            check = Check(status: "error", latencyMS: nil, error: error is CancellationError ? "timed out after 2 s" : "refuses writes")
+            return Check(status: "error", latencyMS: nil, error: error is CancellationError ? "timed out after 2 s" : failure)
         }
-        self.lastWriteCheck.state.withLock { $0 = (ContinuousClock.now, check) }
-        return check
     }
 }
