@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Synchronization
 import TernCore
 import TernStorage
+import Tracing
 
 /// How a process's delivery workers run.
 public struct DeliveryWorkerSettings: Sendable {
@@ -93,10 +94,14 @@ public final class DeliveryWorker: Service, Sendable {
                         continue
                     }
                     let jobs: [DeliveryJob]
+                    let span = InstrumentationSystem.tracer.startSpan("tern.claim", context: .topLevel)
+                    defer { span.end() }
                     do {
                         jobs = try await self.store.claimDeliveries(
                             limit: min(free, self.settings.batchSize), leaseSeconds: self.settings.leaseSeconds)
+                        span.attributes["tern.claimed"] = jobs.count
                     } catch {
+                        span.recordError(error)
                         self.logger.error("cannot claim deliveries", metadata: ["error": "\(error)"])
                         await self.store.database.deliveriesQueued.wait(timeout: .seconds(1))
                         continue

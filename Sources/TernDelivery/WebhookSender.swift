@@ -6,6 +6,7 @@ import NIOPosix
 import NIOSSL
 import TernCore
 import TernStorage
+import Tracing
 
 /// Sends one delivery: a signed Standard Webhooks POST of the payload bytes, and what came back.
 struct WebhookSender: Sendable {
@@ -30,6 +31,9 @@ struct WebhookSender: Sendable {
         // A refused or unreachable receiver fails the attempt at once (the retry schedule tries again later)
         // instead of the pool re-dialling until the endpoint's timeout, holding a worker slot all that time.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Tern's own attempt span describes each delivery; the client's would record endpoint URLs, which may hold
+        // credentials in their query.
+        configuration.tracing.tracer = nil
         if let proxy {
             // Through the proxy the connected peer is the proxy: the guard checks each target's name and addresses
             // before asking the proxy (`EgressGuard.check`), and the proxy's own egress rules do the rest.
@@ -42,7 +46,45 @@ struct WebhookSender: Sendable {
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
+    /// Sends within a span of the publishing request's trace (when tracing is on): endpoint, delivery, status and
+    /// error; never a secret or the payload.
     func send(_ job: DeliveryJob) async -> AttemptRecord {
+        var parent = ServiceContext.topLevel
+        if let traceparent = job.traceContext {
+            InstrumentationSystem.instrument.extract(["traceparent": traceparent], into: &parent, using: TraceExtractor())
+        }
+        return await withSpan("tern.attempt", context: parent, ofKind: .client) { span in
+            span.attributes["tern.endpoint_id"] = job.endpointID
+            span.attributes["tern.delivery_id"] = job.deliveryID
+            span.attributes["tern.message_id"] = job.messageID
+            span.attributes["tern.attempt"] = job.attemptCount + 1
+            var traceHeaders: [String: String] = [:]
+            if job.sendTraceparent, let context = ServiceContext.current {
+                InstrumentationSystem.instrument.inject(context, into: &traceHeaders, using: TraceInjector())
+            }
+            let record = await self.attempt(job, extraHeaders: traceHeaders)
+            if let status = record.statusCode { span.attributes["http.response.status_code"] = status }
+            span.attributes["tern.duration_ms"] = record.durationMS
+            if let error = record.error {
+                span.attributes["error.type"] = error
+                span.setStatus(.init(code: .error, message: error))
+            } else if record.outcome != .success {
+                span.setStatus(.init(code: .error, message: "HTTP \(record.statusCode ?? 0)"))
+            }
+            return record
+        }
+    }
+
+    struct TraceExtractor: Extractor {
+        func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+    }
+
+    struct TraceInjector: Injector {
+        func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
+    }
+
+    /// One attempt; `extraHeaders` (the attempt's `traceparent`, when the application opts in) go beside the endpoint's.
+    func attempt(_ job: DeliveryJob, extraHeaders: [String: String] = [:]) async -> AttemptRecord {
         let started = ContinuousClock.now
         let at = Timestamp.now()
         let body = Array(job.payload.utf8)
@@ -51,6 +93,7 @@ struct WebhookSender: Sendable {
         for (name, value) in job.headers.sorted(by: { $0.key < $1.key }) where job.auth == nil || name.lowercased() != "authorization" {
             headers.append((name, value))
         }
+        for (name, value) in extraHeaders.sorted(by: { $0.key < $1.key }) { headers.append((name, value)) }
         let signature = WebhookSignature.header(secrets: job.secrets, messageID: job.messageID, timestamp: timestamp, body: body)
         for prefix in job.headerStyle.prefixes {
             headers.append(("\(prefix)-id", job.messageID))

@@ -94,6 +94,16 @@ struct Settings: ParsableArguments {
                 return range
             }
         }
+        if let endpoint = environment["TERN_OTEL_EXPORTER_OTLP_ENDPOINT"], !endpoint.isEmpty {
+            guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+                throw ConfigurationError("TERN_OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (got '\(endpoint)')")
+            }
+            let format = environment["TERN_OTEL_EXPORTER_OTLP_PROTOCOL"] ?? "http/protobuf"
+            guard ["http/protobuf", "http/json"].contains(format) else {
+                throw ConfigurationError("TERN_OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or http/json (got '\(format)')")
+            }
+            configuration.tracing = TracingSettings(endpoint: endpoint, json: format == "http/json")
+        }
         if let proxy = environment["TERN_DELIVERY_PROXY_URL"], !proxy.isEmpty {
             guard let parsed = DeliveryProxy(url: proxy) else {
                 throw ConfigurationError("TERN_DELIVERY_PROXY_URL must be http://host:port, with user:password@ if the proxy asks for it")
@@ -150,6 +160,8 @@ struct Serve: AsyncParsableCommand {
             TERN_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For names an inbound request's client),
             TERN_DELIVERY_PROXY_URL (http://host:port of an HTTP CONNECT proxy every delivery goes through),
             TERN_LOG_FORMAT (text, the default, or json: one JSON object per line),
+            TERN_OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; off when unset),
+            TERN_OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, the default, or http/json),
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
             TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),

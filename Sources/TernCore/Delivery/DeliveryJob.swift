@@ -34,6 +34,10 @@ public struct DeliveryJob: Sendable {
     public var auth: EndpointAuth?
     /// The client certificate and key, and the CAs to trust, when the endpoint has them.
     public var tls: EndpointTLS?
+    /// The publishing request's `traceparent`, parent of the attempt's span.
+    public var traceContext: String?
+    /// The application sends the attempt's `traceparent` to the receiver.
+    public var sendTraceparent = false
 
     public init(
         deliveryID: String, messageID: String, endpointID: String, organizationID: String, applicationID: String, tenantID: String,

@@ -29,6 +29,8 @@ public struct Message: Sendable, Equatable, Encodable {
     public var headers: [String: String]?
     /// The payload was erased (on request, or past its retention): it shows as null.
     public var payloadExpunged = false
+    /// The publishing request's W3C `traceparent`, when tracing is on: its attempts join that trace. Not shown.
+    public var traceContext: String?
 
     public init(
         id: String, applicationID: String, tenantID: String, eventType: String, eventID: String?, payload: String, createdAt: Timestamp,

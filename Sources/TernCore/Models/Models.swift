@@ -216,6 +216,8 @@ public struct Application: Sendable, Equatable, Encodable {
     public var webhookHeaders: WebhookHeaderStyle
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
+    /// With tracing on, each attempt carries its W3C `traceparent` to the receiver.
+    public var sendTraceparent = false
 
     public init(
         id: String, organizationID: String, name: String, retrySchedule: [Int], circuitBreaker: CircuitBreakerPolicy,
@@ -243,6 +245,7 @@ public struct Application: Sendable, Equatable, Encodable {
         case portal
         case allowUnregisteredEventTypes = "allow_unregistered_event_types"
         case webhookHeaders = "webhook_headers"
+        case sendTraceparent = "send_traceparent"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }

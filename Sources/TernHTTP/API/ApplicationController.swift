@@ -35,6 +35,7 @@ struct ApplicationController {
         var portal: PortalBody?
         var allow_unregistered_event_types: Bool?
         var webhook_headers: WebhookHeaderStyle?
+        var send_traceparent: Bool?
     }
 
     /// Checks the settings present in `body`, reporting every problem at once.
@@ -72,7 +73,7 @@ struct ApplicationController {
         var request = request
         let body = try await request.decodeJSON(ApplicationBody.self).value
         try Self.validate(body, creating: true)
-        let input = ApplicationInput(
+        var input = ApplicationInput(
             name: body.name!, retrySchedule: body.retry_schedule ?? RetrySchedule.standard,
             circuitBreaker: CircuitBreakerPolicy(
                 failureThreshold: body.circuit_breaker?.failure_threshold ?? CircuitBreakerPolicy.defaultFailureThreshold),
@@ -82,6 +83,7 @@ struct ApplicationController {
             allowUnregisteredEventTypes: body.allow_unregistered_event_types ?? false,
             webhookHeaders: body.webhook_headers ?? .standard
         )
+        input.sendTraceparent = body.send_traceparent ?? false
         let application = try await self.store.createApplication(organizationID: context.organizationID, input)
         return try JSONResponse.created(application, id: application.id)
     }
@@ -118,6 +120,7 @@ struct ApplicationController {
             if portalMembers["logo_url"] != nil { application.portal.logoURL = body.portal?.logo_url }
             if let allow = body.allow_unregistered_event_types { application.allowUnregisteredEventTypes = allow }
             if let style = body.webhook_headers { application.webhookHeaders = style }
+            if let send = body.send_traceparent { application.sendTraceparent = send }
         }
         return try JSONResponse.make(application)
     }

@@ -137,7 +137,7 @@ struct EventController {
                 eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload,
                 limits: PublishLimits(plan: plan),
                 channels: value.channels.map(EndpointController.unique), tags: value.tags, deliverAt: deliverAt,
-                payloadRetentionSeconds: value.payload_retention_days.map { Int64($0) * 86_400 }
+                payloadRetentionSeconds: value.payload_retention_days.map { Int64($0) * 86_400 }, traceContext: TraceHeaders.current()
             )
         )
         let message = published.message

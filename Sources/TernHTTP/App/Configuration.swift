@@ -30,6 +30,8 @@ public struct TernConfiguration: Sendable {
     public var allowPrivateEndpoints = false
     /// Proxies (`TERN_TRUSTED_PROXIES`) whose `X-Forwarded-For` names the client of an inbound request.
     public var trustedProxies: [IPRange] = []
+    /// OpenTelemetry tracing (`TERN_OTEL_EXPORTER_OTLP_ENDPOINT`); nil: off, at no cost.
+    public var tracing: TracingSettings?
     /// Where a generated encryption key is kept; defaults to the SQLite file's directory, else the working directory.
     public var dataDirectory: String?
     /// The folder holding `Migrations/`, `Templates/` and `Public/`.

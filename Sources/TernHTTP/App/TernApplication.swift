@@ -28,6 +28,8 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
         throw error
     }
     var services: [any Service] = [database, authenticator]
+    // The tracer's exporter runs first and stops last, so that the last spans are still sent.
+    if let tracing = configuration.tracing, let exporter = try TernTracing.start(tracing, logger: logger) { services.insert(exporter, at: 0) }
     if configuration.role != .api {
         // Last in, first out: on shutdown the workers finish their deliveries while the database is still open.
         services.append(Pruner(store: store, policy: configuration.retention, logger: logger))
@@ -91,6 +93,8 @@ func prepare(
 /// portal under `/portal` and the admin pages under `/admin` (with their files from `Public/` under `/static`).
 public func buildRouter(store: Store, authenticator: Authenticator, configuration: TernConfiguration) throws -> Router<TernRequestContext> {
     let router = Router(context: TernRequestContext.self)
+    // A span per request, continuing the caller's `traceparent`.
+    if configuration.tracing != nil { router.add(middleware: TracingMiddleware()) }
     let routes = RouteTable()
     router.add(middleware: APIMiddleware(routes: routes))
     guard configuration.role != .worker else {

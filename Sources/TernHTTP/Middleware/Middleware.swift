@@ -148,7 +148,7 @@ struct CollectingWriter: ResponseBodyWriter {
 
     mutating func write(_ buffer: ByteBuffer) async throws {
         var buffer = buffer
-        self.collector.buffer.withLock { $0.writeBuffer(&buffer) }
+        _ = self.collector.buffer.withLock { $0.writeBuffer(&buffer) }
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}

@@ -121,7 +121,7 @@ struct SvixMessageController {
             PublishInput(
                 eventType: value.eventType!, tenantID: tenant.tenantID, eventID: value.eventId, payload: payload,
                 limits: PublishLimits(plan: plan), allowUnregisteredType: true, channels: value.channels.map(EndpointController.unique),
-                tags: value.tags, deliverAt: deliverAt, payloadRetentionSeconds: retention
+                tags: value.tags, deliverAt: deliverAt, payloadRetentionSeconds: retention, traceContext: TraceHeaders.current()
             )
         )
         guard published.created else { throw TernError.conflict("A message with this eventId already exists") }

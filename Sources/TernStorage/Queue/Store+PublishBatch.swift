@@ -162,11 +162,12 @@ extension Store {
                 }
                 candidates += routed[routedKey]!
             }
-            let message = Message(
+            var message = Message(
                 id: Identifier.make("msg"), applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType,
                 eventID: input.eventID, payload: input.payload, createdAt: now, channels: input.channels, tags: input.tags,
                 deliverAt: input.deliverAt, sourceID: input.sourceID, headers: input.headers
             )
+            message.traceContext = input.traceContext
             messages.append((message, request.organizationID))
             expiries.append(input.payloadExpiry(from: now))
             // An endpoint with channels takes only messages that share one; one without takes every message.
@@ -239,7 +240,7 @@ extension Store {
         for start in stride(from: 0, to: messages.count, by: 500) {
             var insert = sql.insert(into: "messages").columns(
                 "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "deliver_at",
-                "source_id", "headers", "payload_expires_at", "created_at"
+                "source_id", "headers", "payload_expires_at", "trace_context", "created_at"
             )
             for index in start..<min(start + 500, messages.count) {
                 let (message, organizationID) = messages[index]
@@ -249,7 +250,7 @@ extension Store {
                     SQLBind(message.eventType), SQLBind(message.eventID), SQLBind(message.payload),
                     SQLBind(message.channels.map(JSONColumn.encode)), SQLBind(message.tags.map(JSONColumn.encode)),
                     SQLBind(message.deliverAt?.microseconds), SQLBind(message.sourceID), SQLBind(message.headers.map(JSONColumn.encode)),
-                    SQLBind(expiry?.microseconds), SQLBind(message.createdAt.microseconds)
+                    SQLBind(expiry?.microseconds), SQLBind(message.traceContext), SQLBind(message.createdAt.microseconds)
                 )
             }
             try await insert.run()

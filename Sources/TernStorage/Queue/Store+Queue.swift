@@ -51,7 +51,7 @@ extension Store {
                 SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
                 e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule, a.failure_threshold,
-                a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle
+                a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle, m.trace_context, a.send_traceparent
                 FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
                 JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
                 """
@@ -83,6 +83,8 @@ extension Store {
                 }
             )
             (job.auth, job.tls) = try self.openReceiver(row)
+            job.traceContext = try row.optionalString("trace_context")
+            job.sendTraceparent = (try? row.bool("send_traceparent")) ?? false
             return job
         }
     }

@@ -9,6 +9,7 @@ public struct ApplicationInput: Sendable {
     public var portal: PortalSettings
     public var allowUnregisteredEventTypes: Bool
     public var webhookHeaders: WebhookHeaderStyle
+    public var sendTraceparent = false
 
     public init(
         name: String, retrySchedule: [Int], circuitBreaker: CircuitBreakerPolicy, portal: PortalSettings, allowUnregisteredEventTypes: Bool,
@@ -31,17 +32,19 @@ extension Store {
                 sql, "SELECT COUNT(*) AS n FROM applications WHERE organization_id = \(bind: organizationID) AND kind = 'standard'")
             try checkPlanLimit("applications", used: used, limit: plan.maxApplications, plan: plan.id)
             let now = Timestamp.now()
-            let application = Application(
+            var application = Application(
                 id: Identifier.make("app"), organizationID: organizationID, name: input.name, retrySchedule: input.retrySchedule,
                 circuitBreaker: input.circuitBreaker, portal: input.portal, allowUnregisteredEventTypes: input.allowUnregisteredEventTypes,
                 webhookHeaders: input.webhookHeaders, createdAt: now, updatedAt: now
             )
+            application.sendTraceparent = input.sendTraceparent
             try await sql.raw(
                 """
                 INSERT INTO applications (id, organization_id, name, retry_schedule, failure_threshold, portal,
-                allow_unregistered_event_types, webhook_headers, created_at, updated_at) VALUES (\(bind: application.id), \(bind: organizationID),
-                \(bind: input.name), \(bind: JSONColumn.encode(input.retrySchedule)), \(bind: input.circuitBreaker.failureThreshold),
-                \(bind: JSONColumn.encode(input.portal)), \(bind: input.allowUnregisteredEventTypes), \(bind: input.webhookHeaders.rawValue),
+                allow_unregistered_event_types, webhook_headers, send_traceparent, created_at, updated_at) VALUES (\(bind: application.id),
+                \(bind: organizationID), \(bind: input.name), \(bind: JSONColumn.encode(input.retrySchedule)),
+                \(bind: input.circuitBreaker.failureThreshold), \(bind: JSONColumn.encode(input.portal)), \(bind: input.allowUnregisteredEventTypes),
+                \(bind: input.webhookHeaders.rawValue), \(bind: input.sendTraceparent),
                 \(bind: now.microseconds),
                 \(bind: now.microseconds))
                 """
@@ -95,7 +98,7 @@ extension Store {
                 UPDATE applications SET name = \(bind: application.name), retry_schedule = \(bind: JSONColumn.encode(application.retrySchedule)),
                 failure_threshold = \(bind: application.circuitBreaker.failureThreshold), portal = \(bind: JSONColumn.encode(application.portal)),
                 allow_unregistered_event_types = \(bind: application.allowUnregisteredEventTypes),
-                webhook_headers = \(bind: application.webhookHeaders.rawValue),
+                webhook_headers = \(bind: application.webhookHeaders.rawValue), send_traceparent = \(bind: application.sendTraceparent),
                 updated_at = \(bind: application.updatedAt.microseconds) WHERE id = \(bind: id) AND organization_id = \(bind: organizationID)
                 """
             ).run()
@@ -112,7 +115,7 @@ extension Store {
     }
 
     static func application(_ row: any SQLRow) throws -> Application {
-        Application(
+        var application = Application(
             id: try row.string("id"), organizationID: try row.string("organization_id"), name: try row.string("name"),
             retrySchedule: try JSONColumn.decode([Int].self, try row.string("retry_schedule")) ?? RetrySchedule.standard,
             circuitBreaker: CircuitBreakerPolicy(failureThreshold: try row.int("failure_threshold")),
@@ -121,5 +124,7 @@ extension Store {
             webhookHeaders: WebhookHeaderStyle(rawValue: try row.string("webhook_headers")) ?? .standard, createdAt: try row.timestamp("created_at"),
             updatedAt: try row.timestamp("updated_at")
         )
+        application.sendTraceparent = (try? row.bool("send_traceparent")) ?? false
+        return application
     }
 }

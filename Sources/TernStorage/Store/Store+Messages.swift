@@ -2,6 +2,7 @@ import Foundation
 import Metrics
 import SQLKit
 import TernCore
+import Tracing
 
 /// A message to publish, already validated; `payload` is the exact JSON text the publisher sent.
 public struct PublishInput: Sendable {
@@ -23,6 +24,8 @@ public struct PublishInput: Sendable {
     public var headers: [String: String]?
     /// How long this payload is kept, when the publish asks for less than the plan's retention.
     public var payloadRetentionSeconds: Int64?
+    /// The publishing request's `traceparent` (tracing on).
+    public var traceContext: String?
 
     /// When the payload is erased: the publish's own retention, else the plan's; nil to keep it.
     func payloadExpiry(from created: Timestamp) -> Timestamp? {
@@ -34,9 +37,10 @@ public struct PublishInput: Sendable {
         eventType: String, tenantID: String, eventID: String?, payload: String,
         limits: PublishLimits = PublishLimits(bucket: nil, messagesPerMonth: nil), allowUnregisteredType: Bool = false,
         channels: [String]? = nil, tags: [String]? = nil, deliverAt: Timestamp? = nil, sourceID: String? = nil, headers: [String: String]? = nil,
-        payloadRetentionSeconds: Int64? = nil
+        payloadRetentionSeconds: Int64? = nil, traceContext: String? = nil
     ) {
         self.payloadRetentionSeconds = payloadRetentionSeconds
+        self.traceContext = traceContext
         self.deliverAt = deliverAt
         self.sourceID = sourceID
         self.headers = headers
@@ -100,8 +104,14 @@ extension Store {
     /// Publishes an event (from the API or an inbound source alike); `tern_events_published_total` counts the new ones.
     public func publish(organizationID: String, applicationID: String, _ input: PublishInput) async throws -> Published {
         do {
-            let published = try await self.publisher.submit(
-                PublishRequest(organizationID: organizationID, applicationID: applicationID, input: input))
+            // The publish transaction as this publish sees it (it shares a group commit with others).
+            let published = try await withSpan("tern.publish.transaction", ofKind: .internal) { span in
+                let published = try await self.publisher.submit(
+                    PublishRequest(organizationID: organizationID, applicationID: applicationID, input: input))
+                span.attributes["tern.message_id"] = published.message.id
+                span.attributes["tern.deliveries"] = published.deliveries
+                return published
+            }
             if published.created { StorageMetrics.published.increment() }
             return published
         } catch TernError.conflict where input.eventID != nil {
