@@ -69,14 +69,14 @@ final class EgressGuard: Sendable {
 
 /// The operator's HTTP proxy for deliveries (`TERN_DELIVERY_PROXY_URL`, `http://[user:password@]host:port`).
 public struct DeliveryProxy: Sendable, Equatable {
+    public struct Credentials: Sendable, Equatable {
+        public var username: String
+        public var password: String
+    }
+
     public var host: String
     public var port: Int
-    public var credentials: (username: String, password: String)?
-
-    public static func == (lhs: DeliveryProxy, rhs: DeliveryProxy) -> Bool {
-        lhs.host == rhs.host && lhs.port == rhs.port && lhs.credentials?.username == rhs.credentials?.username
-            && lhs.credentials?.password == rhs.credentials?.password
-    }
+    public var credentials: Credentials?
 
     /// Reads the URL; nil when it is not `http://host:port` (with optional credentials).
     public init?(url text: String) {
@@ -86,7 +86,8 @@ public struct DeliveryProxy: Sendable, Equatable {
         self.host = host
         self.port = url.port ?? 80
         if let user = url.user {
-            self.credentials = (user.removingPercentEncoding ?? user, (url.password ?? "").removingPercentEncoding ?? "")
+            self.credentials = Credentials(
+                username: user.removingPercentEncoding ?? user, password: (url.password ?? "").removingPercentEncoding ?? "")
         }
     }
 }

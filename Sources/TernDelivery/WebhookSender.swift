@@ -49,20 +49,12 @@ struct WebhookSender: Sendable {
     /// Sends within a span of the publishing request's trace (when tracing is on): endpoint, delivery, status and
     /// error; never a secret or the payload.
     func send(_ job: DeliveryJob) async -> AttemptRecord {
-        var parent = ServiceContext.topLevel
-        if let traceparent = job.traceContext {
-            InstrumentationSystem.instrument.extract(["traceparent": traceparent], into: &parent, using: TraceExtractor())
-        }
-        return await withSpan("tern.attempt", context: parent, ofKind: .client) { span in
+        return await withSpan("tern.attempt", context: TraceCarrier.context(job.traceContext), ofKind: .client) { span in
             span.attributes["tern.endpoint_id"] = job.endpointID
             span.attributes["tern.delivery_id"] = job.deliveryID
             span.attributes["tern.message_id"] = job.messageID
             span.attributes["tern.attempt"] = job.attemptCount + 1
-            var traceHeaders: [String: String] = [:]
-            if job.sendTraceparent, let context = ServiceContext.current {
-                InstrumentationSystem.instrument.inject(context, into: &traceHeaders, using: TraceInjector())
-            }
-            let record = await self.attempt(job, extraHeaders: traceHeaders)
+            let record = await self.attempt(job, extraHeaders: job.sendTraceparent ? TraceCarrier.headers() : [:])
             if let status = record.statusCode { span.attributes["http.response.status_code"] = status }
             span.attributes["tern.duration_ms"] = record.durationMS
             if let error = record.error {
@@ -73,14 +65,6 @@ struct WebhookSender: Sendable {
             }
             return record
         }
-    }
-
-    struct TraceExtractor: Extractor {
-        func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
-    }
-
-    struct TraceInjector: Injector {
-        func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
     }
 
     /// One attempt; `extraHeaders` (the attempt's `traceparent`, when the application opts in) go beside the endpoint's.

@@ -105,5 +105,5 @@ public func tokenFingerprint(_ token: String) -> SHA256.Digest {
 
 /// The same fingerprint as hex, for keys of caches that must not hold the secret itself.
 public func fingerprintHex(_ text: String) -> String {
-    tokenFingerprint(text).map { String(format: "%02x", $0) }.joined()
+    InboundVerifier.hex(Array(tokenFingerprint(text)))
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import TernCore
+import TernDelivery
 import TernStorage
 
 /// Publishing events and reading them back.
@@ -137,7 +138,7 @@ struct EventController {
                 eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload,
                 limits: PublishLimits(plan: plan),
                 channels: value.channels.map(EndpointController.unique), tags: value.tags, deliverAt: deliverAt,
-                payloadRetentionSeconds: value.payload_retention_days.map { Int64($0) * 86_400 }, traceContext: TraceHeaders.current()
+                payloadRetentionSeconds: value.payload_retention_days.map { Int64($0) * 86_400 }, traceContext: TraceCarrier.traceparent()
             )
         )
         let message = published.message

@@ -40,17 +40,3 @@ enum TernTracing {
         return try OTel.bootstrap(configuration: configuration)
     }
 }
-
-/// The W3C `traceparent` of the current span, to store with a message so that its attempts join the publish's trace.
-enum TraceHeaders {
-    struct Injector: Tracing.Injector {
-        func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
-    }
-
-    static func current() -> String? {
-        guard let context = ServiceContext.current else { return nil }
-        var carrier: [String: String] = [:]
-        InstrumentationSystem.instrument.inject(context, into: &carrier, using: Injector())
-        return carrier["traceparent"]
-    }
-}

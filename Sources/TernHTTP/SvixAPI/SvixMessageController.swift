@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TernCore
+import TernDelivery
 import TernStorage
 
 /// `/api/v1/app/{app_id}/msg`: publishing to a tenant and reading its messages.
@@ -121,7 +122,7 @@ struct SvixMessageController {
             PublishInput(
                 eventType: value.eventType!, tenantID: tenant.tenantID, eventID: value.eventId, payload: payload,
                 limits: PublishLimits(plan: plan), allowUnregisteredType: true, channels: value.channels.map(EndpointController.unique),
-                tags: value.tags, deliverAt: deliverAt, payloadRetentionSeconds: retention, traceContext: TraceHeaders.current()
+                tags: value.tags, deliverAt: deliverAt, payloadRetentionSeconds: retention, traceContext: TraceCarrier.traceparent()
             )
         )
         guard published.created else { throw TernError.conflict("A message with this eventId already exists") }

@@ -15,12 +15,20 @@ extension Database {
         kind == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
     }
 
-    /// While on, SQLite overwrites the bytes a statement frees (`secure_delete`, a flag of the writer connection)
-    /// instead of leaving them in free space: erasures turn it on for their statements only. PostgreSQL keeps old row
-    /// versions until (auto)vacuum removes them; nothing within a transaction can force that.
-    func secureDelete(_ on: Bool, _ sql: any SQLDatabase) async throws {
-        guard self.kind == .sqlite else { return }
-        _ = try await sql.raw("PRAGMA secure_delete = \(unsafeRaw: on ? "ON" : "OFF")").all()
+    /// Runs an erasure's statements with SQLite's `secure_delete` on (a flag of the writer connection, turned off
+    /// again after them, also when they fail): the bytes they free are overwritten instead of left in free space.
+    /// PostgreSQL keeps old row versions until (auto)vacuum removes them; nothing within a transaction can force that.
+    func erasing<T: Sendable>(_ sql: any SQLDatabase, _ body: () async throws -> T) async throws -> T {
+        guard self.kind == .sqlite else { return try await body() }
+        _ = try await sql.raw("PRAGMA secure_delete = ON").all()
+        do {
+            let result = try await body()
+            _ = try await sql.raw("PRAGMA secure_delete = OFF").all()
+            return result
+        } catch {
+            _ = try? await sql.raw("PRAGMA secure_delete = OFF").all()
+            throw error
+        }
     }
 
     /// A consistent copy of a SQLite database into a new file (`VACUUM INTO`: one read transaction's snapshot, so

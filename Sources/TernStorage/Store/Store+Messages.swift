@@ -232,16 +232,10 @@ extension Store {
     /// queue: there is nothing left to send.
     public func expungeMessage(organizationID: String, applicationID: String, id: String) async throws {
         try await self.database.writeQueuing { sql -> ((), queued: Bool) in
-            // SQLite overwrites the old bytes instead of leaving them in free space, for these statements only.
-            try await self.database.secureDelete(true, sql)
-            do {
-                let queued = try await self.erasePayload(organizationID: organizationID, applicationID: applicationID, id: id, sql)
-                try await self.database.secureDelete(false, sql)
-                return ((), queued: queued)
-            } catch {
-                try? await self.database.secureDelete(false, sql)
-                throw error
+            let queued = try await self.database.erasing(sql) {
+                try await self.erasePayload(organizationID: organizationID, applicationID: applicationID, id: id, sql)
             }
+            return ((), queued: queued)
         }
         await self.database.truncateWAL()
     }

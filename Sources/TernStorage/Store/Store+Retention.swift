@@ -60,16 +60,15 @@ extension Store {
         var total = 0
         while true {
             let erased = try await self.database.write { sql in
-                try await self.database.secureDelete(true, sql)
-                let count = try await sql.raw(
-                    """
-                    UPDATE messages SET payload = '{}', payload_expunged = \(bind: true), payload_expires_at = NULL WHERE id IN (SELECT m.id
-                    FROM messages m WHERE m.payload_expires_at <= \(bind: now.microseconds) AND NOT EXISTS (SELECT 1 FROM deliveries d
-                    WHERE d.message_id = m.id AND d.next_attempt_at IS NOT NULL) LIMIT 1000) RETURNING id
-                    """
-                ).all().count
-                try await self.database.secureDelete(false, sql)
-                return count
+                try await self.database.erasing(sql) {
+                    try await sql.raw(
+                        """
+                        UPDATE messages SET payload = '{}', payload_expunged = \(bind: true), payload_expires_at = NULL WHERE id IN (SELECT m.id
+                        FROM messages m WHERE m.payload_expires_at <= \(bind: now.microseconds) AND NOT EXISTS (SELECT 1 FROM deliveries d
+                        WHERE d.message_id = m.id AND d.next_attempt_at IS NOT NULL) LIMIT 1000) RETURNING id
+                        """
+                    ).all().count
+                }
             }
             total += erased
             if erased < 1000 { break }
