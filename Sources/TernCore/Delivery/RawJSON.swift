@@ -1,81 +1,327 @@
 import Foundation
 
-/// Finds the bytes of a top-level member's value in a JSON object, so that a payload can be stored and
-/// delivered exactly as it was sent. The document must already be known to be valid JSON.
-public enum RawJSON {
-    /// The byte range of the value of the last top-level member named `name`, or nil.
-    public static func memberRange(_ name: String, in bytes: [UInt8]) -> Range<Int>? {
-        var index = 0
-        func skipWhitespace() {
-            while index < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) { index += 1 }
-        }
-        /// Skips a string starting at `index` (on its opening quote); returns its raw bytes without quotes.
-        func skipString() -> ArraySlice<UInt8> {
-            let start = index + 1
-            index += 1
-            while index < bytes.count, bytes[index] != 0x22 {
-                index += bytes[index] == 0x5C ? 2 : 1
-            }
-            let end = min(index, bytes.count)
-            index += 1
-            return bytes[start..<end]
-        }
-        /// Skips any value starting at `index`.
-        func skipValue() {
-            skipWhitespace()
-            guard index < bytes.count else { return }
-            switch bytes[index] {
-            case 0x22:
-                _ = skipString()
-            case 0x7B, 0x5B:
-                var depth = 0
-                while index < bytes.count {
-                    let byte = bytes[index]
-                    if byte == 0x22 {
-                        _ = skipString()
-                        continue
-                    }
-                    if byte == 0x7B || byte == 0x5B { depth += 1 }
-                    if byte == 0x7D || byte == 0x5D {
-                        depth -= 1
-                        if depth == 0 {
-                            index += 1
-                            return
-                        }
-                    }
-                    index += 1
-                }
-            default:
-                while index < bytes.count, ![0x2C, 0x7D, 0x5D, 0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) { index += 1 }
-            }
-        }
-
-        skipWhitespace()
-        guard index < bytes.count, bytes[index] == 0x7B else { return nil }
-        index += 1
-        var found: Range<Int>?
-        while index < bytes.count {
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == 0x22 else { break }
-            let key = skipString()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == 0x3A else { break }
-            index += 1
-            skipWhitespace()
-            let start = index
-            skipValue()
-            if Self.keyEquals(key, name) { found = start..<index }
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == 0x2C else { break }
-            index += 1
-        }
-        return found
+/// A JSON object read in one pass: the whole text is checked (RFC 8259 grammar, UTF-8, at most 512 levels deep)
+/// and each top-level member's value is located by its bytes, without building any value. A payload is stored and
+/// delivered exactly as it was sent, and the fields around it are read without `JSONDecoder`.
+public struct JSONEnvelope: Sendable {
+    /// What a member's value is.
+    public enum Kind: Sendable, Equatable {
+        case object, array, string, number, bool, null
     }
 
-    static func keyEquals(_ raw: ArraySlice<UInt8>, _ name: String) -> Bool {
-        if !raw.contains(0x5C) { return raw.elementsEqual(name.utf8) }
-        // An escaped key: decode it as a JSON string.
-        let quoted = [0x22] + Array(raw) + [0x22]
-        return (try? JSONDecoder().decode(String.self, from: Data(quoted))) == name
+    public struct Member: Sendable, Equatable {
+        /// The value's bytes in `bytes`.
+        public var range: Range<Int>
+        public var kind: Kind
+    }
+
+    public let bytes: [UInt8]
+    /// The top-level members by name; of a repeated name, the last (as `JSONDecoder` reads it).
+    public let members: [String: Member]
+
+    /// Reads `bytes`; 400 `malformed` when it is not JSON, 422 on `body` when it is JSON but not an object.
+    public init(_ bytes: [UInt8]) throws {
+        self.bytes = bytes
+        var scanner = JSONScanner(bytes: bytes)
+        guard let members = scanner.topLevelMembers() else { throw TernError.malformed("The request body is not valid JSON.") }
+        guard let members else { throw TernError.invalid("body", "must be a JSON object") }
+        self.members = members
+    }
+
+    public func has(_ name: String) -> Bool { self.members[name] != nil }
+
+    public func isNull(_ name: String) -> Bool { self.members[name]?.kind == .null }
+
+    /// The member's exact text.
+    public func text(_ name: String) -> String? {
+        self.members[name].map { String(decoding: self.bytes[$0.range], as: UTF8.self) }
+    }
+
+    /// A string member; nil when absent or null, 422 when it is another kind.
+    public func string(_ name: String) throws -> String? {
+        guard let member = self.members[name], member.kind != .null else { return nil }
+        guard member.kind == .string else { throw TernError.invalid(name, "must be a string") }
+        return try self.decodeString(member.range, name)
+    }
+
+    /// An array of strings; nil when absent or null, 422 naming the element that is not a string.
+    public func strings(_ name: String) throws -> [String]? {
+        guard let member = self.members[name], member.kind != .null else { return nil }
+        guard member.kind == .array else { throw TernError.invalid(name, "must be an array") }
+        var scanner = JSONScanner(bytes: self.bytes)
+        var strings: [String] = []
+        for (index, element) in scanner.elements(of: member.range).enumerated() {
+            guard element.kind == .string else { throw TernError.invalid("\(name)[\(index)]", "must be a string") }
+            strings.append(try self.decodeString(element.range, "\(name)[\(index)]"))
+        }
+        return strings
+    }
+
+    /// A whole number; nil when absent or null, 422 when it is not one.
+    public func int(_ name: String) throws -> Int? {
+        guard let member = self.members[name], member.kind != .null else { return nil }
+        let text = String(decoding: self.bytes[member.range], as: UTF8.self)
+        if member.kind == .number {
+            if let value = Int(text) { return value }
+            if let value = Double(text), value.rounded() == value, let exact = Int(exactly: value) { return exact }
+        }
+        throw TernError.invalid(name, "must be a whole number")
+    }
+
+    /// A string's value: its bytes between the quotes, unescaped when they hold a backslash.
+    func decodeString(_ range: Range<Int>, _ name: String) throws -> String {
+        let inner = self.bytes[(range.lowerBound + 1)..<(range.upperBound - 1)]
+        if !inner.contains(0x5C) { return String(decoding: inner, as: UTF8.self) }
+        guard let value = try? JSONDecoder().decode(String.self, from: Data(self.bytes[range])) else {
+            throw TernError.invalid(name, "must be a valid string")
+        }
+        return value
+    }
+}
+
+/// The grammar behind `JSONEnvelope`: skips values, checking them, and reports where they lie.
+struct JSONScanner {
+    let bytes: [UInt8]
+    var index = 0
+    static let maxDepth = 512
+
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// The members of the top-level object: nil when the text is not JSON, `.some(nil)` when it is not an object.
+    mutating func topLevelMembers() -> [String: JSONEnvelope.Member]?? {
+        self.skipWhitespace()
+        guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "{") else {
+            guard self.skipValue() != nil else { return nil }
+            self.skipWhitespace()
+            return self.index == self.bytes.count ? .some(nil) : nil
+        }
+        self.index += 1
+        var members: [String: JSONEnvelope.Member] = [:]
+        self.skipWhitespace()
+        if self.peek == UInt8(ascii: "}") {
+            self.index += 1
+        } else {
+            while true {
+                self.skipWhitespace()
+                let keyStart = self.index
+                guard self.peek == UInt8(ascii: "\""), self.skipString() else { return nil }
+                let key = Self.key(self.bytes[keyStart..<self.index])
+                self.skipWhitespace()
+                guard self.peek == UInt8(ascii: ":") else { return nil }
+                self.index += 1
+                self.skipWhitespace()
+                let start = self.index
+                guard let kind = self.skipValue(), let key else { return nil }
+                members[key] = JSONEnvelope.Member(range: start..<self.index, kind: kind)
+                self.skipWhitespace()
+                if self.peek == UInt8(ascii: ",") {
+                    self.index += 1
+                    continue
+                }
+                guard self.peek == UInt8(ascii: "}") else { return nil }
+                self.index += 1
+                break
+            }
+        }
+        self.skipWhitespace()
+        return self.index == self.bytes.count ? .some(members) : nil
+    }
+
+    /// The elements of the (already checked) array at `range`.
+    mutating func elements(of range: Range<Int>) -> [JSONEnvelope.Member] {
+        self.index = range.lowerBound + 1
+        var elements: [JSONEnvelope.Member] = []
+        self.skipWhitespace()
+        while self.index < range.upperBound - 1 {
+            self.skipWhitespace()
+            let start = self.index
+            guard let kind = self.skipValue() else { break }
+            elements.append(JSONEnvelope.Member(range: start..<self.index, kind: kind))
+            self.skipWhitespace()
+            if self.peek == UInt8(ascii: ",") { self.index += 1 }
+        }
+        return elements
+    }
+
+    var peek: UInt8? { self.index < self.bytes.count ? self.bytes[self.index] : nil }
+
+    mutating func skipWhitespace() {
+        while self.index < self.bytes.count {
+            switch self.bytes[self.index] {
+            case 0x20, 0x0A, 0x0D, 0x09: self.index += 1
+            default: return
+            }
+        }
+    }
+
+    /// Skips one value (containers by a stack of their kinds, not by recursion); nil when it is not valid JSON.
+    mutating func skipValue() -> JSONEnvelope.Kind? {
+        var open: [Bool] = []  // true: an object, false: an array
+        var first: JSONEnvelope.Kind?
+        while true {
+            self.skipWhitespace()
+            guard let byte = self.peek else { return nil }
+            switch byte {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard open.count < Self.maxDepth else { return nil }
+                let isObject = byte == UInt8(ascii: "{")
+                first = first ?? (isObject ? .object : .array)
+                open.append(isObject)
+                self.index += 1
+                self.skipWhitespace()
+                if self.peek == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    self.index += 1
+                    open.removeLast()
+                } else if isObject {
+                    guard self.memberKey() else { return nil }
+                    continue
+                } else {
+                    continue
+                }
+            case UInt8(ascii: "\""):
+                guard self.skipString() else { return nil }
+                first = first ?? .string
+            case UInt8(ascii: "t"):
+                guard self.skipLiteral("true") else { return nil }
+                first = first ?? .bool
+            case UInt8(ascii: "f"):
+                guard self.skipLiteral("false") else { return nil }
+                first = first ?? .bool
+            case UInt8(ascii: "n"):
+                guard self.skipLiteral("null") else { return nil }
+                first = first ?? .null
+            default:
+                guard self.skipNumber() else { return nil }
+                first = first ?? .number
+            }
+            // After a value: close containers until one continues with a comma.
+            while let isObject = open.last {
+                self.skipWhitespace()
+                guard let next = self.peek else { return nil }
+                if next == UInt8(ascii: ",") {
+                    self.index += 1
+                    if isObject {
+                        self.skipWhitespace()
+                        guard self.memberKey() else { return nil }
+                    }
+                    break
+                }
+                guard next == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) else { return nil }
+                self.index += 1
+                open.removeLast()
+            }
+            if open.isEmpty { return first }
+        }
+    }
+
+    /// Skips `"key" :` inside an object.
+    mutating func memberKey() -> Bool {
+        guard self.peek == UInt8(ascii: "\""), self.skipString() else { return false }
+        self.skipWhitespace()
+        guard self.peek == UInt8(ascii: ":") else { return false }
+        self.index += 1
+        return true
+    }
+
+    mutating func skipLiteral(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard self.index + count <= self.bytes.count else { return false }
+        let matches = literal.withUTF8Buffer { $0.elementsEqual(self.bytes[self.index..<(self.index + count)]) }
+        self.index += count
+        return matches
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    mutating func skipNumber() -> Bool {
+        func digits() -> Int {
+            let start = self.index
+            while let byte = self.peek, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") { self.index += 1 }
+            return self.index - start
+        }
+        if self.peek == UInt8(ascii: "-") { self.index += 1 }
+        if self.peek == UInt8(ascii: "0") {
+            self.index += 1
+        } else if digits() == 0 {
+            return false
+        }
+        if self.peek == UInt8(ascii: ".") {
+            self.index += 1
+            guard digits() > 0 else { return false }
+        }
+        if self.peek == UInt8(ascii: "e") || self.peek == UInt8(ascii: "E") {
+            self.index += 1
+            if self.peek == UInt8(ascii: "+") || self.peek == UInt8(ascii: "-") { self.index += 1 }
+            guard digits() > 0 else { return false }
+        }
+        return true
+    }
+
+    /// Skips a string (on its opening quote): escapes as the grammar allows, no control characters, valid UTF-8.
+    mutating func skipString() -> Bool {
+        self.index += 1
+        while self.index < self.bytes.count {
+            let byte = self.bytes[self.index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                self.index += 1
+                return true
+            case UInt8(ascii: "\\"):
+                guard self.index + 1 < self.bytes.count else { return false }
+                switch self.bytes[self.index + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+                    UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    self.index += 2
+                case UInt8(ascii: "u"):
+                    guard self.index + 6 <= self.bytes.count,
+                        self.bytes[(self.index + 2)..<(self.index + 6)].allSatisfy({
+                            ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66)
+                        })
+                    else { return false }
+                    self.index += 6
+                default:
+                    return false
+                }
+            case 0x00..<0x20:
+                return false
+            case 0x20..<0x80:
+                self.index += 1
+            default:
+                guard self.skipUTF8Sequence() else { return false }
+            }
+        }
+        return false
+    }
+
+    /// One multi-byte UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+    mutating func skipUTF8Sequence() -> Bool {
+        let lead = self.bytes[self.index]
+        let length: Int
+        var low: UInt8 = 0x80
+        var high: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: (length, low) = (3, 0xA0)
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: (length, high) = (3, 0x9F)
+        case 0xF0: (length, low) = (4, 0x90)
+        case 0xF1...0xF3: length = 4
+        case 0xF4: (length, high) = (4, 0x8F)
+        default: return false
+        }
+        guard self.index + length <= self.bytes.count else { return false }
+        let second = self.bytes[self.index + 1]
+        guard second >= low, second <= high else { return false }
+        for offset in 2..<max(2, length) where self.bytes[self.index + offset] & 0xC0 != 0x80 { return false }
+        self.index += length
+        return true
+    }
+
+    /// A member name's value; nil when its escapes do not decode.
+    static func key(_ quoted: ArraySlice<UInt8>) -> String? {
+        let inner = quoted.dropFirst().dropLast()
+        if !inner.contains(0x5C) { return String(decoding: inner, as: UTF8.self) }
+        return try? JSONDecoder().decode(String.self, from: Data(quoted))
     }
 }

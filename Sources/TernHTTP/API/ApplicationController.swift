@@ -110,7 +110,7 @@ struct ApplicationController {
         let decoded = try await request.decodeJSON(ApplicationBody.self)
         let body = decoded.value
         try Self.validate(body, creating: false)
-        let portalMembers: [String: JSONValue] = if case .object(let members)? = decoded.members["portal"] { members } else { [:] }
+        let portalMembers: [String: JSONValue] = if case .object(let members)? = decoded.member("portal") { members } else { [:] }
         let application = try await self.store.updateApplication(organizationID: context.organizationID, id: id) { application in
             if let name = body.name { application.name = name }
             if let schedule = body.retry_schedule { application.retrySchedule = schedule }

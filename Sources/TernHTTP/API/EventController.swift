@@ -16,39 +16,6 @@ struct EventController {
         group.delete("events/:message_id/payload", use: self.erasePayload)
     }
 
-    struct PublishBody: Decodable, Sendable {
-        var event_type: String?
-        var tenant_id: String?
-        var payload: PayloadShape?
-        var event_id: String?
-        var channels: [String]?
-        var tags: [String]?
-        var deliver_at: String?
-        var payload_retention_days: Int?
-    }
-
-    /// What kind of JSON value the payload is, without building it: its bytes are taken as they arrived.
-    enum PayloadShape: Decodable, Sendable {
-        case object, null, other
-
-        init(from decoder: any Decoder) throws {
-            if (try? decoder.container(keyedBy: AnyKey.self)) != nil {
-                self = .object
-            } else if (try? decoder.singleValueContainer().decodeNil()) == true {
-                self = .null
-            } else {
-                self = .other
-            }
-        }
-
-        struct AnyKey: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-    }
-
     /// The publish answer: the message without its payload, and how many deliveries it made.
     struct PublishReply: Encodable {
         var id: String
@@ -88,33 +55,39 @@ struct EventController {
         let plan = try await self.store.plan(ofOrganization: context.organizationID)
         let payloadLimit = plan.maxPayloadBytes ?? (16 << 20)
         var request = request
-        let body = try await request.decodeJSON(PublishBody.self, limit: payloadLimit + Self.envelopeBytes)
-        let value = body.value
+        // One pass over the body, no JSONDecoder: the fields are read where they lie and the payload is kept as sent.
+        let body = try await request.jsonEnvelope(limit: payloadLimit + Self.envelopeBytes)
+        let eventType = try body.string("event_type")
+        let tenantID = try body.string("tenant_id")
+        let eventID = try body.string("event_id")
+        let channels = try body.strings("channels")
+        let tags = try body.strings("tags")
+        let retentionDays = try body.int("payload_retention_days")
         var validator = Validator()
-        validator.eventTypeName(value.event_type, "event_type")
-        validator.tenantID(value.tenant_id)
-        switch value.payload {
-        case .none, .some(.null): validator.fail("payload", "is required: a JSON object")
-        case .some(.other): validator.fail("payload", "must be a JSON object")
-        case .some(.object): break
+        validator.eventTypeName(eventType, "event_type")
+        validator.tenantID(tenantID)
+        switch body.members["payload"]?.kind {
+        case .none, .null: validator.fail("payload", "is required: a JSON object")
+        case .object: break
+        default: validator.fail("payload", "must be a JSON object")
         }
-        if let eventID = value.event_id, eventID.isEmpty || eventID.unicodeScalars.count > 255 {
+        if let eventID, eventID.isEmpty || eventID.unicodeScalars.count > 255 {
             validator.fail("event_id", "must be 1 to 255 characters")
         }
-        if let channels = value.channels {
+        if let channels {
             if channels.isEmpty || channels.count > Endpoint.maxChannels { validator.fail("channels", "must have 1 to 10 channels") }
             for (index, channel) in channels.enumerated() where !SvixRules.isChannel(channel) {
                 validator.fail("channels[\(index)]", "must be 1 to 128 of letters, digits, '.', '_', ':', '+' and '-'")
             }
         }
-        if let tags = value.tags {
+        if let tags {
             if tags.count > 5 { validator.fail("tags", "at most 5 tags") }
             for (index, tag) in tags.enumerated() where !SvixRules.isTag(tag) {
                 validator.fail("tags[\(index)]", "must be 1 to 128 of letters, digits, '.', '_', '/', '#' and '-'")
             }
         }
         var deliverAt: Timestamp?
-        if let text = value.deliver_at {
+        if let text = try body.string("deliver_at") {
             if let time = Timestamp(rfc3339: text) {
                 deliverAt = time
                 if let problem = ScheduledDelivery.problem(time) { validator.fail("deliver_at", problem) }
@@ -122,23 +95,19 @@ struct EventController {
                 validator.fail("deliver_at", "must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
             }
         }
-        if let days = value.payload_retention_days,
-            let problem = PayloadRetention.problem(seconds: Int64(days) * 86_400, planDays: plan.payloadRetentionDays)
-        {
+        if let days = retentionDays, let problem = PayloadRetention.problem(seconds: Int64(days) * 86_400, planDays: plan.payloadRetentionDays) {
             validator.fail("payload_retention_days", problem)
         }
         try validator.check()
-        let bytes = Array(body.raw)
-        guard let range = RawJSON.memberRange("payload", in: bytes) else { throw TernError.invalid("payload", "is required: a JSON object") }
+        let range = body.members["payload"]!.range
         guard range.count <= payloadLimit else { throw TernError.payloadTooLarge(limit: payloadLimit) }
-        let payload = String(decoding: bytes[range], as: UTF8.self)
+        let payload = String(decoding: body.bytes[range], as: UTF8.self)
         let published = try await self.store.publish(
             organizationID: context.organizationID, applicationID: applicationID,
             PublishInput(
-                eventType: value.event_type!, tenantID: value.tenant_id!, eventID: value.event_id, payload: payload,
-                limits: PublishLimits(plan: plan),
-                channels: value.channels.map(EndpointController.unique), tags: value.tags, deliverAt: deliverAt,
-                payloadRetentionSeconds: value.payload_retention_days.map { Int64($0) * 86_400 }, traceContext: TraceCarrier.traceparent()
+                eventType: eventType!, tenantID: tenantID!, eventID: eventID, payload: payload, limits: PublishLimits(plan: plan),
+                channels: channels.map(EndpointController.unique), tags: tags, deliverAt: deliverAt,
+                payloadRetentionSeconds: retentionDays.map { Int64($0) * 86_400 }, traceContext: TraceCarrier.traceparent()
             )
         )
         let message = published.message

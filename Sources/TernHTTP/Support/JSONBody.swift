@@ -4,18 +4,22 @@ import Hummingbird
 import NIOCore
 import TernCore
 
-/// A decoded JSON request body, with the raw members so that handlers can tell an absent field from `null`.
+/// A decoded JSON request body, with its top-level members so that handlers can tell an absent field from `null`.
 struct JSONBody<Value: Decodable & Sendable>: Sendable {
     var value: Value
-    var members: [String: JSONValue]
-    /// The body as received.
-    var raw: Data
+    /// The body as received, with where each top-level member lies.
+    var envelope: JSONEnvelope
 
     /// True when the body names `key` (with any value, `null` included).
-    func has(_ key: String) -> Bool { self.members[key] != nil }
+    func has(_ key: String) -> Bool { self.envelope.has(key) }
 
     /// True when the body sets `key` to `null`.
-    func isNull(_ key: String) -> Bool { self.members[key] == .null }
+    func isNull(_ key: String) -> Bool { self.envelope.isNull(key) }
+
+    /// A member's value, built (only when asked for).
+    func member(_ key: String) -> JSONValue? {
+        self.envelope.text(key).flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+    }
 }
 
 /// The largest request body the management API reads.
@@ -25,6 +29,11 @@ extension Request {
     /// Reads a JSON object body: 415 when it is not JSON, 413 when over `limit`, 400 when malformed,
     /// 422 (with the field) when a member has the wrong type or a required one is missing.
     mutating func decodeJSON<Value: Decodable & Sendable>(_ type: Value.Type, limit: Int = maxManagementBodyBytes) async throws -> JSONBody<Value> {
+        try Self.decode(type, from: try await self.jsonEnvelope(limit: limit))
+    }
+
+    /// Reads a JSON object body in one pass, without decoding it (415, 413 and 400 as `decodeJSON`).
+    mutating func jsonEnvelope(limit: Int = maxManagementBodyBytes) async throws -> JSONEnvelope {
         let contentType = self.headers[.contentType]?.lowercased() ?? ""
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
@@ -41,9 +50,8 @@ extension Request {
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw TernError.payloadTooLarge(limit: limit)
         }
-        let data = Data(buffer.readableBytesView)
-        guard !data.isEmpty else { throw TernError.malformed("The request body is empty; send a JSON object.") }
-        return try Self.decode(type, from: data)
+        guard buffer.readableBytes > 0 else { throw TernError.malformed("The request body is empty; send a JSON object.") }
+        return try JSONEnvelope(Array(buffer.readableBytesView))
     }
 
     /// Like `decodeJSON`, but an empty body (with or without a content type) reads as `{}`: for actions whose
@@ -55,24 +63,14 @@ extension Request {
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw TernError.payloadTooLarge(limit: maxManagementBodyBytes)
         }
-        if buffer.readableBytes == 0 { return try Self.decode(type, from: Data("{}".utf8)) }
+        if buffer.readableBytes == 0 { return try Self.decode(type, from: try JSONEnvelope(Array("{}".utf8))) }
         self.body = .init(buffer: buffer)
         return try await self.decodeJSON(type)
     }
 
-    static func decode<Value: Decodable & Sendable>(_ type: Value.Type, from data: Data) throws -> JSONBody<Value> {
-        let decoder = JSONDecoder()
-        let members: [String: JSONValue]
+    static func decode<Value: Decodable & Sendable>(_ type: Value.Type, from envelope: JSONEnvelope) throws -> JSONBody<Value> {
         do {
-            members = try decoder.decode([String: JSONValue].self, from: data)
-        } catch let error as DecodingError {
-            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
-                throw TernError.malformed("The request body is not valid JSON.")
-            }
-            throw TernError.invalid("body", "must be a JSON object")
-        }
-        do {
-            return JSONBody(value: try decoder.decode(Value.self, from: data), members: members, raw: data)
+            return JSONBody(value: try JSONDecoder().decode(Value.self, from: Data(envelope.bytes)), envelope: envelope)
         } catch let error as DecodingError {
             throw Self.fieldError(error)
         }

@@ -26,11 +26,9 @@ struct SvixMessageController {
         return JSONResponse.noContent()
     }
 
-    /// `MessageIn`; `data` is SDK 1.x's `payload`. The payload's bytes are taken from the body as they arrived.
+    /// `MessageIn`, but its payload (or `data`, SDK 1.x's name), whose bytes are taken from the body as they arrived.
     struct Body: Decodable, Sendable {
         var eventType: String?
-        var payload: EventController.PayloadShape?
-        var data: EventController.PayloadShape?
         var eventId: String?
         var channels: [String]?
         var tags: [String]?
@@ -72,10 +70,10 @@ struct SvixMessageController {
         let member = body.has("payload") ? "payload" : "data"
         let raw = value.transformationsParams?.rawPayload
         if raw == nil {
-            switch body.has("payload") ? value.payload : value.data {
-            case .none, .some(.null): validator.fail("payload", "field required")
-            case .some(.other): validator.fail("payload", "Payload must be an object.")
-            case .some(.object): break
+            switch body.envelope.members[member]?.kind {
+            case .none, .null: validator.fail("payload", "field required")
+            case .object: break
+            default: validator.fail("payload", "Payload must be an object.")
             }
         }
         if let eventID = value.eventId, !SvixRules.isUID(eventID) { validator.fail("eventId", "must be 1 to 256 of letters, digits, '-', '_', '.'") }
@@ -111,9 +109,8 @@ struct SvixMessageController {
         if let raw {
             payload = raw
         } else {
-            let bytes = Array(body.raw)
-            guard let range = RawJSON.memberRange(member, in: bytes) else { throw TernError.invalid("payload", "field required") }
-            payload = String(decoding: bytes[range], as: UTF8.self)
+            guard let text = body.envelope.text(member) else { throw TernError.invalid("payload", "field required") }
+            payload = text
         }
         guard payload.utf8.count <= payloadLimit else { throw TernError.payloadTooLarge(limit: payloadLimit) }
         let tenant = try await self.tenant(context, implicit: value.application)
