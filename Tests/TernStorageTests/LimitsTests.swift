@@ -57,6 +57,24 @@ import Testing
         }
     }
 
+    /// Concurrent batches are decided without waiting on the month's count; the one that would pass the quota is
+    /// decided again with the count locked, so exactly the quota gets through and the count is exact.
+    @Test(arguments: Backend.available)
+    func concurrentPublishesNeverExceedTheMonthlyQuota(_ backend: Backend) async throws {
+        try await withTern(backend) { api in
+            let (orgID, key, app) = try await Self.onPlan(api, #""max_messages_per_month": 150"#)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<240 { group.addTask { try await api.publish(key, app: app, tenant: "tenant-\(index % 7)").status } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 202 }.count == 150, "exactly the quota gets through")
+            #expect(statuses.filter { $0 == 403 }.count == 90)
+            let usage = try await api.get("/v1/admin/organizations/\(orgID)/usage", key: testAdminKey)
+            let figures = try #require(usage["usage"] as? [String: [String: Any]])
+            #expect(figures["messages_this_month"]?["used"] as? Int == 150)
+        }
+    }
+
     @Test(arguments: Backend.available)
     func theMonthlyQuotaIsEnforcedAndUsageShowsEveryLimit(_ backend: Backend) async throws {
         try await withTern(backend) { api in

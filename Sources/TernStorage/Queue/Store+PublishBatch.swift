@@ -1,6 +1,9 @@
 import SQLKit
 import TernCore
 
+/// A batch that would pass a monthly quota, decided again with the count locked.
+struct QuotaReached: Error {}
+
 /// One publish waiting for its batch.
 struct PublishRequest: Sendable {
     var organizationID: String
@@ -14,7 +17,12 @@ struct PublishRequest: Sendable {
 extension Store {
     static func publishBatch(_ database: Database, _ requests: [PublishRequest]) async -> [Result<Published, any Error>] {
         do {
-            return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, sql) }
+            do {
+                return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, exactQuota: false, sql) }
+            } catch is QuotaReached {
+                // The batch would pass a monthly quota: decided again with the count locked first, publish by publish.
+                return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, exactQuota: true, sql) }
+            }
         } catch {
             guard requests.count > 1 else { return [.failure(error)] }
             // Something failed for the whole batch (a race on an event_id with another process, say): try each alone.
@@ -25,8 +33,13 @@ extension Store {
     }
 
     /// Decides every publish of the batch, then writes the accepted ones with multi-row inserts.
+    ///
+    /// Monthly quotas: with `exactQuota`, the organization's count is locked before anything else and each publish is
+    /// decided against it. Without, the batch is decided as if the quota had room and its count is added at the end
+    /// only if it stays within the quota (the row locked from that add to the commit, not the whole transaction);
+    /// otherwise it throws `QuotaReached`, and the batch is decided again exactly.
     static func publishAll(
-        _ database: Database, _ requests: [PublishRequest], _ sql: any SQLDatabase
+        _ database: Database, _ requests: [PublishRequest], exactQuota: Bool, _ sql: any SQLDatabase
     ) async throws -> ([Result<Published, any Error>], queued: Bool) {
         var results = [Result<Published, any Error>?](repeating: nil, count: requests.count)
         let now = Timestamp.now()
@@ -70,7 +83,7 @@ extension Store {
         for index in candidates {
             if let quota = requests[index].input.limits.messagesPerMonth { quotas[requests[index].organizationID] = quota }
         }
-        for (organizationID, quota) in quotas.sorted(by: { $0.key < $1.key }) {
+        for (organizationID, quota) in quotas.sorted(by: { $0.key < $1.key }) where exactQuota {
             quotaLeft[organizationID] = quota - (try await Self.lockUsage(organizationID, now, sql))
         }
         var buckets: [String: (tokens: Double, last: Timestamp, bucket: TokenBucket)] = [:]
@@ -215,24 +228,59 @@ extension Store {
             ).run()
         }
         for (organizationID, count) in perOrganization.sorted(by: { $0.key < $1.key }) {
-            try await sql.raw(
-                """
-                INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)),
-                \(bind: count)) ON CONFLICT (organization_id, period) DO UPDATE SET messages = usage_counters.messages + \(bind: count)
-                """
-            ).run()
+            try await Self.countUsage(organizationID, count, quota: exactQuota ? nil : quotas[organizationID], now, sql)
         }
         return (results.map { $0 ?? .failure(TernError.unavailable("the publish was not decided")) }, queued: !deliveryRows.isEmpty)
     }
 
-    /// The month's message count, with its row locked (PostgreSQL) until the transaction ends.
+    /// The month's message count, with its quota row (shard 0) locked (PostgreSQL) until the transaction ends.
     static func lockUsage(_ organizationID: String, _ now: Timestamp, _ sql: any SQLDatabase) async throws -> Int {
+        let period = Self.usagePeriod(now)
         try await sql.raw(
             """
-            INSERT INTO usage_counters (organization_id, period, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)), 0)
-            ON CONFLICT (organization_id, period) DO UPDATE SET messages = usage_counters.messages RETURNING messages
+            INSERT INTO usage_counters (organization_id, period, shard, messages) VALUES (\(bind: organizationID), \(bind: period), 0, 0)
+            ON CONFLICT (organization_id, period, shard) DO UPDATE SET messages = usage_counters.messages
             """
-        ).first()?.int("messages") ?? 0
+        ).run()
+        return try await Self.usageCount(organizationID, period, sql)
+    }
+
+    /// The month's message count: the sum of its shards.
+    static func usageCount(_ organizationID: String, _ period: String, _ sql: any SQLDatabase) async throws -> Int {
+        try await sql.raw(
+            """
+            SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT) AS n FROM usage_counters WHERE organization_id = \(bind: organizationID) AND period = \(bind: period)
+            """
+        ).first()?.int("n") ?? 0
+    }
+
+    /// Adds `count` messages to the month. Without a quota, to one of 16 shards at random, so that concurrent
+    /// transactions seldom meet on a row; with `quota`, to shard 0 only if the month stays within it (else
+    /// `QuotaReached`, and nothing is added).
+    static func countUsage(_ organizationID: String, _ count: Int, quota: Int?, _ now: Timestamp, _ sql: any SQLDatabase) async throws {
+        let period = Self.usagePeriod(now)
+        guard let quota else {
+            try await sql.raw(
+                """
+                INSERT INTO usage_counters (organization_id, period, shard, messages) VALUES (\(bind: organizationID), \(bind: period),
+                \(bind: Int.random(in: 1...16)), \(bind: count)) ON CONFLICT (organization_id, period, shard)
+                DO UPDATE SET messages = usage_counters.messages + \(bind: count)
+                """
+            ).run()
+            return
+        }
+        guard count <= quota else { throw QuotaReached() }
+        // The other shards hold counts from before the organization had a quota (a plan change within the month).
+        let added = try await sql.raw(
+            """
+            INSERT INTO usage_counters (organization_id, period, shard, messages) VALUES (\(bind: organizationID), \(bind: period), 0,
+            \(bind: count)) ON CONFLICT (organization_id, period, shard) DO UPDATE SET messages = usage_counters.messages + \(bind: count)
+            WHERE usage_counters.messages + \(bind: count) + (SELECT COALESCE(SUM(o.messages), 0) FROM usage_counters o
+            WHERE o.organization_id = \(bind: organizationID) AND o.period = \(bind: period) AND o.shard <> 0) <= \(bind: quota)
+            RETURNING messages
+            """
+        ).first()
+        guard added != nil else { throw QuotaReached() }
     }
 
     /// Writes the messages; `payloadExpiries` (by index, when given) says when each payload is erased.

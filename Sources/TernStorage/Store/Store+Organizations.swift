@@ -210,12 +210,7 @@ extension Store {
                 sql, "SELECT COUNT(*) AS n FROM applications WHERE organization_id = \(bind: organizationID) AND kind = 'standard'")
             let endpoints = try await Self.count(
                 sql, "SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = \(bind: organizationID) AND \(unsafeRaw: Self.customerEndpoints)")
-            let messages =
-                try await sql.raw(
-                    """
-                    SELECT messages FROM usage_counters WHERE organization_id = \(bind: organizationID) AND period = \(bind: Self.usagePeriod())
-                    """
-                ).first().map { try $0.int("messages") } ?? 0
+            let messages = try await Self.usageCount(organizationID, Self.usagePeriod(), sql)
             return Usage(
                 organizationID: organizationID, plan: plan.id,
                 applications: UsageFigure(used: applications, limit: plan.maxApplications),
