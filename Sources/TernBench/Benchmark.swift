@@ -16,7 +16,7 @@ import TernStorage
 ///   database's single-row insert rate (one transaction per row, from `concurrency` writers);
 /// - a closed-loop burst of `events` publishes of about 1 KB from `concurrency` keep-alive clients to one endpoint:
 ///   publish throughput and latency, delivery throughput, publish→receipt latency;
-/// - a fan-out burst to a tenant with `fanoutEndpoints` endpoints;
+/// - a fan-out burst to a tenant with `fanoutEndpoints` endpoints, and single publishes to `wideFanoutEndpoints`;
 /// - an open-loop run at `rate` events/s for `seconds`, each event timed from when it was due to be sent;
 /// - the server process's resident memory, idle and at its peak.
 /// Latencies go into HdrHistograms (microsecond resolution, 3 significant digits). It prints one JSON object.
@@ -28,6 +28,9 @@ public enum Benchmark {
         public var events = 20_000
         public var fanoutEvents = 2_000
         public var fanoutEndpoints = 10
+        /// One publish at a time to a tenant with this many endpoints, `wideFanoutPublishes` times.
+        public var wideFanoutEndpoints = 1_000
+        public var wideFanoutPublishes = 5
         public var concurrency = 64
         public var rate = 1_000
         public var seconds = 30
@@ -65,6 +68,7 @@ public enum Benchmark {
         var delivery_ratio_to_receiver_ceiling: Double
         var burst_publish_to_receipt_ms: Toolkit.Latency
         var fanout: Fanout
+        var wide_fanout: WideFanout
         var open_loop: OpenLoop
         var rss_idle_mib: Double
         var rss_peak_mib: Double
@@ -91,6 +95,15 @@ public enum Benchmark {
         var deliveries: Int
         var publish_per_second: Double
         var deliveries_per_second: Double
+    }
+
+    /// Single publishes, one after the other, each to every endpoint of a wide tenant: how long the publish takes to
+    /// be answered (its deliveries are written in the same transaction) and until the last of its deliveries arrives.
+    struct WideFanout: Encodable, Sendable {
+        var endpoints: Int
+        var publishes: Int
+        var answered_ms: Toolkit.Latency
+        var all_delivered_ms: Toolkit.Latency
     }
 
     struct OpenLoop: Encodable, Sendable {
@@ -209,7 +222,13 @@ public enum Benchmark {
                 }
             }
             _ = await Toolkit.until(timeout: .seconds(120)) { sink.count >= total }
+            let openReceived = sink.count
             let memory = rig.server.residentMiB()
+
+            // Last, so that its 1,000 endpoints do not change what the runs above measure.
+            let wide = try await Self.wideFanout(rig, sink: sink, endpoints: options.wideFanoutEndpoints, publishes: options.wideFanoutPublishes) {
+                body("tenant-wide", $0)
+            }
 
             let publishRate = (Double(options.events) / publishSeconds).rounded()
             let svixRate = (Double(options.events) / svixSeconds).rounded()
@@ -233,8 +252,9 @@ public enum Benchmark {
                     publish_per_second: (Double(options.fanoutEvents) / fanoutPublishSeconds).rounded(),
                     deliveries_per_second: (Double(fanoutDeliveries) / fanoutSeconds).rounded()
                 ),
+                wide_fanout: wide,
                 open_loop: OpenLoop(
-                    rate: options.rate, seconds: options.seconds, sent: answered.latency.count, received: sink.count,
+                    rate: options.rate, seconds: options.seconds, sent: answered.latency.count, received: openReceived,
                     publish_to_receipt_ms: openReceipts.latency, publish_answered_ms: answered.latency
                 ),
                 rss_idle_mib: idle, rss_peak_mib: memory.peak,
@@ -243,6 +263,27 @@ public enum Benchmark {
                     event_to_livez_ratio: perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0)
             )
         }
+    }
+
+    /// Makes a tenant with `endpoints` endpoints (16 requests at a time), then publishes to it `publishes` times, one
+    /// at a time, each waiting for all its deliveries.
+    static func wideFanout(
+        _ rig: ServerRig, sink: Toolkit.Sink, endpoints: Int, publishes: Int, body: @escaping @Sendable (Int64) -> String
+    ) async throws -> WideFanout {
+        try await Toolkit.closedLoop(count: endpoints, concurrency: 16) { _ in _ = try await rig.endpoint(tenant: "tenant-wide") }
+        let answered = Toolkit.Recorder()
+        let delivered = Toolkit.Recorder()
+        for _ in 0..<publishes {
+            _ = sink.reset()
+            let start = ContinuousClock.now
+            try await rig.api.publish("/v1/applications/\(rig.app)/events", key: rig.key, body((start - sink.base).nanoseconds))
+            answered.record(ContinuousClock.now - start)
+            guard await Toolkit.until(timeout: .seconds(120), { sink.count >= endpoints }), let last = sink.last else {
+                throw ConfigurationError("not every delivery of the wide fan-out arrived")
+            }
+            delivered.record(last - start)
+        }
+        return WideFanout(endpoints: endpoints, publishes: publishes, answered_ms: answered.latency, all_delivered_ms: delivered.latency)
     }
 
     /// Single-row inserts per second into a scratch table, one transaction each, from `concurrency` writers for

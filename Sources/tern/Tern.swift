@@ -311,6 +311,8 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Events in the closed-loop burst (one endpoint).") var events = 20_000
         @Option(help: "Events in the fan-out burst.") var fanoutEvents = 2_000
         @Option(help: "Endpoints of the fan-out tenant.") var fanoutEndpoints = 10
+        @Option(help: "Endpoints of the wide tenant, which single publishes fan out to.") var wideFanoutEndpoints = 1_000
+        @Option(help: "Single publishes to the wide tenant.") var wideFanoutPublishes = 5
         @Option(help: "Concurrent keep-alive clients.") var concurrency = 64
         @Option(help: "Events per second in the open-loop run.") var rate = 1_000
         @Option(help: "Seconds of the open-loop run.") var seconds = 30
@@ -322,6 +324,8 @@ struct Bench: AsyncParsableCommand {
             options.events = self.events
             options.fanoutEvents = self.fanoutEvents
             options.fanoutEndpoints = self.fanoutEndpoints
+            options.wideFanoutEndpoints = self.wideFanoutEndpoints
+            options.wideFanoutPublishes = self.wideFanoutPublishes
             options.concurrency = self.concurrency
             options.rate = self.rate
             options.seconds = self.seconds

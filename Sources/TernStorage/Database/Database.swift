@@ -128,6 +128,7 @@ public final class Database: Service, Sendable {
         case .postgres(let client):
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.watch.sweep() }
+                group.addTask { await self.keepPlannerStatisticsFresh() }
                 await client.run()
                 group.cancelAll()
             }

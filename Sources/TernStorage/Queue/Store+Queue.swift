@@ -29,6 +29,7 @@ extension Store {
     public func claimDeliveries(limit: Int, leaseSeconds: Int) async throws -> [DeliveryJob] {
         let token = Identifier.make("lease")
         let rows = try await self.database.write { sql -> [any SQLRow] in
+            try await self.database.commitWithoutWaitingForDisk(sql)
             let now = Timestamp.now()
             let leaseEnd = now.adding(seconds: Int64(leaseSeconds))
             let claimed = try await sql.raw(
