@@ -50,5 +50,12 @@ format:
 
 # The benchmark of docs/benchmarks.md (release build; add PG=postgres://… to measure PostgreSQL too).
 bench: deps
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing wrk with apt-get (the benchmark's load generator)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	else \
+		echo "wrk is not installed (sudo apt-get install -y wrk): measuring with the built-in client only."; \
+	fi
 	swift build -c release --product tern
-	.build/release/tern bench $(if $(PG),--postgres $(PG))
+	.build/release/tern bench $$(command -v wrk >/dev/null 2>&1 && echo --wrk) $(if $(PG),--postgres $(PG))

@@ -35,6 +35,9 @@ public enum Benchmark {
         public var rate = 1_000
         public var seconds = 30
         public var payloadBytes = 1_024
+        /// Also measure `/livez` and the publish burst with wrk (`wrkSeconds` each).
+        public var wrk = false
+        public var wrkSeconds = 10
 
         public init(resources: URL, executable: URL) {
             self.resources = resources
@@ -72,6 +75,18 @@ public enum Benchmark {
         var open_loop: OpenLoop
         var rss_idle_mib: Double
         var rss_peak_mib: Double
+        var cpu: CPU
+        /// The same figures with wrk as the client, when asked for.
+        var wrk: WrkFigures?
+    }
+
+    /// `/livez` and publishing (1 KB, one endpoint, deliveries flowing) under wrk, 64 connections, and the server's CPU
+    /// per `/livez` request and per delivered event (from the first publish to the last receipt).
+    struct WrkFigures: Encodable, Sendable {
+        var livez: Wrk.Result
+        var publish: Wrk.Result
+        var delivered: Int
+        var publish_ratio_to_livez: Double
         var cpu: CPU
     }
 
@@ -191,6 +206,11 @@ public enum Benchmark {
                 throw ConfigurationError("not every Svix API event was delivered")
             }
 
+            let wrk =
+                options.wrk
+                ? try await Self.underWrk(rig, sink: sink, seconds: options.wrkSeconds, connections: options.concurrency, body: body("tenant-1", 0))
+                : nil
+
             // Fan-out: a tenant with several endpoints.
             for _ in 0..<options.fanoutEndpoints { try await rig.endpoint(tenant: "tenant-fanout") }
             _ = sink.reset()
@@ -260,9 +280,35 @@ public enum Benchmark {
                 rss_idle_mib: idle, rss_peak_mib: memory.peak,
                 cpu: CPU(
                     per_livez_request_ms: (perLivez * 1e6).rounded() / 1e3, per_delivered_event_ms: (perEvent * 1e6).rounded() / 1e3,
-                    event_to_livez_ratio: perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0)
+                    event_to_livez_ratio: perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0),
+                wrk: wrk
             )
         }
+    }
+
+    /// wrk against `/livez`, then publishing `body` for `seconds`; waits for every accepted event's delivery.
+    static func underWrk(_ rig: ServerRig, sink: Toolkit.Sink, seconds: Int, connections: Int, body: String) async throws -> WrkFigures {
+        let livezCPU = rig.server.cpuSeconds()
+        let livez = try await Wrk.run(url: rig.api.base + "/livez", seconds: seconds, connections: connections)
+        let perLivez = (rig.server.cpuSeconds() - livezCPU) / Double(max(1, livez.requests))
+        _ = sink.reset()
+        let publishCPU = rig.server.cpuSeconds()
+        let publish = try await Wrk.run(
+            url: rig.api.base + "/v1/applications/\(rig.app)/events", seconds: seconds, connections: connections, body: body, key: rig.key)
+        let accepted = publish.requests - publish.non_2xx
+        guard await Toolkit.until(timeout: .seconds(600), { sink.count >= accepted }) else {
+            throw ConfigurationError("not every event published by wrk was delivered")
+        }
+        // wrk does not count the requests still open when its time ends; they were published and delivered too.
+        let delivered = sink.count
+        let perEvent = (rig.server.cpuSeconds() - publishCPU) / Double(max(1, delivered))
+        return WrkFigures(
+            livez: livez, publish: publish, delivered: delivered,
+            publish_ratio_to_livez: Toolkit.ratio(publish.requests_per_second, livez.requests_per_second),
+            cpu: CPU(
+                per_livez_request_ms: (perLivez * 1e6).rounded() / 1e3, per_delivered_event_ms: (perEvent * 1e6).rounded() / 1e3,
+                event_to_livez_ratio: perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0)
+        )
     }
 
     /// Makes a tenant with `endpoints` endpoints (16 requests at a time), then publishes to it `publishes` times, one

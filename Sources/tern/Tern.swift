@@ -313,6 +313,8 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Endpoints of the fan-out tenant.") var fanoutEndpoints = 10
         @Option(help: "Endpoints of the wide tenant, which single publishes fan out to.") var wideFanoutEndpoints = 1_000
         @Option(help: "Single publishes to the wide tenant.") var wideFanoutPublishes = 5
+        @Flag(help: "Also measure /livez and the publish burst with wrk (installed: apt-get install wrk).") var wrk = false
+        @Option(help: "Seconds of each wrk run.") var wrkSeconds = 10
         @Option(help: "Concurrent keep-alive clients.") var concurrency = 64
         @Option(help: "Events per second in the open-loop run.") var rate = 1_000
         @Option(help: "Seconds of the open-loop run.") var seconds = 30
@@ -326,6 +328,8 @@ struct Bench: AsyncParsableCommand {
             options.fanoutEndpoints = self.fanoutEndpoints
             options.wideFanoutEndpoints = self.wideFanoutEndpoints
             options.wideFanoutPublishes = self.wideFanoutPublishes
+            options.wrk = self.wrk
+            options.wrkSeconds = self.wrkSeconds
             options.concurrency = self.concurrency
             options.rate = self.rate
             options.seconds = self.seconds

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TernCore
 import Testing
 
 @testable import TernHTTP
@@ -16,5 +17,41 @@ import Testing
         #expect(object["level"] as? String == "warning" && object["label"] as? String == "tern" && object["source"] as? String == "TernDelivery")
         #expect(object["delivery_id"] as? String == "dlv_1" && object["attempt"] as? String == "3" && object["tags"] as? [String] == ["a", "b"])
         #expect(object["time"] as? String == "2025-12-06T00:00:00.500Z")
+    }
+}
+
+/// The publish answer, written by hand, is the JSON `JSONResponse` would write for the same fields.
+@Suite struct PublishReplyTests {
+    @Test func theHandWrittenReplyIsWhatTheEncoderWrites() throws {
+        struct Reply: Encodable {
+            var id: String
+            var event_type: String
+            var tenant_id: String
+            var event_id: String?
+            var created_at: Timestamp
+            var deliveries: Int
+
+            func encode(to encoder: any Encoder) throws {
+                enum Keys: String, CodingKey { case id, event_type, tenant_id, event_id, created_at, deliveries }
+                var container = encoder.container(keyedBy: Keys.self)
+                try container.encode(self.id, forKey: .id)
+                try container.encode(self.event_type, forKey: .event_type)
+                try container.encode(self.tenant_id, forKey: .tenant_id)
+                try container.encodeOrNull(self.event_id, forKey: .event_id)
+                try container.encode(self.created_at, forKey: .created_at)
+                try container.encode(self.deliveries, forKey: .deliveries)
+            }
+        }
+        for eventID in [nil, "order-1", "q\"u/o\\te\n\u{01}é😀"] {
+            let message = Message(
+                id: "msg_1", applicationID: "app_1", tenantID: "tenant-1", eventType: "order.created", eventID: eventID, payload: "{}",
+                createdAt: Timestamp(microseconds: 1_764_979_200_123_456))
+            let expected = String(
+                decoding: try JSONResponse.encoder.encode(
+                    Reply(
+                        id: message.id, event_type: message.eventType, tenant_id: message.tenantID, event_id: eventID,
+                        created_at: message.createdAt, deliveries: 3)), as: UTF8.self)
+            #expect(EventController.reply(message, deliveries: 3) == expected)
+        }
     }
 }

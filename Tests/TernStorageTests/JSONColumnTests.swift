@@ -19,4 +19,15 @@ import Testing
         }
         #expect(JSONColumn.encode(["b": "2", "a": "x\"y"]) == #"{"a":"x\"y","b":"2"}"#)
     }
+
+    @Test func retrySchedulesAndHeaderMapsReadBackWithOrWithoutTheDecoder() throws {
+        for schedule in [[], [0], [5, 300, 1_800], [-1, 86_400]] {
+            #expect(try JSONColumn.decode([Int].self, JSONColumn.encode(schedule)) == schedule)
+        }
+        #expect(try JSONColumn.decode([Int].self, " [ 1 , 2 ] ") == [1, 2], "spaced: through JSONDecoder")
+        #expect(throws: (any Error).self) { try JSONColumn.decode([Int].self, "[1,x]") }
+        #expect(try JSONColumn.decode([Int].self, nil) == nil)
+        #expect(try JSONColumn.decode([String: String].self, "{}") == [:])
+        #expect(try JSONColumn.decode([String: String].self, #"{"a":"b"}"#) == ["a": "b"])
+    }
 }

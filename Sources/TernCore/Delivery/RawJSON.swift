@@ -325,3 +325,28 @@ struct JSONScanner {
         return try? JSONDecoder().decode(String.self, from: Data(quoted))
     }
 }
+
+/// Writing JSON text by hand where `JSONEncoder`'s cost shows on the hot path.
+public enum JSONText {
+    /// Appends `text` as a JSON string literal: quotes, backslashes and control characters escaped.
+    public static func appendString(_ text: String, to out: inout String) {
+        out += "\""
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += text
+        } else {
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20:
+                    out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+}

@@ -129,34 +129,35 @@ enum JSONColumn {
         out.reserveCapacity(value.count * 48)
         for (index, key) in value.keys.sorted().enumerated() {
             if index > 0 { out += "," }
-            Self.appendString(key, to: &out)
+            JSONText.appendString(key, to: &out)
             out += ":"
-            Self.appendString(value[key]!, to: &out)
+            JSONText.appendString(value[key]!, to: &out)
         }
         return out + "}"
-    }
-
-    /// A JSON string literal: quotes, backslashes and control characters escaped.
-    static func appendString(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
         guard let text else { return nil }
         return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+
+    /// A string map; the empty one (most endpoints' headers, read for every delivery) without `JSONDecoder`.
+    static func decode(_ type: [String: String].Type, _ text: String?) throws -> [String: String]? {
+        if text == "{}" { return [:] }
+        guard let text else { return nil }
+        return try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+
+    /// A list of whole numbers (a retry schedule, read for every delivery) without `JSONDecoder` when it is plain.
+    static func decode(_ type: [Int].Type, _ text: String?) throws -> [Int]? {
+        guard let text else { return nil }
+        let inner = text.utf8.dropFirst().dropLast()
+        if text.utf8.first == UInt8(ascii: "["), text.utf8.last == UInt8(ascii: "]") {
+            if inner.isEmpty { return [] }
+            let numbers = inner.split(separator: UInt8(ascii: ",")).map { Int(String(decoding: $0, as: UTF8.self)) }
+            if !numbers.contains(nil) { return numbers.map { $0! } }
+        }
+        return try JSONDecoder().decode(type, from: Data(text.utf8))
     }
 }
 
