@@ -1,8 +1,9 @@
 import SQLKit
 import TernCore
 
-/// A batch that would pass a monthly quota, decided again with the count locked.
-struct QuotaReached: Error {}
+/// A batch that would pass a monthly quota or take tokens a concurrent batch took first: decided again with the
+/// quota row and the rate buckets locked first.
+struct DecideExactly: Error {}
 
 /// One publish waiting for its batch.
 struct PublishRequest: Sendable {
@@ -18,10 +19,11 @@ extension Store {
     static func publishBatch(_ database: Database, _ requests: [PublishRequest]) async -> [Result<Published, any Error>] {
         do {
             do {
-                return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, exactQuota: false, sql) }
-            } catch is QuotaReached {
-                // The batch would pass a monthly quota: decided again with the count locked first, publish by publish.
-                return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, exactQuota: true, sql) }
+                return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, exact: false, sql) }
+            } catch is DecideExactly {
+                // The batch would pass a monthly quota or its rate bucket ran short meanwhile: decided again with the
+                // rows locked first, publish by publish.
+                return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, exact: true, sql) }
             }
         } catch {
             guard requests.count > 1 else { return [.failure(error)] }
@@ -34,12 +36,14 @@ extension Store {
 
     /// Decides every publish of the batch, then writes the accepted ones with multi-row inserts.
     ///
-    /// Monthly quotas: with `exactQuota`, the organization's count is locked before anything else and each publish is
-    /// decided against it. Without, the batch is decided as if the quota had room and its count is added at the end
-    /// only if it stays within the quota (the row locked from that add to the commit, not the whole transaction);
-    /// otherwise it throws `QuotaReached`, and the batch is decided again exactly.
+    /// Limits: with `exact`, the organization's count and the tenants' rate buckets are locked before anything else
+    /// and each publish is decided against them. Without, the batch is decided against the buckets as last committed
+    /// (read without a lock) and as if the quota had room; at the end its count and its tokens are taken only if the
+    /// rows, locked from then to the commit (not the whole transaction), still allow them. Otherwise it throws
+    /// `DecideExactly`, and the batch is decided again exactly. A bucket read without a lock holds at least the
+    /// tokens the locked one does, so a publish refused on it would be refused anyway.
     static func publishAll(
-        _ database: Database, _ requests: [PublishRequest], exactQuota: Bool, _ sql: any SQLDatabase
+        _ database: Database, _ requests: [PublishRequest], exact: Bool, _ sql: any SQLDatabase
     ) async throws -> ([Result<Published, any Error>], queued: Bool) {
         var results = [Result<Published, any Error>?](repeating: nil, count: requests.count)
         let now = Timestamp.now()
@@ -83,7 +87,7 @@ extension Store {
         for index in candidates {
             if let quota = requests[index].input.limits.messagesPerMonth { quotas[requests[index].organizationID] = quota }
         }
-        for (organizationID, quota) in quotas.sorted(by: { $0.key < $1.key }) where exactQuota {
+        for (organizationID, quota) in quotas.sorted(by: { $0.key < $1.key }) where exact {
             quotaLeft[organizationID] = quota - (try await Self.lockUsage(organizationID, now, sql))
         }
         var buckets: [String: (tokens: Double, last: Timestamp, bucket: TokenBucket)] = [:]
@@ -95,10 +99,13 @@ extension Store {
             }
         }
         for (key, spec) in bucketSpecs.sorted(by: { $0.key < $1.key }) {
-            let (tokens, last) = try await database.lockBucket(
-                applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
+            let (tokens, last) =
+                exact
+                ? try await database.lockBucket(applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
+                : try await Self.readBucket(applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
             buckets[key] = (tokens, last, spec.bucket)
         }
+        var tokensTaken: [String: Int] = [:]
 
         // Event types, rate buckets and quotas, in arrival order.
         var typeChecks: [String: (any Error)?] = [:]
@@ -144,6 +151,7 @@ extension Store {
             if let taken {
                 buckets[taken.key]!.tokens = taken.tokens
                 buckets[taken.key]!.last = now
+                tokensTaken[taken.key, default: 0] += 1
             }
         }
 
@@ -218,17 +226,22 @@ extension Store {
         // The endpoints are held shared since fan-out, so a worker ending a head releases after this commits.
         let touched = Set(lines.map { OrderingLine(endpointID: deliveryRows[$0.key].1, line: $0.value.line) })
         try await database.releaseLines(touched, now: now.microseconds, lock: false, sql)
-        for (key, state) in buckets {
-            let parts = key.split(separator: "|", maxSplits: 1).map(String.init)
-            try await sql.raw(
-                """
-                UPDATE rate_buckets SET tokens = \(bind: state.tokens), updated_at = \(bind: state.last.microseconds)
-                WHERE application_id = \(bind: parts[0]) AND tenant_id = \(bind: parts[1])
-                """
-            ).run()
-        }
+        // The month's counts, then the buckets: the order in which an exact batch locks them.
         for (organizationID, count) in perOrganization.sorted(by: { $0.key < $1.key }) {
-            try await Self.countUsage(organizationID, count, quota: exactQuota ? nil : quotas[organizationID], now, sql)
+            try await Self.countUsage(organizationID, count, quota: exact ? nil : quotas[organizationID], now, sql)
+        }
+        for (key, state) in buckets.sorted(by: { $0.key < $1.key }) {
+            let spec = bucketSpecs[key]!
+            if exact {
+                try await sql.raw(
+                    """
+                    UPDATE rate_buckets SET tokens = \(bind: state.tokens), updated_at = \(bind: state.last.microseconds)
+                    WHERE application_id = \(bind: spec.applicationID) AND tenant_id = \(bind: spec.tenantID)
+                    """
+                ).run()
+            } else if let count = tokensTaken[key] {
+                try await Self.takeTokens(count, spec.bucket, applicationID: spec.applicationID, tenantID: spec.tenantID, now: now, sql)
+            }
         }
         return (results.map { $0 ?? .failure(TernError.unavailable("the publish was not decided")) }, queued: !deliveryRows.isEmpty)
     }
@@ -256,7 +269,7 @@ extension Store {
 
     /// Adds `count` messages to the month. Without a quota, to one of 16 shards at random, so that concurrent
     /// transactions seldom meet on a row; with `quota`, to shard 0 only if the month stays within it (else
-    /// `QuotaReached`, and nothing is added).
+    /// `DecideExactly`, and nothing is added).
     static func countUsage(_ organizationID: String, _ count: Int, quota: Int?, _ now: Timestamp, _ sql: any SQLDatabase) async throws {
         let period = Self.usagePeriod(now)
         guard let quota else {
@@ -269,7 +282,7 @@ extension Store {
             ).run()
             return
         }
-        guard count <= quota else { throw QuotaReached() }
+        guard count <= quota else { throw DecideExactly() }
         // The other shards hold counts from before the organization had a quota (a plan change within the month).
         let added = try await sql.raw(
             """
@@ -280,7 +293,47 @@ extension Store {
             RETURNING messages
             """
         ).first()
-        guard added != nil else { throw QuotaReached() }
+        guard added != nil else { throw DecideExactly() }
+    }
+
+    /// A tenant's bucket as last committed, without a lock (full when it has no row yet).
+    static func readBucket(
+        applicationID: String, tenantID: String, burst: Int, now: Timestamp, _ sql: any SQLDatabase
+    ) async throws -> (Double, Timestamp) {
+        guard
+            let row = try await sql.raw(
+                "SELECT tokens, updated_at FROM rate_buckets WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)"
+            ).first()
+        else { return (Double(burst), now) }
+        return (try row.decode(column: "tokens", as: Double.self), try row.timestamp("updated_at"))
+    }
+
+    /// Takes `count` tokens from the tenant's bucket as it is now (refilled as `TokenBucket.take` refills it, locked
+    /// until the commit), or throws `DecideExactly` when it no longer holds them. One statement: the row is created
+    /// full when missing.
+    static func takeTokens(
+        _ count: Int, _ bucket: TokenBucket, applicationID: String, tenantID: String, now: Timestamp, _ sql: any SQLDatabase
+    ) async throws {
+        let perMicrosecond = Double(bucket.perMinute) / 60_000_000
+        let burst = Double(bucket.burst)
+        // The bucket refilled up to now (never past `burst`, never back in time), written without LEAST/GREATEST,
+        // which SQLite names MIN/MAX.
+        let available: SQLQueryString = """
+            (CASE WHEN rate_buckets.updated_at >= \(bind: now.microseconds) THEN rate_buckets.tokens
+            WHEN rate_buckets.tokens + (\(bind: now.microseconds) - rate_buckets.updated_at) * \(bind: perMicrosecond) > \(bind: burst)
+            THEN \(bind: burst) ELSE rate_buckets.tokens + (\(bind: now.microseconds) - rate_buckets.updated_at) * \(bind: perMicrosecond) END)
+            """
+        guard count <= bucket.burst else { throw DecideExactly() }
+        let taken = try await sql.raw(
+            """
+            INSERT INTO rate_buckets (application_id, tenant_id, tokens, updated_at) VALUES (\(bind: applicationID), \(bind: tenantID),
+            \(bind: burst - Double(count)), \(bind: now.microseconds)) ON CONFLICT (application_id, tenant_id) DO UPDATE
+            SET tokens = \(available) - \(bind: Double(count)),
+            updated_at = CASE WHEN rate_buckets.updated_at > \(bind: now.microseconds) THEN rate_buckets.updated_at ELSE \(bind: now.microseconds) END
+            WHERE \(available) >= \(bind: Double(count)) RETURNING tokens
+            """
+        ).first()
+        guard taken != nil else { throw DecideExactly() }
     }
 
     /// Writes the messages; `payloadExpiries` (by index, when given) says when each payload is erased.
