@@ -17,6 +17,10 @@ enum Toolkit {
         var max: Double
         var count: Int
 
+        init(p50: Double, p90: Double, p99: Double, max: Double, count: Int) {
+            (self.p50, self.p90, self.p99, self.max, self.count) = (p50, p90, p99, max, count)
+        }
+
         init(_ histogram: Histogram<UInt64>) {
             func ms(_ microseconds: UInt64) -> Double { (Double(microseconds) / 10).rounded() / 100 }
             self.p50 = ms(histogram.valueAtPercentile(50))

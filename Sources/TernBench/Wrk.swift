@@ -10,15 +10,8 @@ enum Wrk {
         /// Answers other than 2xx and 3xx (a publish refused, say): not counted as published.
         var non_2xx: Int
         var requests_per_second: Double
-        var latency_ms: Figures
-    }
-
-    /// wrk's own latency figures (it keeps no p99.9).
-    struct Figures: Encodable, Sendable {
-        var p50: Double
-        var p90: Double
-        var p99: Double
-        var max: Double
+        /// wrk's own percentiles; `count` is the requests it timed.
+        var latency_ms: Toolkit.Latency
     }
 
     static var executable: String? {
@@ -70,7 +63,7 @@ enum Wrk {
 
     /// Reads wrk's report: the latency line's max, the distribution's 50/90/99%, the request count and rate.
     static func parse(_ text: String) -> Result? {
-        var figures = Figures(p50: 0, p90: 0, p99: 0, max: 0)
+        var figures = Toolkit.Latency(p50: 0, p90: 0, p99: 0, max: 0, count: 0)
         var requests: Int?
         var rate: Double?
         var non2xx = 0
@@ -89,6 +82,7 @@ enum Wrk {
             }
         }
         guard let requests, let rate else { return nil }
+        figures.count = requests
         return Result(requests: requests, non_2xx: non2xx, requests_per_second: rate.rounded(), latency_ms: figures)
     }
 
