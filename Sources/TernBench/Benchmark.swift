@@ -38,6 +38,9 @@ public enum Benchmark {
         /// Also measure `/livez` and the publish burst with wrk (`wrkSeconds` each).
         public var wrk = false
         public var wrkSeconds = 10
+        /// Publish under a plan with a rate limit and a monthly quota too high to refuse anything, so that every
+        /// publish takes a token and counts against the quota (their rows' locking is measured, not their refusals).
+        public var limited = false
 
         public init(resources: URL, executable: URL) {
             self.resources = resources
@@ -148,7 +151,9 @@ public enum Benchmark {
         let sink = Toolkit.Sink()
         return try await ServerRig.run(
             executable: options.executable, resources: options.resources, databaseURL: databaseURL, concurrency: options.concurrency,
-            receive: sink.receive
+            receive: sink.receive,
+            planLimits: options.limited
+                ? #""rate_limit_per_minute": 600000000, "rate_limit_burst": 100000000, "max_messages_per_month": 1000000000"# : nil
         ) { rig in
             let (api, key, app) = (rig.api, rig.key, rig.app)
             _ = try await api.post("/v1/applications/\(app)/event-types", key: key, #"{"name": "bench.event"}"#)

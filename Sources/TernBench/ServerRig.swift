@@ -18,7 +18,7 @@ struct ServerRig: Sendable {
 
     static func run<T: Sendable>(
         executable: URL, resources: URL, databaseURL: String?, concurrency: Int = 64, receive: @escaping @Sendable (ByteBuffer) -> Void = { _ in },
-        _ body: (ServerRig) async throws -> T
+        planLimits: String? = nil, _ body: (ServerRig) async throws -> T
     ) async throws -> T {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -46,7 +46,7 @@ struct ServerRig: Sendable {
         do {
             let api = Toolkit.Client(http: client, base: "http://127.0.0.1:\(port)")
             guard await api.waitForHealth() else { throw ConfigurationError("tern serve did not start: \(server.log)") }
-            let (key, app) = try await ServerRig.application(api, admin: admin)
+            let (key, app) = try await ServerRig.application(api, admin: admin, limits: planLimits)
             let rig = ServerRig(api: api, key: key, app: app, receiverPort: receiverPort, databaseURL: url, server: server)
             outcome = .success(try await body(rig))
         } catch {
@@ -67,13 +67,14 @@ struct ServerRig: Sendable {
         return (Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: Self.quietLogger), port)
     }
 
-    /// Through the admin API: a plan without limits (the benchmarks measure the engine, not the plan), an
-    /// organization on it and an application, with an API key restricted to that application (as the Svix API takes
-    /// it); returns (key, application id).
-    static func application(_ api: Toolkit.Client, admin: String) async throws -> (String, String) {
+    /// Through the admin API: a plan without limits (the benchmarks measure the engine, not the plan) or with
+    /// `limits` (JSON members), an organization on it and an application, with an API key restricted to that
+    /// application (as the Svix API takes it); returns (key, application id).
+    static func application(_ api: Toolkit.Client, admin: String, limits: String? = nil) async throws -> (String, String) {
+        let planLimits = limits ?? #""rate_limit_per_minute": null, "max_messages_per_month": null"#
         let (planStatus, planBody) = try await api.send(
             "/v1/admin/plans/bench", key: admin,
-            #"{"name": "Bench", "rate_limit_per_minute": null, "max_messages_per_month": null, "max_endpoints": null, "max_applications": null}"#,
+            #"{"name": "Bench", \#(planLimits), "max_endpoints": null, "max_applications": null}"#,
             method: .PUT
         )
         guard planStatus == 201 || planStatus == 200 else { throw ConfigurationError("cannot create the bench plan: \(planBody)") }

@@ -315,6 +315,7 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Single publishes to the wide tenant.") var wideFanoutPublishes = 5
         @Flag(help: "Also measure /livez and the publish burst with wrk (installed: apt-get install wrk).") var wrk = false
         @Option(help: "Seconds of each wrk run.") var wrkSeconds = 10
+        @Flag(help: "Publish under a plan with a rate limit and a monthly quota (too high to refuse anything).") var limited = false
         @Option(help: "Concurrent keep-alive clients.") var concurrency = 64
         @Option(help: "Events per second in the open-loop run.") var rate = 1_000
         @Option(help: "Seconds of the open-loop run.") var seconds = 30
@@ -330,6 +331,7 @@ struct Bench: AsyncParsableCommand {
             options.wideFanoutPublishes = self.wideFanoutPublishes
             options.wrk = self.wrk
             options.wrkSeconds = self.wrkSeconds
+            options.limited = self.limited
             options.concurrency = self.concurrency
             options.rate = self.rate
             options.seconds = self.seconds
