@@ -228,7 +228,7 @@ extension Store {
         try await database.releaseLines(touched, now: now.microseconds, lock: false, sql)
         // The month's counts, then the buckets: the order in which an exact batch locks them.
         for (organizationID, count) in perOrganization.sorted(by: { $0.key < $1.key }) {
-            try await Self.countUsage(organizationID, count, quota: exact ? nil : quotas[organizationID], now, sql)
+            try await Self.countUsage(organizationID, count, quota: quotas[organizationID], locked: exact, now, sql)
         }
         for (key, state) in buckets.sorted(by: { $0.key < $1.key }) {
             let spec = bucketSpecs[key]!
@@ -268,15 +268,17 @@ extension Store {
     }
 
     /// Adds `count` messages to the month. Without a quota, to one of 16 shards at random, so that concurrent
-    /// transactions seldom meet on a row; with `quota`, to shard 0 only if the month stays within it (else
-    /// `DecideExactly`, and nothing is added).
-    static func countUsage(_ organizationID: String, _ count: Int, quota: Int?, _ now: Timestamp, _ sql: any SQLDatabase) async throws {
+    /// transactions seldom meet on a row; with `quota`, to shard 0: as it is when the batch holds it `locked` (decided
+    /// exactly), else only if the month stays within the quota (else `DecideExactly`, and nothing is added).
+    static func countUsage(
+        _ organizationID: String, _ count: Int, quota: Int?, locked: Bool, _ now: Timestamp, _ sql: any SQLDatabase
+    ) async throws {
         let period = Self.usagePeriod(now)
-        guard let quota else {
+        guard let quota, !locked else {
             try await sql.raw(
                 """
                 INSERT INTO usage_counters (organization_id, period, shard, messages) VALUES (\(bind: organizationID), \(bind: period),
-                \(bind: Int.random(in: 1...16)), \(bind: count)) ON CONFLICT (organization_id, period, shard)
+                \(bind: quota == nil ? Int.random(in: 1...16) : 0), \(bind: count)) ON CONFLICT (organization_id, period, shard)
                 DO UPDATE SET messages = usage_counters.messages + \(bind: count)
                 """
             ).run()
