@@ -49,7 +49,8 @@ import Testing
         }
     }
 
-    /// A background program (the TLS receiver, tinyproxy), stopped with SIGTERM at the end.
+    /// A background program (the TLS receiver, tinyproxy), killed at the end. SIGKILL: the test process blocks
+    /// SIGTERM and its children inherit the mask, so a SIGTERM left them running after the tests.
     final class Background: Sendable {
         let process: Process
 
@@ -66,7 +67,9 @@ import Testing
         }
 
         func stop() {
-            if self.process.isRunning { self.process.terminate() }
+            guard self.process.isRunning else { return }
+            kill(self.process.processIdentifier, SIGKILL)
+            self.process.waitUntilExit()
         }
     }
 
