@@ -99,6 +99,13 @@ public enum Benchmark {
         var per_livez_request_ms: Double
         var per_delivered_event_ms: Double
         var event_to_livez_ratio: Double
+
+        /// From CPU seconds per request and per event, in milliseconds to the microsecond.
+        init(perLivez: Double, perEvent: Double) {
+            self.per_livez_request_ms = (perLivez * 1e6).rounded() / 1e3
+            self.per_delivered_event_ms = (perEvent * 1e6).rounded() / 1e3
+            self.event_to_livez_ratio = perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0
+        }
     }
 
     struct Ceilings: Encodable, Sendable {
@@ -174,7 +181,7 @@ public enum Benchmark {
             let insertCeiling = try await Self.insertRate(databaseURL: rig.databaseURL, seconds: 3, concurrency: options.concurrency)
 
             // Closed loop, one endpoint.
-            let path = "/v1/applications/\(app)/events"
+            let path = rig.eventsPath
             let padding = String(repeating: "x", count: max(0, options.payloadBytes - 40))
             @Sendable func body(_ tenant: String, _ sentNanos: Int64) -> String {
                 #"{"event_type": "bench.event", "tenant_id": "\#(tenant)", "payload": {"t":\#(sentNanos),"pad":"\#(padding)"}}"#
@@ -283,9 +290,7 @@ public enum Benchmark {
                     publish_to_receipt_ms: openReceipts.latency, publish_answered_ms: answered.latency
                 ),
                 rss_idle_mib: idle, rss_peak_mib: memory.peak,
-                cpu: CPU(
-                    per_livez_request_ms: (perLivez * 1e6).rounded() / 1e3, per_delivered_event_ms: (perEvent * 1e6).rounded() / 1e3,
-                    event_to_livez_ratio: perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0),
+                cpu: CPU(perLivez: perLivez, perEvent: perEvent),
                 wrk: wrk
             )
         }
@@ -299,7 +304,7 @@ public enum Benchmark {
         _ = sink.reset()
         let publishCPU = rig.server.cpuSeconds()
         let publish = try await Wrk.run(
-            url: rig.api.base + "/v1/applications/\(rig.app)/events", seconds: seconds, connections: connections, body: body, key: rig.key)
+            url: rig.api.base + rig.eventsPath, seconds: seconds, connections: connections, body: body, key: rig.key)
         let accepted = publish.requests - publish.non_2xx
         guard await Toolkit.until(timeout: .seconds(600), { sink.count >= accepted }) else {
             throw ConfigurationError("not every event published by wrk was delivered")
@@ -310,9 +315,7 @@ public enum Benchmark {
         return WrkFigures(
             livez: livez, publish: publish, delivered: delivered,
             publish_ratio_to_livez: Toolkit.ratio(publish.requests_per_second, livez.requests_per_second),
-            cpu: CPU(
-                per_livez_request_ms: (perLivez * 1e6).rounded() / 1e3, per_delivered_event_ms: (perEvent * 1e6).rounded() / 1e3,
-                event_to_livez_ratio: perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0)
+            cpu: CPU(perLivez: perLivez, perEvent: perEvent)
         )
     }
 
@@ -327,7 +330,7 @@ public enum Benchmark {
         for _ in 0..<publishes {
             _ = sink.reset()
             let start = ContinuousClock.now
-            try await rig.api.publish("/v1/applications/\(rig.app)/events", key: rig.key, body((start - sink.base).nanoseconds))
+            try await rig.api.publish(rig.eventsPath, key: rig.key, body((start - sink.base).nanoseconds))
             answered.record(ContinuousClock.now - start)
             guard await Toolkit.until(timeout: .seconds(120), { sink.count >= endpoints }), let last = sink.last else {
                 throw ConfigurationError("not every delivery of the wide fan-out arrived")

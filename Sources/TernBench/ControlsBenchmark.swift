@@ -105,7 +105,7 @@ public enum ControlsBenchmark {
         let start = ContinuousClock.now
         try await Toolkit.closedLoop(count: count, concurrency: options.concurrency) { _ in
             let sent = ContinuousClock.now
-            try await rig.api.publish("/v1/applications/\(rig.app)/events", key: rig.key, body((sent - sink.base).nanoseconds))
+            try await rig.api.publish(rig.eventsPath, key: rig.key, body((sent - sink.base).nanoseconds))
             latency.record(ContinuousClock.now - sent)
         }
         let publishSeconds = (ContinuousClock.now - start).seconds

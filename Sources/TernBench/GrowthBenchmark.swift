@@ -69,7 +69,7 @@ public enum GrowthBenchmark {
             let database = try await Database.open(try DatabaseLocation(url: rig.databaseURL), logger: logger)
             let store = Store(database: database, secretBox: SecretBox(keyBase64: SecretBox.generateKeyBase64())!)
             return try await database.whileRunning {
-                let path = "/v1/applications/\(app)/events"
+                let path = rig.eventsPath
                 let padding = String(repeating: "x", count: 1_000)
                 @Sendable func body(_ sentNanos: Int64) -> String {
                     #"{"event_type": "bench.event", "tenant_id": "tenant-1", "payload": {"t":\#(sentNanos),"pad":"\#(padding)"}}"#

@@ -33,7 +33,7 @@ public enum PortalBenchmark {
             let publishes = (deliveries + endpoints - 1) / max(endpoints, 1)
             for index in 0..<publishes {
                 try await api.publish(
-                    "/v1/applications/\(app)/events", key: key,
+                    rig.eventsPath, key: key,
                     #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": \#(index)}}"#)
             }
             let total = publishes * endpoints

@@ -102,6 +102,9 @@ struct ServerRig: Sendable {
         return logger
     }
 
+    /// Where the rig's application publishes.
+    var eventsPath: String { "/v1/applications/\(self.app)/events" }
+
     var databaseKind: String { self.databaseURL.hasPrefix("postgres") ? "postgres" : "sqlite" }
 }
 

@@ -68,13 +68,9 @@ public struct JSONEnvelope: Sendable {
         throw TernError.invalid(name, "must be a whole number")
     }
 
-    /// A string's value: its bytes between the quotes, unescaped when they hold a backslash.
+    /// A string's value (`JSONScanner.string`), or 422 on `name` when its escapes do not decode.
     func decodeString(_ range: Range<Int>, _ name: String) throws -> String {
-        let inner = self.bytes[(range.lowerBound + 1)..<(range.upperBound - 1)]
-        if !inner.contains(0x5C) { return String(decoding: inner, as: UTF8.self) }
-        guard let value = try? JSONDecoder().decode(String.self, from: Data(self.bytes[range])) else {
-            throw TernError.invalid(name, "must be a valid string")
-        }
+        guard let value = JSONScanner.string(self.bytes[range]) else { throw TernError.invalid(name, "must be a valid string") }
         return value
     }
 }
@@ -107,7 +103,7 @@ struct JSONScanner {
                 self.skipWhitespace()
                 let keyStart = self.index
                 guard self.peek == UInt8(ascii: "\""), self.skipString() else { return nil }
-                let key = Self.key(self.bytes[keyStart..<self.index])
+                let key = Self.string(self.bytes[keyStart..<self.index])
                 self.skipWhitespace()
                 guard self.peek == UInt8(ascii: ":") else { return nil }
                 self.index += 1
@@ -318,8 +314,9 @@ struct JSONScanner {
         return true
     }
 
-    /// A member name's value; nil when its escapes do not decode.
-    static func key(_ quoted: ArraySlice<UInt8>) -> String? {
+    /// A string's value from its quoted bytes: the bytes between the quotes, unescaped (by `JSONDecoder`) only when
+    /// they hold a backslash; nil when its escapes do not decode.
+    static func string(_ quoted: ArraySlice<UInt8>) -> String? {
         let inner = quoted.dropFirst().dropLast()
         if !inner.contains(0x5C) { return String(decoding: inner, as: UTF8.self) }
         return try? JSONDecoder().decode(String.self, from: Data(quoted))

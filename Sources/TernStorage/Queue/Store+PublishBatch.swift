@@ -99,10 +99,8 @@ extension Store {
             }
         }
         for (key, spec) in bucketSpecs.sorted(by: { $0.key < $1.key }) {
-            let (tokens, last) =
-                exact
-                ? try await database.lockBucket(applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
-                : try await Self.readBucket(applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, sql)
+            let (tokens, last) = try await database.bucket(
+                applicationID: spec.applicationID, tenantID: spec.tenantID, burst: spec.bucket.burst, now: now, locked: exact, sql)
             buckets[key] = (tokens, last, spec.bucket)
         }
         var tokensTaken: [String: Int] = [:]
@@ -298,18 +296,6 @@ extension Store {
         guard added != nil else { throw DecideExactly() }
     }
 
-    /// A tenant's bucket as last committed, without a lock (full when it has no row yet).
-    static func readBucket(
-        applicationID: String, tenantID: String, burst: Int, now: Timestamp, _ sql: any SQLDatabase
-    ) async throws -> (Double, Timestamp) {
-        guard
-            let row = try await sql.raw(
-                "SELECT tokens, updated_at FROM rate_buckets WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)"
-            ).first()
-        else { return (Double(burst), now) }
-        return (try row.decode(column: "tokens", as: Double.self), try row.timestamp("updated_at"))
-    }
-
     /// Takes `count` tokens from the tenant's bucket as it is now (refilled as `TokenBucket.take` refills it, locked
     /// until the commit), or throws `DecideExactly` when it no longer holds them. One statement: the row is created
     /// full when missing.
@@ -389,22 +375,30 @@ extension Store {
 }
 
 extension Database {
-    /// Creates the tenant's bucket (full) if it has none, and reads it with its row locked (PostgreSQL).
-    func lockBucket(applicationID: String, tenantID: String, burst: Int, now: Timestamp, _ sql: any SQLDatabase) async throws -> (Double, Timestamp) {
-        try await sql.raw(
-            """
-            INSERT INTO rate_buckets (application_id, tenant_id, tokens, updated_at) VALUES (\(bind: applicationID), \(bind: tenantID),
-            \(bind: Double(burst)), \(bind: now.microseconds)) ON CONFLICT (application_id, tenant_id) DO NOTHING
-            """
-        ).run()
+    /// A tenant's bucket. `locked`: created full if it has none, and read with its row locked (PostgreSQL) until the
+    /// transaction ends. Otherwise as last committed, without a lock (full when it has no row yet).
+    func bucket(
+        applicationID: String, tenantID: String, burst: Int, now: Timestamp, locked: Bool, _ sql: any SQLDatabase
+    ) async throws -> (Double, Timestamp) {
+        if locked {
+            try await sql.raw(
+                """
+                INSERT INTO rate_buckets (application_id, tenant_id, tokens, updated_at) VALUES (\(bind: applicationID), \(bind: tenantID),
+                \(bind: Double(burst)), \(bind: now.microseconds)) ON CONFLICT (application_id, tenant_id) DO NOTHING
+                """
+            ).run()
+        }
         guard
             let row = try await sql.raw(
                 """
                 SELECT tokens, updated_at FROM rate_buckets WHERE application_id = \(bind: applicationID) AND tenant_id = \(bind: tenantID)
-                \(unsafeRaw: self.lockRowsClause)
+                \(unsafeRaw: locked ? self.lockRowsClause : "")
                 """
             ).first()
-        else { throw TernError.unavailable("the rate limiter lost its bucket") }
+        else {
+            if locked { throw TernError.unavailable("the rate limiter lost its bucket") }
+            return (Double(burst), now)
+        }
         return (try row.decode(column: "tokens", as: Double.self), try row.timestamp("updated_at"))
     }
 }
