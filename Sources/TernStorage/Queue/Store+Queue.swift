@@ -29,7 +29,6 @@ extension Store {
     public func claimDeliveries(limit: Int, leaseSeconds: Int) async throws -> [DeliveryJob] {
         let token = Identifier.make("lease")
         let rows = try await self.database.write { sql -> [any SQLRow] in
-            try await self.database.commitWithoutWaitingForDisk(sql)
             let now = Timestamp.now()
             let leaseEnd = now.adding(seconds: Int64(leaseSeconds))
             let claimed = try await sql.raw(
@@ -53,7 +52,7 @@ extension Store {
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
                 e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule, a.failure_threshold,
                 a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle, m.trace_context, a.send_traceparent
-                FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
+                \(unsafeRaw: self.database.commitWithoutWaitingForDiskColumn) FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
                 JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
                 """
             ).all()
