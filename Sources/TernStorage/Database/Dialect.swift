@@ -71,11 +71,9 @@ extension Database {
             self.logger.error("database error", metadata: ["error": "\(String(reflecting: psql))"])
             return TernError.unavailable("the database is unavailable")
         }
-        if let sqlite = error as? SQLiteError {
-            if sqlite.reason == .constraintUniqueFailed || sqlite.reason == .constraintPrimaryKeyFailed {
-                return TernError.conflict("the object already exists")
-            }
-            if sqlite.reason == .constraintForeignKeyFailed { return TernError.notFound("a referenced object does not exist") }
+        if let sqlite = error as? SQLiteFailure {
+            if sqlite.isUniqueViolation { return TernError.conflict("the object already exists") }
+            if sqlite.isForeignKeyViolation { return TernError.notFound("a referenced object does not exist") }
             self.logger.error("database error", metadata: ["error": "\(sqlite)"])
             return TernError.unavailable("the database is unavailable: \(sqlite.message)")
         }

@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+import SQLKit
+import Testing
+
+@testable import TernStorage
+
+/// The SQLite connection that keeps its prepared statements: a kept statement runs again with other values, a failed
+/// one stays usable, more distinct statements than it keeps still run, and a transaction runs on the connection's
+/// own thread.
+@Suite struct SQLiteHandleTests {
+    static func file() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("tern-handle-\(UUID().uuidString).sqlite").path
+    }
+
+    @Test func aKeptStatementRunsAgainWithOtherValuesAndAFailedOneStaysUsable() async throws {
+        let path = Self.file()
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let pool = try await SQLitePool.open(path: path, readers: 2, logger: Logger(label: "test"))
+        try await pool.withWriter { handle in
+            let sql = handle.sql()
+            try await sql.raw("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, size REAL, data BLOB)").run()
+            #expect(handle.thread.isCurrent, "a transaction runs on its connection's thread")
+            for id in 1...50 {
+                try await sql.raw("INSERT INTO items (id, name, size) VALUES (\(bind: id), \(bind: "item-\(id)"), \(bind: Double(id) / 2))").run()
+            }
+            // The same text, a value that breaks the UNIQUE constraint: an error that maps to a conflict…
+            let failure = await #expect(throws: SQLiteFailure.self) {
+                try await sql.raw("INSERT INTO items (id, name, size) VALUES (\(bind: 51), \(bind: "item-1"), \(bind: 0.5))").run()
+            }
+            #expect(failure?.isUniqueViolation == true)
+            // …and the kept statement still runs afterwards.
+            try await sql.raw("INSERT INTO items (id, name, size) VALUES (\(bind: 51), \(bind: "é ☃ \u{0}x"), \(bind: 25.5))").run()
+        }
+        let rows = try await pool.withReader { handle in
+            #expect(handle.thread.isCurrent && !pool.writer.thread.isCurrent, "a read runs on its reader's thread")
+            return try await handle.sql().raw("SELECT id, name, size, data FROM items WHERE id >= \(bind: 49) ORDER BY id").all()
+        }
+        #expect(try rows.map { try $0.decode(column: "id", as: Int.self) } == [49, 50, 51])
+        #expect(try rows.last?.decode(column: "name", as: String.self) == "é ☃ \u{0}x")
+        #expect(try rows.last?.decode(column: "size", as: Double.self) == 25.5)
+        #expect(try rows.last?.decodeNil(column: "data") == true)
+        #expect(rows.last?.contains(column: "nope") == false)
+        #expect(throws: (any Error).self) { try rows.last?.decode(column: "nope", as: Int.self) }
+        await pool.close()
+    }
+
+    @Test func moreDistinctStatementsThanItKeepsStillRun() async throws {
+        let pool = try await SQLitePool.open(path: nil, readers: 0, logger: Logger(label: "test"))
+        let total = try await pool.withWriter { handle in
+            let sql = handle.sql()
+            var total = 0
+            for round in 0..<2 {
+                for number in 0..<(SQLiteHandle.statementCacheSize + 40) {
+                    let row = try await sql.raw("SELECT \(unsafeRaw: "\(number)") + \(bind: round) AS value").first()
+                    total += try row?.decode(column: "value", as: Int.self) ?? 0
+                }
+            }
+            return total
+        }
+        let count = SQLiteHandle.statementCacheSize + 40
+        #expect(total == 2 * (count * (count - 1) / 2) + count)
+        await pool.close()
+    }
+
+    @Test func aClosedPoolRefusesWork() async throws {
+        let pool = try await SQLitePool.open(path: nil, readers: 0, logger: Logger(label: "test"))
+        await pool.close()
+        await #expect(throws: (any Error).self) { try await pool.withWriter { try await $0.sql().raw("SELECT 1").run() } }
+    }
+}
