@@ -14,6 +14,17 @@ import Testing
         #expect(Set((0..<1000).map { _ in Identifier.make("x") }).count == 1000)
     }
 
+    @Test func theCharactersAreTheTimeThenTheRandomBitsLikeALowerCaseULID() throws {
+        // The ULID specification's example: 1469918176385 ms is 01ARYZ6S41.
+        let date = Date(timeIntervalSince1970: 1_469_918_176.385)
+        // Enough identifiers to refill the random pool a few times.
+        let identifiers = (0..<2_000).map { _ in Identifier.make("msg", at: date) }
+        #expect(identifiers.allSatisfy { $0.hasPrefix("msg_01aryz6s41") && Identifier.isValid($0, prefix: "msg") })
+        #expect(Set(identifiers).count == identifiers.count)
+        // The random part uses every character: a stuck bit would leave some out.
+        #expect(Set(identifiers.flatMap { $0.utf8.suffix(16) }).count == 32)
+    }
+
     @Test func timestampsAreRFC3339UTC() {
         let time = Timestamp(microseconds: 1_700_000_000_123_456)
         #expect(time.description == "2023-11-14T22:13:20.123Z")

@@ -1,3 +1,6 @@
+import Crypto
+import Synchronization
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -11,21 +14,17 @@ public enum Identifier {
 
     /// A new identifier with the given prefix (without the underscore), e.g. `make("app")`.
     public static func make(_ prefix: String, at date: Date = Date()) -> String {
-        let millis = UInt64(max(0, date.timeIntervalSince1970 * 1000))
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in 0..<6 {
-            bytes[index] = UInt8(truncatingIfNeeded: millis >> (8 * (5 - index)))
+        let millis = UInt64(max(0, date.timeIntervalSince1970 * 1000)) & 0xFFFF_FFFF_FFFF
+        let (high, low) = RandomBytes.shared.next80Bits()
+        let value = UInt128(millis) << 80 | UInt128(high) << 16 | UInt128(low)
+        // 128 bits in 26 characters of 5 bits: the first carries the top 3 (two leading zero bits of padding).
+        let characters = String(unsafeUninitializedCapacity: 26) { buffer in
+            for index in 0..<26 {
+                buffer[index] = alphabet[Int(truncatingIfNeeded: value >> (125 - 5 * index)) & 31]
+            }
+            return 26
         }
-        // 80 random bits in two draws (each draw of the system generator is a system call).
-        var generator = SystemRandomNumberGenerator()
-        let high: UInt64 = generator.next()
-        let low: UInt16 = generator.next()
-        for index in 6..<14 {
-            bytes[index] = UInt8(truncatingIfNeeded: high >> (8 * (13 - index)))
-        }
-        bytes[14] = UInt8(truncatingIfNeeded: low >> 8)
-        bytes[15] = UInt8(truncatingIfNeeded: low)
-        return prefix + "_" + encode(bytes)
+        return prefix + "_" + characters
     }
 
     /// True when `value` is `prefix_` followed by 26 characters of the identifier alphabet.
@@ -35,25 +34,27 @@ public enum Identifier {
         guard utf8.count == head.count + 26, utf8.starts(with: head) else { return false }
         return utf8[head.count...].allSatisfy { alphabet.contains($0) }
     }
+}
 
-    /// Base32 (Crockford, lower case) of 128 bits: 26 characters.
-    static func encode(_ bytes: [UInt8]) -> String {
-        var output = [UInt8]()
-        output.reserveCapacity(26)
-        var buffer: UInt32 = 0
-        var bits = 0
-        // 128 bits do not divide by 5: pad with two leading zero bits so the first character carries 3 bits.
-        buffer = 0
-        bits = 2
-        for byte in bytes {
-            buffer = (buffer << 8) | UInt32(byte)
-            bits += 8
-            while bits >= 5 {
-                bits -= 5
-                output.append(alphabet[Int((buffer >> UInt32(bits)) & 31)])
+/// Random bits for identifiers, drawn from the CSPRNG 4 KiB at a time instead of one system call per draw.
+final class RandomBytes: Sendable {
+    static let shared = RandomBytes()
+    static let refill = 4_096
+
+    private let pool = Mutex<(bytes: [UInt8], offset: Int)>(([], 0))
+
+    /// 80 random bits: 64 and 16.
+    func next80Bits() -> (UInt64, UInt16) {
+        self.pool.withLock { pool in
+            if pool.offset + 10 > pool.bytes.count {
+                pool.bytes = SymmetricKey(size: SymmetricKeySize(bitCount: Self.refill * 8)).withUnsafeBytes { Array($0) }
+                pool.offset = 0
             }
-            buffer &= (1 << UInt32(bits)) - 1
+            var high: UInt64 = 0
+            for index in pool.offset..<(pool.offset + 8) { high = high << 8 | UInt64(pool.bytes[index]) }
+            let low = UInt16(pool.bytes[pool.offset + 8]) << 8 | UInt16(pool.bytes[pool.offset + 9])
+            pool.offset += 10
+            return (high, low)
         }
-        return String(decoding: output, as: UTF8.self)
     }
 }

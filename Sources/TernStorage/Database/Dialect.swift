@@ -127,6 +127,32 @@ extension Database {
         self.kind == .postgres ? " FOR UPDATE OF d SKIP LOCKED" : ""
     }
 
+    /// The deliveries a claim (`UPDATE deliveries … WHERE id IN (…)`) took: `columns` of them as `d` and of the
+    /// tables `joins` adds, in due order. On PostgreSQL one statement: the UPDATE sits in a WITH named `d` whose
+    /// RETURNING gives `deliveryColumns` as updated (the statement's other parts do not see the update, so they must
+    /// not read the delivery from its table). SQLite, whose UPDATE cannot sit in a WITH, runs the UPDATE and then
+    /// reads the rows whose ids it returned. The PostgreSQL claim also commits without waiting for the disk.
+    func claimed(
+        _ claim: SQLQueryString, deliveryColumns: String, columns: String, joins: String, _ sql: any SQLDatabase
+    ) async throws -> [any SQLRow] {
+        switch self.kind {
+        case .postgres:
+            return try await sql.raw(
+                """
+                WITH d AS (\(claim) RETURNING \(unsafeRaw: deliveryColumns))
+                SELECT \(unsafeRaw: columns)\(unsafeRaw: self.commitWithoutWaitingForDiskColumn) FROM d \(unsafeRaw: joins)
+                ORDER BY d.next_attempt_at
+                """
+            ).all()
+        case .sqlite:
+            let ids = try await sql.raw("\(claim) RETURNING id").all().map { try $0.string("id") }
+            guard !ids.isEmpty else { return [] }
+            return try await sql.raw(
+                "SELECT \(unsafeRaw: columns) FROM deliveries d \(unsafeRaw: joins) WHERE d.id IN (\(binds: ids)) ORDER BY d.next_attempt_at"
+            ).all()
+        }
+    }
+
     /// Inside a transaction that queued deliveries: tells workers in other processes (PostgreSQL `NOTIFY`, sent
     /// at commit). Workers in this process are woken by `deliveriesQueued` after the commit.
     func notifyWorkers(_ sql: any SQLDatabase) async throws {

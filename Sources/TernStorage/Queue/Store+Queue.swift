@@ -31,8 +31,7 @@ extension Store {
         let rows = try await self.database.write { sql -> [any SQLRow] in
             let now = Timestamp.now()
             let leaseEnd = now.adding(seconds: Int64(leaseSeconds))
-            let claimed = try await sql.raw(
-                """
+            let claim: SQLQueryString = """
                 UPDATE deliveries SET status = 'delivering', next_attempt_at = \(bind: leaseEnd.microseconds),
                 lease_token = \(bind: token), updated_at = \(bind: now.microseconds),
                 lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
@@ -42,20 +41,25 @@ extension Store {
                 AND p.ordering_line = d.ordering_line AND p.next_attempt_at IS NOT NULL AND p.id <> d.id
                 AND (p.ordering_seq < d.ordering_seq OR p.status = 'delivering')))
                 ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
-                RETURNING id
                 """
-            ).all().map { try $0.string("id") }
-            guard !claimed.isEmpty else { return [] }
-            let selected = try await sql.raw(
-                """
-                SELECT d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
-                d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
-                e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule, a.failure_threshold,
-                a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle, m.trace_context, a.send_traceparent
-                \(unsafeRaw: self.database.commitWithoutWaitingForDiskColumn) FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id
-                JOIN applications a ON a.id = d.application_id WHERE d.id IN (\(binds: claimed)) ORDER BY d.next_attempt_at
-                """
-            ).all()
+            let selected = try await self.database.claimed(
+                claim,
+                deliveryColumns: """
+                    id, message_id, endpoint_id, organization_id, application_id, tenant_id, event_type, attempt_count, next_trigger,
+                    lease_expiries, throttle_slot, next_attempt_at
+                    """,
+                columns: """
+                    d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
+                    d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
+                    e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule,
+                    a.failure_threshold, a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle,
+                    m.trace_context, a.send_traceparent
+                    """,
+                joins:
+                    "JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id JOIN applications a ON a.id = d.application_id",
+                sql
+            )
+            guard !selected.isEmpty else { return [] }
             return try await self.throttle(selected, token: token, now: now, sql)
         }
         let now = Timestamp.now()
