@@ -55,3 +55,23 @@ import Testing
         }
     }
 }
+
+/// Header values lose HTTP's optional whitespace (spaces and tabs) and nothing else; audit rules match by shape.
+@Suite struct HeaderValueTests {
+    @Test func onlySpacesAndTabsAroundTheValueAreTrimmed() {
+        #expect(" \tapplication/json \t".trimmingHTTPWhitespace() == "application/json")
+        #expect("tern_key_a b".trimmingHTTPWhitespace() == "tern_key_a b")
+        #expect("é x\u{00A0}".trimmingHTTPWhitespace() == "é x\u{00A0}")
+        #expect(" \t ".trimmingHTTPWhitespace() == "")
+        #expect("".trimmingHTTPWhitespace() == "")
+        #expect("a, b ,c".split(separator: ",").map { $0.trimmingHTTPWhitespace() } == ["a", "b", "c"])
+    }
+
+    @Test func auditRulesMatchWritesAndNotPublishes() {
+        let update = AuditRules.match(.patch, "/v1/applications/app_1/endpoints/ep_1")
+        #expect(update?.action == "endpoint.updated" && update?.parameters["endpoint_id"] == "ep_1")
+        #expect(AuditRules.match(.post, "/v1/applications/app_1/events") == nil)
+        #expect(AuditRules.match(.post, "/api/v1/app/t1/msg") == nil)
+        #expect(AuditRules.match(.delete, "/api/v1/app/t1")?.action == "tenant.deleted")
+    }
+}

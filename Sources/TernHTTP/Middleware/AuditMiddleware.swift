@@ -194,13 +194,15 @@ enum AuditRules {
         ]
     }()
 
+    /// The rules by method and number of segments, so that a request (a publish, say) is compared only with the
+    /// few of its shape.
+    static let rulesByShape: [String: [Rule]] = Dictionary(grouping: rules) { "\($0.method.rawValue) \($0.pattern.count)" }
+
     static func match(_ method: HTTPRequest.Method, _ path: String) -> Match? {
         let segments = path.split(separator: "/")
+        guard let candidates = self.rulesByShape["\(method.rawValue) \(segments.count)"] else { return nil }
         // The literal segments first; parameters are decoded only for the rule that matches.
-        for rule in self.rules
-        where rule.method == method && rule.pattern.count == segments.count
-            && zip(rule.pattern, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 })
-        {
+        for rule in candidates where zip(rule.pattern, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 }) {
             var parameters: [String: String] = [:]
             for (pattern, segment) in zip(rule.pattern, segments) where pattern.hasPrefix("{") {
                 parameters[String(pattern.dropFirst().dropLast())] = String(segment).removingPercentEncoding ?? String(segment)

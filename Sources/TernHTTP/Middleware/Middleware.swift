@@ -66,7 +66,7 @@ struct AuthMiddleware: RouterMiddleware {
             throw TernError.unauthorized("The Authorization header must be 'Bearer <api key>'.")
         }
         var context = context
-        context.identity = try await self.authenticator.authenticate(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        context.identity = try await self.authenticator.authenticate(header.dropFirst(7).trimmingHTTPWhitespace())
         return try await next(request, context)
     }
 }

@@ -35,7 +35,7 @@ extension Request {
     /// Reads a JSON object body in one pass, without decoding it (415, 413 and 400 as `decodeJSON`).
     mutating func jsonEnvelope(limit: Int = maxManagementBodyBytes) async throws -> JSONEnvelope {
         let contentType = self.headers[.contentType]?.lowercased() ?? ""
-        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingHTTPWhitespace() } ?? ""
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
             throw TernError.unsupportedMediaType(
                 contentType.isEmpty ? "Send a JSON body with 'Content-Type: application/json'." : "Expected application/json, got '\(contentType)'."

@@ -66,7 +66,7 @@ struct SvixQuery {
         for (key, value) in self.parameters {
             let key = String(key)
             guard key == name || key == name + "[]" || (key.hasPrefix(name + "[") && key.hasSuffix("]")) else { continue }
-            values += value.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            values += value.split(separator: ",").map { $0.trimmingHTTPWhitespace() }.filter { !$0.isEmpty }
         }
         return values.isEmpty ? nil : values
     }
