@@ -56,15 +56,21 @@ import Testing
                     ) { $0.status = .active }
                 }
             }
-            _ = await eventually(timeout: .seconds(60)) {
-                Set(receiver.received.filter { $0.header("webhook-signature") != nil }.map(\.messageID)).count >= copied
-            }
-            let delivered = try await api.withStore { store in
-                try await store.database.read { sql in
-                    try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivered'").first()?.decode(column: "n", as: Int.self)
-                        ?? 0
+            @Sendable func deliveredCount() async throws -> Int {
+                try await api.withStore { store in
+                    try await store.database.read { sql in
+                        try await sql.raw("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivered'").first()?.decode(
+                            column: "n", as: Int.self)
+                            ?? 0
+                    }
                 }
             }
+            // An attempt is recorded after its receiver answers: wait for the records, not only the receipts.
+            _ = await eventually(timeout: .seconds(60)) {
+                guard Set(receiver.received.filter { $0.header("webhook-signature") != nil }.map(\.messageID)).count >= copied else { return false }
+                return ((try? await deliveredCount()) ?? 0) >= copied
+            }
+            let delivered = try await deliveredCount()
             print("BACKUP: \(copied) messages in the copy, \(delivered) delivered after the restore")
             #expect(delivered == copied, "\(delivered) of \(copied) delivered")
         }
