@@ -153,6 +153,39 @@ extension Database {
         }
     }
 
+    /// Runs statements whose rows are not read, in order. On PostgreSQL as one statement, each a part of a WITH
+    /// (they see the same snapshot and none reads what another writes; their foreign keys are checked at the end of
+    /// the statement, when every part has written), split only where a statement would bind more than 30,000
+    /// values (PostgreSQL takes 65,535). On SQLite one after the other: there is no round trip to save.
+    func runTogether(_ statements: [(any SQLExpression, binds: Int)], _ sql: any SQLDatabase) async throws {
+        guard self.kind == .postgres else {
+            for (statement, _) in statements { try await sql.execute(sql: statement) { _ in } }
+            return
+        }
+        var groups: [[any SQLExpression]] = []
+        var binds = 0
+        for (statement, count) in statements {
+            if groups.isEmpty || binds + count > 30_000 {
+                groups.append([])
+                binds = 0
+            }
+            groups[groups.count - 1].append(statement)
+            binds += count
+        }
+        for group in groups {
+            guard group.count > 1 else {
+                try await sql.execute(sql: group[0]) { _ in }
+                continue
+            }
+            var parts: [any SQLExpression] = [SQLRaw("WITH ")]
+            for (index, statement) in group.enumerated() {
+                parts += [SQLRaw(index == 0 ? "w0 AS (" : ", w\(index) AS ("), statement, SQLRaw(")")]
+            }
+            parts.append(SQLRaw(" SELECT 1"))
+            try await sql.execute(sql: SQLList(parts, separator: SQLRaw(""))) { _ in }
+        }
+    }
+
     /// Inside a transaction that queued deliveries: tells workers in other processes (PostgreSQL `NOTIFY`, sent
     /// at commit). Workers in this process are woken by `deliveriesQueued` after the commit.
     func notifyWorkers(_ sql: any SQLDatabase) async throws {

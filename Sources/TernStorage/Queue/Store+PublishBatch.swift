@@ -219,13 +219,20 @@ extension Store {
             }
         }
 
-        try await Self.insertMessages(messages, payloadExpiries: expiries, sql)
-        try await Self.insertDeliveries(deliveryRows, lines: lines, trigger: .scheduled, now: now, sql)
+        // The rows, and the month's counts that need no decision (no quota, or one held since the start), in one
+        // statement on PostgreSQL (`runTogether`).
+        var writes = Self.messageInserts(messages, payloadExpiries: expiries, sql)
+        writes += Self.deliveryInserts(deliveryRows, lines: lines, trigger: .scheduled, now: now, sql)
+        let organizations = perOrganization.sorted(by: { $0.key < $1.key })
+        for (organizationID, count) in organizations where quotas[organizationID] == nil || exact {
+            writes.append((Self.usageAddition(organizationID, count, quota: quotas[organizationID], now), binds: 4))
+        }
+        try await database.runTogether(writes, sql)
         // The endpoints are held shared since fan-out, so a worker ending a head releases after this commits.
         let touched = Set(lines.map { OrderingLine(endpointID: deliveryRows[$0.key].1, line: $0.value.line) })
         try await database.releaseLines(touched, now: now.microseconds, lock: false, sql)
-        // The month's counts, then the buckets: the order in which an exact batch locks them.
-        for (organizationID, count) in perOrganization.sorted(by: { $0.key < $1.key }) {
+        // The month's counts against a quota, then the buckets: the order in which an exact batch locks them.
+        for (organizationID, count) in organizations where quotas[organizationID] != nil && !exact {
             try await Self.countUsage(organizationID, count, quota: quotas[organizationID], locked: exact, now, sql)
         }
         for (key, state) in buckets.sorted(by: { $0.key < $1.key }) {
@@ -273,13 +280,7 @@ extension Store {
     ) async throws {
         let period = Self.usagePeriod(now)
         guard let quota, !locked else {
-            try await sql.raw(
-                """
-                INSERT INTO usage_counters (organization_id, period, shard, messages) VALUES (\(bind: organizationID), \(bind: period),
-                \(bind: quota == nil ? Int.random(in: 1...16) : 0), \(bind: count)) ON CONFLICT (organization_id, period, shard)
-                DO UPDATE SET messages = usage_counters.messages + \(bind: count)
-                """
-            ).run()
+            try await sql.execute(sql: Self.usageAddition(organizationID, count, quota: quota, now)) { _ in }
             return
         }
         guard count <= quota else { throw DecideExactly() }
@@ -294,6 +295,16 @@ extension Store {
             """
         ).first()
         guard added != nil else { throw DecideExactly() }
+    }
+
+    /// The statement of `countUsage` without a quota, or with one already held: adds `count` to a shard (a random one
+    /// of 16 without a quota, shard 0 with one).
+    static func usageAddition(_ organizationID: String, _ count: Int, quota: Int?, _ now: Timestamp) -> SQLQueryString {
+        """
+        INSERT INTO usage_counters (organization_id, period, shard, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)),
+        \(bind: quota == nil ? Int.random(in: 1...16) : 0), \(bind: count)) ON CONFLICT (organization_id, period, shard)
+        DO UPDATE SET messages = usage_counters.messages + \(bind: count)
+        """
     }
 
     /// Takes `count` tokens from the tenant's bucket as it is now (refilled as `TokenBucket.take` refills it, locked
@@ -326,12 +337,20 @@ extension Store {
 
     /// Writes the messages; `payloadExpiries` (by index, when given) says when each payload is erased.
     static func insertMessages(_ messages: [(Message, String)], payloadExpiries: [Timestamp?] = [], _ sql: any SQLDatabase) async throws {
-        for start in stride(from: 0, to: messages.count, by: 500) {
+        for (insert, _) in Self.messageInserts(messages, payloadExpiries: payloadExpiries, sql) { try await sql.execute(sql: insert) { _ in } }
+    }
+
+    /// The inserts that write the messages (500 rows each), with the values each binds.
+    static func messageInserts(
+        _ messages: [(Message, String)], payloadExpiries: [Timestamp?] = [], _ sql: any SQLDatabase
+    ) -> [(any SQLExpression, binds: Int)] {
+        stride(from: 0, to: messages.count, by: 500).map { start in
             var insert = sql.insert(into: "messages").columns(
                 "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "deliver_at",
                 "source_id", "headers", "payload_expires_at", "trace_context", "created_at"
             )
-            for index in start..<min(start + 500, messages.count) {
+            let rows = start..<min(start + 500, messages.count)
+            for index in rows {
                 let (message, organizationID) = messages[index]
                 let expiry = index < payloadExpiries.count ? payloadExpiries[index] : nil
                 insert = insert.values(
@@ -342,7 +361,7 @@ extension Store {
                     SQLBind(expiry?.microseconds), SQLBind(message.traceContext), SQLBind(message.createdAt.microseconds)
                 )
             }
-            try await insert.run()
+            return (insert.insert, rows.count * 15)
         }
     }
 
@@ -353,12 +372,21 @@ extension Store {
         _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
         _ sql: any SQLDatabase
     ) async throws {
-        for start in stride(from: 0, to: rows.count, by: 500) {
+        for (insert, _) in Self.deliveryInserts(rows, lines: lines, trigger: trigger, now: now, sql) { try await sql.execute(sql: insert) { _ in } }
+    }
+
+    /// The inserts of `insertDeliveries` (500 rows each), with the values each binds.
+    static func deliveryInserts(
+        _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
+        _ sql: any SQLDatabase
+    ) -> [(any SQLExpression, binds: Int)] {
+        stride(from: 0, to: rows.count, by: 500).map { start in
             var insert = sql.insert(into: "deliveries").columns(
                 "id", "organization_id", "application_id", "message_id", "endpoint_id", "tenant_id", "event_type", "status",
                 "attempt_count", "next_attempt_at", "next_trigger", "ordering_line", "ordering_seq", "created_at", "updated_at"
             )
-            for index in start..<min(start + 500, rows.count) {
+            let chunk = start..<min(start + 500, rows.count)
+            for index in chunk {
                 let (message, endpointID, organizationID) = rows[index]
                 let line = lines[index]
                 insert = insert.values(
@@ -369,7 +397,7 @@ extension Store {
                     SQLBind(line.map { now.microseconds * 1024 + Int64($0.place) }), SQLBind(now.microseconds), SQLBind(now.microseconds)
                 )
             }
-            try await insert.run()
+            return (insert.insert, chunk.count * 15)
         }
     }
 }
