@@ -15,7 +15,8 @@ import TernStorage
 /// - the ceilings: the receiver's own acceptance rate, Tern's HTTP rate on a trivial route (`/livez`), and the
 ///   database's single-row insert rate (one transaction per row, from `concurrency` writers);
 /// - a closed-loop burst of `events` publishes of about 1 KB from `concurrency` keep-alive clients to one endpoint:
-///   publish throughput and latency, delivery throughput, publish→receipt latency;
+///   publish throughput and latency, delivery throughput, publish→receipt latency; then the same publishes to a
+///   tenant without endpoints, for the server CPU an event costs without its delivery;
 /// - a fan-out burst to a tenant with `fanoutEndpoints` endpoints, and single publishes to `wideFanoutEndpoints`;
 /// - an open-loop run at `rate` events/s for `seconds`, each event timed from when it was due to be sent;
 /// - the server process's resident memory, idle and at its peak.
@@ -95,16 +96,24 @@ public enum Benchmark {
 
     /// The server's CPU time (user + system, from /proc/<pid>/stat), per `/livez` request during the trivial-route
     /// ceiling and per event from the first publish of the burst to its last receipt (publish, claim, send, record).
+    /// With the built-in client, also per publish to a tenant without endpoints (the inbound half of an event: the
+    /// request and its share of the publish transaction, no delivery).
     struct CPU: Encodable, Sendable {
         var per_livez_request_ms: Double
         var per_delivered_event_ms: Double
         var event_to_livez_ratio: Double
+        var per_publish_without_endpoints_ms: Double?
+        var publish_without_endpoints_to_livez_ratio: Double?
 
-        /// From CPU seconds per request and per event, in milliseconds to the microsecond.
-        init(perLivez: Double, perEvent: Double) {
-            self.per_livez_request_ms = (perLivez * 1e6).rounded() / 1e3
-            self.per_delivered_event_ms = (perEvent * 1e6).rounded() / 1e3
-            self.event_to_livez_ratio = perLivez > 0 ? (perEvent / perLivez * 100).rounded() / 100 : 0
+        /// From CPU seconds per request, per event and per publish alone, in milliseconds to the microsecond.
+        init(perLivez: Double, perEvent: Double, perPublishAlone: Double? = nil) {
+            func milliseconds(_ seconds: Double) -> Double { (seconds * 1e6).rounded() / 1e3 }
+            func ratio(_ seconds: Double) -> Double { perLivez > 0 ? (seconds / perLivez * 100).rounded() / 100 : 0 }
+            self.per_livez_request_ms = milliseconds(perLivez)
+            self.per_delivered_event_ms = milliseconds(perEvent)
+            self.event_to_livez_ratio = ratio(perEvent)
+            self.per_publish_without_endpoints_ms = perPublishAlone.map(milliseconds)
+            self.publish_without_endpoints_to_livez_ratio = perPublishAlone.map(ratio)
         }
     }
 
@@ -202,6 +211,13 @@ public enum Benchmark {
             let deliverySeconds = (last - burstStart).seconds
             let perEvent = (rig.server.cpuSeconds() - burstCPU) / Double(options.events)
 
+            // The same closed loop to a tenant without endpoints: what the inbound half of an event costs.
+            let aloneCPU = rig.server.cpuSeconds()
+            try await Toolkit.closedLoop(count: options.events, concurrency: options.concurrency) { _ in
+                try await api.publish(path, key: key, body("tenant-without-endpoints", 0))
+            }
+            let perPublishAlone = (rig.server.cpuSeconds() - aloneCPU) / Double(options.events)
+
             // The same closed loop through the Svix API: `POST /api/v1/app/{tenant}/msg`, as the Svix SDK sends it.
             let svixPath = "/api/v1/app/tenant-1/msg?with_content=false"
             @Sendable func svixBody(_ sentNanos: Int64) -> String {
@@ -290,7 +306,7 @@ public enum Benchmark {
                     publish_to_receipt_ms: openReceipts.latency, publish_answered_ms: answered.latency
                 ),
                 rss_idle_mib: idle, rss_peak_mib: memory.peak,
-                cpu: CPU(perLivez: perLivez, perEvent: perEvent),
+                cpu: CPU(perLivez: perLivez, perEvent: perEvent, perPublishAlone: perPublishAlone),
                 wrk: wrk
             )
         }

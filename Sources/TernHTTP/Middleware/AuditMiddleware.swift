@@ -196,11 +196,14 @@ enum AuditRules {
 
     /// The rules by method and number of segments, so that a request (a publish, say) is compared only with the
     /// few of its shape.
-    static let rulesByShape: [String: [Rule]] = Dictionary(grouping: rules) { "\($0.method.rawValue) \($0.pattern.count)" }
+    static let rulesByShape: [HTTPRequest.Method: [Int: [Rule]]] = Dictionary(grouping: rules, by: \.method).mapValues {
+        Dictionary(grouping: $0, by: \.pattern.count)
+    }
 
     static func match(_ method: HTTPRequest.Method, _ path: String) -> Match? {
+        guard let shapes = self.rulesByShape[method] else { return nil }
         let segments = path.split(separator: "/")
-        guard let candidates = self.rulesByShape["\(method.rawValue) \(segments.count)"] else { return nil }
+        guard let candidates = shapes[segments.count] else { return nil }
         // The literal segments first; parameters are decoded only for the rule that matches.
         for rule in candidates where zip(rule.pattern, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 }) {
             var parameters: [String: String] = [:]

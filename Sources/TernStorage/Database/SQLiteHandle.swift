@@ -26,8 +26,9 @@ final class SQLiteHandle: @unchecked Sendable {
     let encoder = SQLiteDataEncoder()
     let decoder = SQLiteDataDecoder()
 
-    /// Statements kept per connection; past it, the quarter least recently used are finalized.
-    static let statementCacheSize = 256
+    /// Statements kept per connection (a multi-row statement is one per row count: up to 64 each for a batch's
+    /// messages, deliveries, attempts and claimed ids); past it, the quarter least recently used are finalized.
+    static let statementCacheSize = 512
 
     /// Opens (and creates) the file, or a private in-memory database when `path` is nil.
     init(path: String?, logger: Logger) throws {
