@@ -179,6 +179,21 @@ import Testing
             #expect(subscribe.status == 422)
             let open = try await api.application(key, name: "Open", extra: #", "allow_unregistered_event_types": true"#)
             #expect(try await api.endpoint(key, app: open, events: #"["anything.goes"]"#).status == 201)
+
+            // Publishing: an archived or unregistered type is refused, each publish of a batch on its own.
+            try await api.eventType(key, app: app, name: "invoice.sent")
+            let replies = try await withThrowingTaskGroup(of: (String, Int).self) { group in
+                for index in 0..<30 {
+                    let type = ["invoice.paid", "invoice.sent", "invoice.unknown"][index % 3]
+                    group.addTask { (type, try await api.publish(key, app: app, type: type).status) }
+                }
+                return try await group.reduce(into: [(String, Int)]()) { $0.append($1) }
+            }
+            #expect(replies.allSatisfy { $0.1 == ($0.0 == "invoice.sent" ? 202 : 422) }, "\(replies)")
+            let refused = try await api.publish(key, app: app, type: "invoice.paid")
+            #expect(refused.fieldErrors == ["event_type"] && refused.text.contains("archived"), "\(refused.text)")
+            #expect(try await api.publish(key, app: app, type: "invoice.unknown").text.contains("not a registered event type"))
+            #expect(try await api.publish(key, app: open, type: "anything.goes").status == 202)
         }
     }
 

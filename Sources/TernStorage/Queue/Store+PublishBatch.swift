@@ -48,15 +48,24 @@ extension Store {
         var results = [Result<Published, any Error>?](repeating: nil, count: requests.count)
         let now = Timestamp.now()
 
-        // Applications (scoped by organization), once each, with the paths their filters route on.
+        // Applications (scoped by organization), once each, with the paths their filters route on, and with the event
+        // type of the application's first publish in the batch (the common batch has one), checked in the same read.
         var applications: [String: Result<Application, any Error>] = [:]
         var filterPaths: [String: [String]] = [:]
+        var typeChecks: [String: (any Error)?] = [:]
         for request in requests where applications["\(request.organizationID)/\(request.applicationID)"] == nil {
             let key = "\(request.organizationID)/\(request.applicationID)"
             do {
-                let row = try await Self.applicationRow(request.organizationID, request.applicationID, sql)
+                let row = try await Self.applicationRow(request.organizationID, request.applicationID, eventType: request.input.eventType, sql)
                 applications[key] = .success(try Self.application(row))
                 filterPaths[request.applicationID] = try Self.filterPaths(row)
+                let archived = try row.optionalString("event_type_name") == nil ? nil : try row.bool("event_type_archived")
+                do {
+                    try Self.requirePublishable(request.input.eventType, archived: archived)
+                    typeChecks["\(request.applicationID)|\(request.input.eventType)"] = .some(nil)
+                } catch {
+                    typeChecks["\(request.applicationID)|\(request.input.eventType)"] = .some(error)
+                }
             } catch {
                 applications[key] = .failure(error)
             }
@@ -106,7 +115,6 @@ extension Store {
         var tokensTaken: [String: Int] = [:]
 
         // Event types, rate buckets and quotas, in arrival order.
-        var typeChecks: [String: (any Error)?] = [:]
         var rates: [Int: RateLimitState] = [:]
         for (index, request) in requests.enumerated() where results[index] == nil && repeatOf[index] == nil {
             let input = request.input

@@ -74,11 +74,17 @@ extension Store {
     }
 
     /// The customer application's row, or not found.
-    static func applicationRow(_ organizationID: String, _ id: String, _ sql: any SQLDatabase) async throws -> any SQLRow {
+    /// The application's row; with `eventType`, also that type's row as `event_type_name` (NULL when it is not
+    /// registered) and `event_type_archived`: a publish's two reads in one.
+    static func applicationRow(
+        _ organizationID: String, _ id: String, eventType: String? = nil, _ sql: any SQLDatabase
+    ) async throws -> any SQLRow {
         guard
             let row = try await sql.raw(
                 """
-                SELECT * FROM applications WHERE id = \(bind: id) AND organization_id = \(bind: organizationID) AND kind = 'standard'
+                SELECT a.*, t.name AS event_type_name, t.archived AS event_type_archived FROM applications a
+                LEFT JOIN event_types t ON t.application_id = a.id AND t.name = \(bind: eventType)
+                WHERE a.id = \(bind: id) AND a.organization_id = \(bind: organizationID) AND a.kind = 'standard'
                 """
             ).first()
         else { throw TernError.notFound("No application '\(id)'.") }

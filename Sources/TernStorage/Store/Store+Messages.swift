@@ -176,10 +176,15 @@ extension Store {
             SELECT archived FROM event_types WHERE application_id = \(bind: applicationID) AND name = \(bind: eventType)
             """
         ).first()
-        guard let row else {
+        try Self.requirePublishable(eventType, archived: try row.map { try $0.bool("archived") })
+    }
+
+    /// Refuses an event type that is not registered (`archived` nil) or is archived.
+    static func requirePublishable(_ eventType: String, archived: Bool?) throws {
+        guard let archived else {
             throw TernError.invalid("event_type", "'\(eventType)' is not a registered event type of this application")
         }
-        if try row.bool("archived") {
+        if archived {
             throw TernError.invalid("event_type", "'\(eventType)' is archived; unarchive it or publish another type")
         }
     }
