@@ -32,6 +32,17 @@ import Testing
             }
             #expect(try counts?.decode(column: "p", as: Int.self) == 200 && counts?.decode(column: "c", as: Int.self) == 200)
 
+            // A last statement's rows come back; the parts before it have written (on PostgreSQL, in the same statement).
+            let returned = try await database.write { sql in
+                let child = sql.insert(into: "together_children").columns("id", "parent").values(SQLBind(5_000), SQLBind(1))
+                return try await database.runTogether(
+                    [(child.insert, binds: 2)], returning: SQLQueryString("SELECT id FROM together_parents WHERE id <= 3 ORDER BY id"), sql
+                ).map { try $0.decode(column: "id", as: Int.self) }
+            }
+            #expect(returned == [1, 2, 3])
+            let child = try await database.read { sql in try await sql.raw("SELECT parent FROM together_children WHERE id = 5000").first() }
+            #expect(try child?.decode(column: "parent", as: Int.self) == 1)
+
             // A child without its parent: the whole write fails and keeps nothing, the parts before it included.
             await #expect(throws: (any Error).self) {
                 try await database.write { sql in

@@ -153,14 +153,19 @@ extension Database {
         }
     }
 
-    /// Runs statements whose rows are not read, in order. On PostgreSQL as one statement, each a part of a WITH
-    /// (they see the same snapshot and none reads what another writes; their foreign keys are checked at the end of
-    /// the statement, when every part has written), split only where a statement would bind more than 30,000
-    /// values (PostgreSQL takes 65,535). On SQLite one after the other: there is no round trip to save.
-    func runTogether(_ statements: [(any SQLExpression, binds: Int)], _ sql: any SQLDatabase) async throws {
+    /// Runs statements whose rows are not read, in order, then `last` (when given), whose rows it returns. On
+    /// PostgreSQL as one statement: each a part of a WITH and `last` its main statement (they see the same snapshot
+    /// and none reads what another writes; their foreign keys are checked at the end of the statement, when every part
+    /// has written), split only where a statement would bind more than 30,000 values (PostgreSQL takes 65,535; `last`
+    /// is not counted). On SQLite one after the other: there is no round trip to save.
+    @discardableResult
+    func runTogether(
+        _ statements: [(any SQLExpression, binds: Int)], returning last: (any SQLExpression)? = nil, _ sql: any SQLDatabase
+    ) async throws -> [any SQLRow] {
         guard self.kind == .postgres else {
             for (statement, _) in statements { try await sql.execute(sql: statement) { _ in } }
-            return
+            guard let last else { return [] }
+            return try await sql.raw("\(last)").all()
         }
         var groups: [[any SQLExpression]] = []
         var binds = 0
@@ -172,18 +177,24 @@ extension Database {
             groups[groups.count - 1].append(statement)
             binds += count
         }
-        for group in groups {
-            guard group.count > 1 else {
-                try await sql.execute(sql: group[0]) { _ in }
-                continue
-            }
-            var parts: [any SQLExpression] = [SQLRaw("WITH ")]
+        if groups.isEmpty { groups.append([]) }
+        var rows: [any SQLRow] = []
+        for (number, group) in groups.enumerated() {
+            let main: (any SQLExpression)? = number == groups.count - 1 ? last : nil
+            var parts: [any SQLExpression] = []
             for (index, statement) in group.enumerated() {
-                parts += [SQLRaw(index == 0 ? "w0 AS (" : ", w\(index) AS ("), statement, SQLRaw(")")]
+                parts += [SQLRaw(index == 0 ? "WITH w0 AS (" : ", w\(index) AS ("), statement, SQLRaw(") ")]
             }
-            parts.append(SQLRaw(" SELECT 1"))
-            try await sql.execute(sql: SQLList(parts, separator: SQLRaw(""))) { _ in }
+            switch (parts.isEmpty, main) {
+            case (true, nil): continue
+            case (true, let main?): parts = [main]
+            case (false, nil) where group.count == 1: parts = [group[0]]
+            case (false, nil): parts.append(SQLRaw("SELECT 1"))
+            case (false, let main?): parts.append(main)
+            }
+            rows = try await sql.raw("\(SQLList(parts, separator: SQLRaw("")))").all()
         }
+        return rows
     }
 
     /// Inside a transaction that queued deliveries: tells workers in other processes (PostgreSQL `NOTIFY`, sent

@@ -255,26 +255,25 @@ extension Store {
                 recovering[try row.string("id")] = try row.optionalString("uid")
             }
         }
-        try await sql.raw(
-            """
+        let resetFailures: SQLQueryString = """
             UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0
             """
-        ).run()
         var values: [SQLQueryString] = []
         for record in records {
             values.append(
                 "(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))"
             )
         }
-        let delivered = try await sql.raw(
-            """
-            UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
-            lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
-            updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
-            WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2
-            RETURNING deliveries.id, deliveries.endpoint_id, deliveries.ordering_line
-            """
-        ).all()
+        // The failure counts reset and the deliveries marked, one statement on PostgreSQL.
+        let delivered = try await self.database.runTogether(
+            [(resetFailures, binds: endpointIDs.count)],
+            returning: """
+                UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
+                lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
+                updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
+                WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2
+                RETURNING deliveries.id, deliveries.endpoint_id, deliveries.ordering_line
+                """ as SQLQueryString, sql)
         // A delivered head lets the next of its line go.
         let released = try await self.database.releaseLines(of: delivered, now: Timestamp.now().microseconds, sql)
         let updated = Set(try delivered.map { try $0.string("id") })
