@@ -129,17 +129,15 @@ extension Database {
 
     /// The deliveries a claim (`UPDATE deliveries … WHERE id IN (…)`) took: `columns` of them as `d` and of the
     /// tables `joins` adds, in due order. On PostgreSQL one statement: the UPDATE sits in a WITH named `d` whose
-    /// RETURNING gives `deliveryColumns` as updated (the statement's other parts do not see the update, so they must
-    /// not read the delivery from its table). SQLite, whose UPDATE cannot sit in a WITH, runs the UPDATE and then
-    /// reads the rows whose ids it returned. The PostgreSQL claim also commits without waiting for the disk.
-    func claimed(
-        _ claim: SQLQueryString, deliveryColumns: String, columns: String, joins: String, _ sql: any SQLDatabase
-    ) async throws -> [any SQLRow] {
+    /// RETURNING gives the rows as updated (the statement's other parts do not see the update, so they must not read
+    /// the delivery from its table). SQLite, whose UPDATE cannot sit in a WITH, runs the UPDATE and then reads the
+    /// rows whose ids it returned. The PostgreSQL claim also commits without waiting for the disk.
+    func claimed(_ claim: SQLQueryString, columns: String, joins: String, _ sql: any SQLDatabase) async throws -> [any SQLRow] {
         switch self.kind {
         case .postgres:
             return try await sql.raw(
                 """
-                WITH d AS (\(claim) RETURNING \(unsafeRaw: deliveryColumns))
+                WITH d AS (\(claim) RETURNING *)
                 SELECT \(unsafeRaw: columns)\(unsafeRaw: self.commitWithoutWaitingForDiskColumn) FROM d \(unsafeRaw: joins)
                 ORDER BY d.next_attempt_at
                 """
@@ -179,20 +177,15 @@ extension Database {
         }
         if groups.isEmpty { groups.append([]) }
         var rows: [any SQLRow] = []
-        for (number, group) in groups.enumerated() {
-            let main: (any SQLExpression)? = number == groups.count - 1 ? last : nil
+        for (number, var group) in groups.enumerated() {
+            var main = number == groups.count - 1 ? last : nil
+            if main == nil, group.count == 1 { main = group.removeLast() }
+            guard let statement = main ?? (group.isEmpty ? nil : SQLRaw("SELECT 1")) else { continue }
             var parts: [any SQLExpression] = []
-            for (index, statement) in group.enumerated() {
-                parts += [SQLRaw(index == 0 ? "WITH w0 AS (" : ", w\(index) AS ("), statement, SQLRaw(") ")]
+            for (index, part) in group.enumerated() {
+                parts += [SQLRaw(index == 0 ? "WITH w0 AS (" : ", w\(index) AS ("), part, SQLRaw(") ")]
             }
-            switch (parts.isEmpty, main) {
-            case (true, nil): continue
-            case (true, let main?): parts = [main]
-            case (false, nil) where group.count == 1: parts = [group[0]]
-            case (false, nil): parts.append(SQLRaw("SELECT 1"))
-            case (false, let main?): parts.append(main)
-            }
-            rows = try await sql.raw("\(SQLList(parts, separator: SQLRaw("")))").all()
+            rows = try await sql.raw("\(SQLList(parts + [statement], separator: SQLRaw("")))").all()
         }
         return rows
     }

@@ -78,7 +78,7 @@ final class SQLiteHandle: @unchecked Sendable {
             let status = sqlite_nio_sqlite3_step(pointer)
             if status == SQLITE_DONE { return }
             guard status == SQLITE_ROW else {
-                throw SQLiteFailure(code: sqlite_nio_sqlite3_extended_errcode(db), message: String(cString: sqlite_nio_sqlite3_errmsg(db)))
+                throw SQLiteFailure(db)
             }
             let names = columns ?? SQLiteColumnNames(pointer)
             columns = names
@@ -100,7 +100,7 @@ final class SQLiteHandle: @unchecked Sendable {
         var pointer: OpaquePointer?
         let status = sqlite_nio_sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &pointer, nil)
         guard status == SQLITE_OK, let pointer else {
-            throw SQLiteFailure(code: sqlite_nio_sqlite3_extended_errcode(db), message: String(cString: sqlite_nio_sqlite3_errmsg(db)))
+            throw SQLiteFailure(db)
         }
         let statement = CachedStatement(pointer: pointer, lastUse: self.uses)
         if self.statements[sql] == nil {
@@ -120,7 +120,7 @@ final class SQLiteHandle: @unchecked Sendable {
 
     private func check(_ status: Int32, _ db: OpaquePointer) throws {
         guard status == SQLITE_OK else {
-            throw SQLiteFailure(code: sqlite_nio_sqlite3_extended_errcode(db), message: String(cString: sqlite_nio_sqlite3_errmsg(db)))
+            throw SQLiteFailure(db)
         }
     }
 
@@ -250,6 +250,16 @@ private struct SQLiteColumnKey: CodingKey {
 struct SQLiteFailure: Error, CustomStringConvertible {
     let code: Int32
     let message: String
+
+    init(code: Int32, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The connection's last error.
+    init(_ db: OpaquePointer) {
+        self.init(code: sqlite_nio_sqlite3_extended_errcode(db), message: String(cString: sqlite_nio_sqlite3_errmsg(db)))
+    }
 
     var description: String { "SQLite error \(self.code): \(self.message)" }
 

@@ -44,10 +44,6 @@ extension Store {
                 """
             let selected = try await self.database.claimed(
                 claim,
-                deliveryColumns: """
-                    id, message_id, endpoint_id, organization_id, application_id, tenant_id, event_type, attempt_count, next_trigger,
-                    lease_expiries, throttle_slot, next_attempt_at
-                    """,
                 columns: """
                     d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
                     d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
