@@ -94,11 +94,11 @@ public final class DeliveryWorker: Service, Sendable {
                         continue
                     }
                     let jobs: [DeliveryJob]
+                    let limit = min(free, self.settings.batchSize)
                     let span = InstrumentationSystem.tracer.startSpan("tern.claim", context: .topLevel)
                     defer { span.end() }
                     do {
-                        jobs = try await self.store.claimDeliveries(
-                            limit: min(free, self.settings.batchSize), leaseSeconds: self.settings.leaseSeconds)
+                        jobs = try await self.store.claimDeliveries(limit: limit, leaseSeconds: self.settings.leaseSeconds)
                         span.attributes["tern.claimed"] = jobs.count
                     } catch {
                         span.recordError(error)
@@ -119,6 +119,9 @@ public final class DeliveryWorker: Service, Sendable {
                             self.slotFreed.ring()
                         }
                     }
+                    // Fewer than asked for: nothing else was due when the claim ran. Claim again when more is queued
+                    // (at once if it already was), not in an empty claim first.
+                    if jobs.count < limit { await self.sleepUntilWork() }
                 }
             }
         } onCancel: {
@@ -126,8 +129,10 @@ public final class DeliveryWorker: Service, Sendable {
         }
     }
 
-    /// Sleeps until publish rings, the next retry is due, or the poll interval passes.
+    /// Sleeps until publish rings, the next retry is due, or the poll interval passes. Returns at once, without
+    /// reading when the next retry is due, when a publish rang since the last claim (the common case under load).
     func sleepUntilWork() async {
+        if self.store.database.deliveriesQueued.takeRing() { return }
         var timeout = self.settings.pollInterval
         if let due = try? await self.store.nextDueTime() {
             let wait = Duration.microseconds(max(0, due.microseconds - Timestamp.now().microseconds))

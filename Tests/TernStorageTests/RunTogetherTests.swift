@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SQLKit
+import Synchronization
 import Testing
 
 @testable import TernStorage
@@ -26,7 +27,7 @@ import Testing
                 }
                 return [(parents.insert, 12_000), (children.insert, 12_000)]
             }
-            try await database.write { sql in try await database.runTogether(inserts(1...100, sql) + inserts(101...200, sql), sql) }
+            _ = try await database.write { sql in try await database.runTogether(inserts(1...100, sql) + inserts(101...200, sql), sql) }
             let counts = try await database.read { sql in
                 try await sql.raw("SELECT (SELECT COUNT(*) FROM together_parents) AS p, (SELECT COUNT(*) FROM together_children) AS c").first()
             }
@@ -52,6 +53,61 @@ import Testing
             }
             let after = try await database.read { sql in try await sql.raw("SELECT COUNT(*) AS p FROM together_parents").first() }
             #expect(try after?.decode(column: "p", as: Int.self) == 200)
+        }
+    }
+
+    /// A write whose statements notify workers (a publish's) tells other processes' listeners once it commits, also
+    /// when its statements are split into groups, and writes what it runs. Its own listener skips it: its own workers
+    /// are rung in process.
+    @Test(arguments: Backend.available)
+    func statementsThatNotifyWakeOtherListenersAtCommit(_ backend: Backend) async throws {
+        let url = try await backend.freshDatabaseURL()
+        let database = try await Database.open(try DatabaseLocation(url: url), logger: Logger(label: "test"))
+        let other = try await Database.open(try DatabaseLocation(url: url), logger: Logger(label: "test"))
+        try await database.whileRunning {
+            try await other.whileRunning {
+                _ = try await database.write { sql in try await sql.raw("CREATE TABLE together_notes (id BIGINT PRIMARY KEY)").run() }
+                let own = Mutex(0)
+                let elsewhere = Mutex(0)
+                let listening = Task { await database.listenForDeliveries { own.withLock { $0 += 1 } } }
+                let listeningElsewhere = Task { await other.listenForDeliveries { elsewhere.withLock { $0 += 1 } } }
+                defer {
+                    listening.cancel()
+                    listeningElsewhere.cancel()
+                }
+                // Each listener hears once when it starts listening (for what was queued before).
+                if backend == .postgres { try await Self.waitUntil { own.withLock { $0 } >= 1 && elsewhere.withLock { $0 } >= 1 } }
+                let (ownBefore, elsewhereBefore) = (own.withLock { $0 }, elsewhere.withLock { $0 })
+                try await database.writeQueuing(notifiesItself: true) { sql -> ((), queued: Bool) in
+                    let notes = (1...20).reduce(into: sql.insert(into: "together_notes").columns("id")) { $0 = $0.values(SQLBind($1)) }
+                    let more = (21...40).reduce(into: sql.insert(into: "together_notes").columns("id")) { $0 = $0.values(SQLBind($1)) }
+                    try await database.runTogether([(notes.insert, 20_000), (more.insert, 20_000)], notifyingWorkers: true, sql)
+                    return ((), queued: true)
+                }
+                #expect(database.deliveriesQueued.takeRing())
+                let count = try await database.read { sql in try await sql.raw("SELECT COUNT(*) AS n FROM together_notes").first() }
+                #expect(try count?.decode(column: "n", as: Int.self) == 40)
+                if backend == .postgres {
+                    try await Self.waitUntil { elsewhere.withLock { $0 } > elsewhereBefore }
+                    // Sent to both listeners at once; the other has heard it, so the own listener had it too.
+                    try await Task.sleep(for: .milliseconds(200))
+                    #expect(own.withLock { $0 } == ownBefore)
+                } else {
+                    // SQLite has no other processes to tell: the workers of this one are woken after the commit.
+                    #expect(own.withLock { $0 } + elsewhere.withLock { $0 } == 0)
+                }
+            }
+        }
+    }
+
+    static func waitUntil(_ condition: @Sendable () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 }

@@ -76,6 +76,14 @@ public final class WakeSignal: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Whether it rang since the last wait returned, without waiting: true once per ring, as a wait would return.
+    public func takeRing() -> Bool {
+        self.state.withLock { state in
+            defer { state.rung = false }
+            return state.rung
+        }
+    }
+
     /// Returns at the next ring, after `timeout`, or when the task is cancelled, whichever is first.
     public func wait(timeout: Duration) async {
         let id = self.state.withLock { state -> Int? in

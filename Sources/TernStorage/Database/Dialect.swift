@@ -127,27 +127,33 @@ extension Database {
         self.kind == .postgres ? " FOR UPDATE OF d SKIP LOCKED" : ""
     }
 
-    /// The deliveries a claim (`UPDATE deliveries … WHERE id IN (…)`) took: `columns` of them as `d` and of the
-    /// tables `joins` adds, in due order. On PostgreSQL one statement: the UPDATE sits in a WITH named `d` whose
-    /// RETURNING gives the rows as updated (the statement's other parts do not see the update, so they must not read
-    /// the delivery from its table). SQLite, whose UPDATE cannot sit in a WITH, runs the UPDATE and then reads the
-    /// rows whose ids it returned. The PostgreSQL claim also commits without waiting for the disk.
-    func claimed(_ claim: SQLQueryString, columns: String, joins: String, _ sql: any SQLDatabase) async throws -> [any SQLRow] {
+    /// Claims deliveries (`claim`: `UPDATE deliveries … WHERE id IN (…)`) and returns what the claim took: `columns`
+    /// of them as `d` and of the tables `joins` adds, in due order, committed. On PostgreSQL one statement, run on its
+    /// own: the UPDATE sits in a WITH named `d` whose RETURNING gives the rows as updated (the statement's other parts
+    /// do not see the update, so they must not read the delivery from its table), in the statement's own transaction,
+    /// which commits without waiting for the disk; so a claim is one round trip instead of three (BEGIN, the
+    /// statement, COMMIT). SQLite, whose UPDATE cannot sit in a WITH, runs the UPDATE and then reads the rows whose ids
+    /// it returned, in one transaction.
+    func claimed(_ claim: SQLQueryString, columns: String, joins: String) async throws -> [any SQLRow] {
         switch self.kind {
         case .postgres:
-            return try await sql.raw(
-                """
-                WITH d AS (\(claim) RETURNING *)
-                SELECT \(unsafeRaw: columns)\(unsafeRaw: self.commitWithoutWaitingForDiskColumn) FROM d \(unsafeRaw: joins)
-                ORDER BY d.next_attempt_at
-                """
-            ).all()
+            return try await self.read { sql in
+                try await sql.raw(
+                    """
+                    WITH d AS (\(claim) RETURNING *)
+                    SELECT \(unsafeRaw: columns)\(unsafeRaw: self.commitWithoutWaitingForDiskColumn) FROM d \(unsafeRaw: joins)
+                    ORDER BY d.next_attempt_at
+                    """
+                ).all()
+            }
         case .sqlite:
-            let ids = try await sql.raw("\(claim) RETURNING id").all().map { try $0.string("id") }
-            guard !ids.isEmpty else { return [] }
-            return try await sql.raw(
-                "SELECT \(unsafeRaw: columns) FROM deliveries d \(unsafeRaw: joins) WHERE d.id IN (\(binds: ids)) ORDER BY d.next_attempt_at"
-            ).all()
+            return try await self.write { sql in
+                let ids = try await sql.raw("\(claim) RETURNING id").all().map { try $0.string("id") }
+                guard !ids.isEmpty else { return [] }
+                return try await sql.raw(
+                    "SELECT \(unsafeRaw: columns) FROM deliveries d \(unsafeRaw: joins) WHERE d.id IN (\(binds: ids)) ORDER BY d.next_attempt_at"
+                ).all()
+            }
         }
     }
 
@@ -155,16 +161,21 @@ extension Database {
     /// PostgreSQL as one statement: each a part of a WITH and `last` its main statement (they see the same snapshot
     /// and none reads what another writes; their foreign keys are checked at the end of the statement, when every part
     /// has written), split only where a statement would bind more than 30,000 values (PostgreSQL takes 65,535; `last`
-    /// is not counted). On SQLite one after the other: there is no round trip to save.
+    /// is not counted). On SQLite one after the other: there is no round trip to save. `notifyingWorkers` (without
+    /// `last`): the statement also tells workers in other processes, as `notifyWorkers` does, for a transaction of
+    /// `writeQueuing(notifiesItself: true)`.
     @discardableResult
     func runTogether(
-        _ statements: [(any SQLExpression, binds: Int)], returning last: (any SQLExpression)? = nil, _ sql: any SQLDatabase
+        _ statements: [(any SQLExpression, binds: Int)], returning last: (any SQLExpression)? = nil, notifyingWorkers: Bool = false,
+        _ sql: any SQLDatabase
     ) async throws -> [any SQLRow] {
         guard self.kind == .postgres else {
             for (statement, _) in statements { try await sql.execute(sql: statement) { _ in } }
             guard let last else { return [] }
             return try await sql.raw("\(last)").all()
         }
+        precondition(last == nil || !notifyingWorkers, "a statement returning rows cannot also notify")
+        let last = notifyingWorkers ? self.notification : last
         var groups: [[any SQLExpression]] = []
         var binds = 0
         for (statement, count) in statements {
@@ -194,11 +205,13 @@ extension Database {
     /// at commit). Workers in this process are woken by `deliveriesQueued` after the commit.
     func notifyWorkers(_ sql: any SQLDatabase) async throws {
         guard self.kind == .postgres else { return }
-        try await sql.raw("SELECT pg_notify(\(bind: Self.deliveryChannel), '')").run()
+        try await sql.raw(self.notification).run()
     }
 
-    /// Calls `onNotify` whenever a process queues deliveries, until the task is cancelled. On SQLite, where
-    /// workers of other processes are not told, this returns at once and the workers' poll covers them.
+    private var notification: SQLQueryString { "SELECT pg_notify(\(bind: Self.deliveryChannel), \(bind: self.notificationOrigin))" }
+
+    /// Calls `onNotify` whenever another process (another `Database`) queues deliveries, until the task is cancelled.
+    /// On SQLite, where workers of other processes are not told, this returns at once and the workers' poll covers them.
     public func listenForDeliveries(_ onNotify: @escaping @Sendable () -> Void) async {
         guard case .postgres(let client) = self.backend else { return }
         while !Task.isCancelled {
@@ -207,7 +220,7 @@ extension Database {
                     try await connection.listen(on: Self.deliveryChannel) { notifications in
                         // Anything queued while not listening is found by the first claim after this.
                         onNotify()
-                        for try await _ in notifications { onNotify() }
+                        for try await notification in notifications where notification.payload != self.notificationOrigin { onNotify() }
                     }
                 }
             } catch {

@@ -19,11 +19,13 @@ extension Store {
     static func publishBatch(_ database: Database, _ requests: [PublishRequest]) async -> [Result<Published, any Error>] {
         do {
             do {
-                return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, exact: false, sql) }
+                return try await database.writeQueuing(notifiesItself: true) { sql in try await Self.publishAll(database, requests, exact: false, sql)
+                }
             } catch is DecideExactly {
                 // The batch would pass a monthly quota or its rate bucket ran short meanwhile: decided again with the
                 // rows locked first, publish by publish.
-                return try await database.writeQueuing { sql in try await Self.publishAll(database, requests, exact: true, sql) }
+                return try await database.writeQueuing(notifiesItself: true) { sql in try await Self.publishAll(database, requests, exact: true, sql)
+                }
             }
         } catch {
             guard requests.count > 1 else { return [.failure(error)] }
@@ -228,14 +230,14 @@ extension Store {
         }
 
         // The rows, and the month's counts that need no decision (no quota, or one held since the start), in one
-        // statement on PostgreSQL (`runTogether`).
+        // statement on PostgreSQL (`runTogether`), which also tells other processes' workers when it queued deliveries.
         var writes = Self.messageInserts(messages, payloadExpiries: expiries, sql)
         writes += Self.deliveryInserts(deliveryRows, lines: lines, trigger: .scheduled, now: now, sql)
         let organizations = perOrganization.sorted(by: { $0.key < $1.key })
         for (organizationID, count) in organizations where quotas[organizationID] == nil || exact {
             writes.append((Self.usageAddition(organizationID, count, quota: quotas[organizationID], now), binds: 4))
         }
-        try await database.runTogether(writes, sql)
+        try await database.runTogether(writes, notifyingWorkers: !deliveryRows.isEmpty, sql)
         // The endpoints are held shared since fan-out, so a worker ending a head releases after this commits.
         let touched = Set(lines.map { OrderingLine(endpointID: deliveryRows[$0.key].1, line: $0.value.line) })
         try await database.releaseLines(touched, now: now.microseconds, lock: false, sql)

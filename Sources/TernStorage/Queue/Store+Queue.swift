@@ -11,11 +11,14 @@ public struct QueueStats: Sendable {
 extension Database {
     /// A write that may queue deliveries, the one way to make one: `body` returns its result and whether it queued
     /// any. If it did, workers in other processes are told at commit (`notifyWorkers`) and this process's workers are
-    /// woken once the commit is done, so that no worker looks before the rows are visible.
-    func writeQueuing<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> (T, queued: Bool)) async throws -> T {
+    /// woken once the commit is done, so that no worker looks before the rows are visible. `notifiesItself`: the body
+    /// tells them in a statement it runs anyway (`runTogether(notifyingWorkers:)`), saving a round trip.
+    func writeQueuing<T: Sendable>(
+        notifiesItself: Bool = false, _ body: @escaping @Sendable (any SQLDatabase) async throws -> (T, queued: Bool)
+    ) async throws -> T {
         let (result, queued) = try await self.write { sql in
             let (result, queued) = try await body(sql)
-            if queued { try await self.notifyWorkers(sql) }
+            if queued && !notifiesItself { try await self.notifyWorkers(sql) }
             return (result, queued)
         }
         if queued { self.deliveriesQueued.ring() }
@@ -28,36 +31,33 @@ extension Store {
     /// due again when the lease ends, so that a worker that dies loses nothing.
     public func claimDeliveries(limit: Int, leaseSeconds: Int) async throws -> [DeliveryJob] {
         let token = Identifier.make("lease")
-        let rows = try await self.database.write { sql -> [any SQLRow] in
-            let now = Timestamp.now()
-            let leaseEnd = now.adding(seconds: Int64(leaseSeconds))
-            let claim: SQLQueryString = """
-                UPDATE deliveries SET status = 'delivering', next_attempt_at = \(bind: leaseEnd.microseconds),
-                lease_token = \(bind: token), updated_at = \(bind: now.microseconds),
-                lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
-                WHERE id IN (SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                WHERE d.next_attempt_at <= \(bind: now.microseconds) AND e.status = 'active'
-                AND (d.ordering_line IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
-                AND p.ordering_line = d.ordering_line AND p.next_attempt_at IS NOT NULL AND p.id <> d.id
-                AND (p.ordering_seq < d.ordering_seq OR p.status = 'delivering')))
-                ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
-                """
-            let selected = try await self.database.claimed(
-                claim,
-                columns: """
-                    d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
-                    d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
-                    e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule,
-                    a.failure_threshold, a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle,
-                    m.trace_context, a.send_traceparent
-                    """,
-                joins:
-                    "JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id JOIN applications a ON a.id = d.application_id",
-                sql
-            )
-            guard !selected.isEmpty else { return [] }
-            return try await self.throttle(selected, token: token, now: now, sql)
-        }
+        let claimedAt = Timestamp.now()
+        let leaseEnd = claimedAt.adding(seconds: Int64(leaseSeconds))
+        let claim: SQLQueryString = """
+            UPDATE deliveries SET status = 'delivering', next_attempt_at = \(bind: leaseEnd.microseconds),
+            lease_token = \(bind: token), updated_at = \(bind: claimedAt.microseconds),
+            lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
+            WHERE id IN (SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+            WHERE d.next_attempt_at <= \(bind: claimedAt.microseconds) AND e.status = 'active'
+            AND (d.ordering_line IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
+            AND p.ordering_line = d.ordering_line AND p.next_attempt_at IS NOT NULL AND p.id <> d.id
+            AND (p.ordering_seq < d.ordering_seq OR p.status = 'delivering')))
+            ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
+            """
+        let selected = try await self.database.claimed(
+            claim,
+            columns: """
+                d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
+                d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
+                e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule,
+                a.failure_threshold, a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle,
+                m.trace_context, a.send_traceparent
+                """,
+            joins:
+                "JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id JOIN applications a ON a.id = d.application_id"
+        )
+        guard !selected.isEmpty else { return [] }
+        let rows = try await self.throttle(selected, token: token, now: claimedAt)
         let now = Timestamp.now()
         // What belongs to the endpoint (and its application) is read once per endpoint, not once per delivery:
         // a claim's rows are mostly a few endpoints' (and its secrets are opened once each).
@@ -110,11 +110,13 @@ extension Store {
         )
     }
 
-    /// Keeps the claimed rows of rate-limited endpoints within their limits: each such endpoint's shared schedule is
-    /// locked (in endpoint order, so that claimers cannot deadlock). A row whose reserved slot has come is sent; the
-    /// others are scheduled, and those that must wait are given back with their slot as `next_attempt_at` (status and
-    /// attempt count as they were). Returns the rows to send now.
-    func throttle(_ rows: [any SQLRow], token: String, now: Timestamp, _ sql: any SQLDatabase) async throws -> [any SQLRow] {
+    /// Keeps the claimed rows of rate-limited endpoints within their limits, in a transaction after the claim's (only
+    /// when a row is rate-limited): each such endpoint's shared schedule is locked (in endpoint order, so that claimers
+    /// cannot deadlock). A row whose reserved slot has come is sent; the others are scheduled, and those that must wait
+    /// are given back with their slot as `next_attempt_at` (status and attempt count as they were). Returns the rows to
+    /// send now. If this fails (the database gone between the two), the claimed rows stay leased and are claimed again
+    /// when the lease ends, and throttled then.
+    func throttle(_ rows: [any SQLRow], token: String, now: Timestamp) async throws -> [any SQLRow] {
         var limited: [String: (limit: EndpointRateLimit, rows: [Int])] = [:]
         for (index, row) in rows.enumerated() {
             guard let rate = try row.optionalInt("throttle_rate") else { continue }
@@ -122,6 +124,12 @@ extension Store {
             limited[try row.string("endpoint_id"), default: (limit, [])].rows.append(index)
         }
         guard !limited.isEmpty else { return rows }
+        return try await self.database.write { [limited] sql in try await self.throttle(rows, limited, token: token, now: now, sql) }
+    }
+
+    private func throttle(
+        _ rows: [any SQLRow], _ limited: [String: (limit: EndpointRateLimit, rows: [Int])], token: String, now: Timestamp, _ sql: any SQLDatabase
+    ) async throws -> [any SQLRow] {
         var deferred = Set<Int>()
         var redeemed: [String] = []
         for (endpointID, group) in limited.sorted(by: { $0.key < $1.key }) {
@@ -433,12 +441,14 @@ extension Store {
     }
 
     /// When the next queued delivery of an active endpoint falls due (a lease end counts), or nil when none is queued.
+    /// Read in due order from the queue's index, stopping at the first of an active endpoint (a `MIN` over the join
+    /// read every open delivery: 0.74 ms a call on PostgreSQL during a burst).
     public func nextDueTime() async throws -> Timestamp? {
         try await self.database.read { sql in
             try await sql.raw(
                 """
-                SELECT MIN(d.next_attempt_at) AS due FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                WHERE d.next_attempt_at IS NOT NULL AND e.status = 'active'
+                SELECT d.next_attempt_at AS due FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                WHERE d.next_attempt_at IS NOT NULL AND e.status = 'active' ORDER BY d.next_attempt_at LIMIT 1
                 """
             ).first()?.optionalTimestamp("due")
         }
