@@ -127,32 +127,39 @@ extension Database {
         self.kind == .postgres ? " FOR UPDATE OF d SKIP LOCKED" : ""
     }
 
-    /// Claims deliveries (`claim`: `UPDATE deliveries … WHERE id IN (…)`) and returns what the claim took: `columns`
-    /// of them as `d` and of the tables `joins` adds, in due order, committed. On PostgreSQL one statement, run on its
-    /// own: the UPDATE sits in a WITH named `d` whose RETURNING gives the rows as updated (the statement's other parts
-    /// do not see the update, so they must not read the delivery from its table), in the statement's own transaction,
-    /// which commits without waiting for the disk; so a claim is one round trip instead of three (BEGIN, the
-    /// statement, COMMIT). SQLite, whose UPDATE cannot sit in a WITH, runs the UPDATE and then reads the rows whose ids
-    /// it returned, in one transaction.
-    func claimed(_ claim: SQLQueryString, columns: String, joins: String) async throws -> [any SQLRow] {
+    /// Claims deliveries (`claim(now)`: `UPDATE deliveries … WHERE id IN (…)`, due by `now`) and returns what the claim
+    /// took: `columns` of them as `d` and of the tables `joins` adds, in due order, committed, and the `now` it claimed
+    /// at, taken once the connection is in hand (a time taken before waiting for the SQLite writer would miss what
+    /// publishes committed meanwhile). On PostgreSQL one statement, run on its own: the UPDATE sits in a WITH named `d`
+    /// whose RETURNING gives the rows as updated (the statement's other parts do not see the update, so they must not
+    /// read the delivery from its table), in the statement's own transaction, which commits without waiting for the
+    /// disk; so a claim is one round trip instead of three (BEGIN, the statement, COMMIT). SQLite, whose UPDATE cannot
+    /// sit in a WITH, runs the UPDATE and then reads the rows whose ids it returned, in one transaction.
+    func claimed(
+        _ claim: @escaping @Sendable (Timestamp) -> SQLQueryString, columns: String, joins: String
+    ) async throws -> (rows: [any SQLRow], at: Timestamp) {
         switch self.kind {
         case .postgres:
             return try await self.read { sql in
-                try await sql.raw(
+                let now = Timestamp.now()
+                let rows = try await sql.raw(
                     """
-                    WITH d AS (\(claim) RETURNING *)
+                    WITH d AS (\(claim(now)) RETURNING *)
                     SELECT \(unsafeRaw: columns)\(unsafeRaw: self.commitWithoutWaitingForDiskColumn) FROM d \(unsafeRaw: joins)
                     ORDER BY d.next_attempt_at
                     """
                 ).all()
+                return (rows, now)
             }
         case .sqlite:
             return try await self.write { sql in
-                let ids = try await sql.raw("\(claim) RETURNING id").all().map { try $0.string("id") }
-                guard !ids.isEmpty else { return [] }
-                return try await sql.raw(
+                let now = Timestamp.now()
+                let ids = try await sql.raw("\(claim(now)) RETURNING id").all().map { try $0.string("id") }
+                guard !ids.isEmpty else { return ([], now) }
+                let rows = try await sql.raw(
                     "SELECT \(unsafeRaw: columns) FROM deliveries d \(unsafeRaw: joins) WHERE d.id IN (\(binds: ids)) ORDER BY d.next_attempt_at"
                 ).all()
+                return (rows, now)
             }
         }
     }

@@ -31,21 +31,22 @@ extension Store {
     /// due again when the lease ends, so that a worker that dies loses nothing.
     public func claimDeliveries(limit: Int, leaseSeconds: Int) async throws -> [DeliveryJob] {
         let token = Identifier.make("lease")
-        let claimedAt = Timestamp.now()
-        let leaseEnd = claimedAt.adding(seconds: Int64(leaseSeconds))
-        let claim: SQLQueryString = """
-            UPDATE deliveries SET status = 'delivering', next_attempt_at = \(bind: leaseEnd.microseconds),
-            lease_token = \(bind: token), updated_at = \(bind: claimedAt.microseconds),
-            lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
-            WHERE id IN (SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-            WHERE d.next_attempt_at <= \(bind: claimedAt.microseconds) AND e.status = 'active'
-            AND (d.ordering_line IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
-            AND p.ordering_line = d.ordering_line AND p.next_attempt_at IS NOT NULL AND p.id <> d.id
-            AND (p.ordering_seq < d.ordering_seq OR p.status = 'delivering')))
-            ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: self.database.skipLockedClause))
-            """
-        let selected = try await self.database.claimed(
-            claim,
+        let skipLocked = self.database.skipLockedClause
+        let (selected, claimedAt) = try await self.database.claimed(
+            { now in
+                let leaseEnd = now.adding(seconds: Int64(leaseSeconds))
+                return """
+                    UPDATE deliveries SET status = 'delivering', next_attempt_at = \(bind: leaseEnd.microseconds),
+                    lease_token = \(bind: token), updated_at = \(bind: now.microseconds),
+                    lease_expiries = CASE WHEN status = 'delivering' THEN lease_expiries + 1 ELSE lease_expiries END
+                    WHERE id IN (SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                    WHERE d.next_attempt_at <= \(bind: now.microseconds) AND e.status = 'active'
+                    AND (d.ordering_line IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
+                    AND p.ordering_line = d.ordering_line AND p.next_attempt_at IS NOT NULL AND p.id <> d.id
+                    AND (p.ordering_seq < d.ordering_seq OR p.status = 'delivering')))
+                    ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: skipLocked))
+                    """
+            },
             columns: """
                 d.id, d.message_id, d.endpoint_id, d.organization_id, d.application_id, d.tenant_id, d.event_type,
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,

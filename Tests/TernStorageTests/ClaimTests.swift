@@ -1,0 +1,41 @@
+import Foundation
+import SQLKit
+import TernCore
+import Testing
+
+@testable import TernHTTP
+@testable import TernStorage
+@testable import TernTesting
+
+/// A claim decides what is due by the time it runs, not by when it was asked for.
+@Suite struct ClaimTests {
+    /// On SQLite a claim waits for the one writer. A delivery that falls due in the transaction it waits behind is
+    /// due when the claim runs, and the claim takes it (a time taken before the wait missed it until the next claim).
+    @Test func aClaimWaitingForTheWriterTakesWhatFellDueMeanwhile() async throws {
+        // The API alone: no worker of its own to claim the delivery first.
+        try await withTern(.sqlite, configure: { $0.role = .api }) { api in
+            let (key, app) = try await api.shop()
+            _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/hook")
+            let later = Timestamp.now().adding(seconds: 3_600)
+            let published = try await api.post(
+                "/v1/applications/\(app)/events", key: key,
+                #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": 1}, "deliver_at": "\#(later)"}"#)
+            #expect(published.status == 202, "\(published.text)")
+            let messageID = try #require(published.string("id"))
+            let claimed = try await api.withStore { store in
+                async let fellDue: Void = store.database.write { sql in
+                    // Holds the writer while the claim below starts and waits for it; the delivery falls due after.
+                    try await Task.sleep(for: .milliseconds(300))
+                    try await sql.raw(
+                        "UPDATE deliveries SET next_attempt_at = \(bind: Timestamp.now().microseconds) WHERE message_id = \(bind: messageID)"
+                    ).run()
+                }
+                try await Task.sleep(for: .milliseconds(100))
+                let jobs = try await store.claimDeliveries(limit: 10, leaseSeconds: 60)
+                try await fellDue
+                return jobs.map(\.messageID)
+            }
+            #expect(claimed == [messageID])
+        }
+    }
+}
