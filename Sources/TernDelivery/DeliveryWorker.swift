@@ -97,6 +97,9 @@ public final class DeliveryWorker: Service, Sendable {
                     let limit = min(free, self.settings.batchSize)
                     let span = InstrumentationSystem.tracer.startSpan("tern.claim", context: .topLevel)
                     defer { span.end() }
+                    // The claim sees every commit rung before it starts (the ring comes after the commit): a ring kept
+                    // from before it would only send the worker into an empty claim after it.
+                    _ = self.store.database.deliveriesQueued.takeRing()
                     do {
                         jobs = try await self.store.claimDeliveries(limit: limit, leaseSeconds: self.settings.leaseSeconds)
                         span.attributes["tern.claimed"] = jobs.count
@@ -130,9 +133,10 @@ public final class DeliveryWorker: Service, Sendable {
     }
 
     /// Sleeps until publish rings, the next retry is due, or the poll interval passes. Returns at once, without
-    /// reading when the next retry is due, when a publish rang since the last claim (the common case under load).
+    /// reading when the next retry is due, when a publish rang since the last claim (the common case under load), or
+    /// when stopping (whose ring the claim may have taken).
     func sleepUntilWork() async {
-        if self.store.database.deliveriesQueued.takeRing() { return }
+        if self.isStopping || self.store.database.deliveriesQueued.takeRing() { return }
         var timeout = self.settings.pollInterval
         if let due = try? await self.store.nextDueTime() {
             let wait = Duration.microseconds(max(0, due.microseconds - Timestamp.now().microseconds))

@@ -19,12 +19,14 @@ extension Store {
     static func publishBatch(_ database: Database, _ requests: [PublishRequest]) async -> [Result<Published, any Error>] {
         do {
             do {
-                return try await database.writeQueuing(notifiesItself: true) { sql in try await Self.publishAll(database, requests, exact: false, sql)
+                return try await database.writeQueuing(notifiesItself: true) { sql in
+                    try await Self.publishAll(database, requests, exact: false, sql)
                 }
             } catch is DecideExactly {
                 // The batch would pass a monthly quota or its rate bucket ran short meanwhile: decided again with the
                 // rows locked first, publish by publish.
-                return try await database.writeQueuing(notifiesItself: true) { sql in try await Self.publishAll(database, requests, exact: true, sql)
+                return try await database.writeQueuing(notifiesItself: true) { sql in
+                    try await Self.publishAll(database, requests, exact: true, sql)
                 }
             }
         } catch {
