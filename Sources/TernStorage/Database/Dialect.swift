@@ -57,8 +57,9 @@ extension Database {
 
     /// How many publish transactions may run at once: PostgreSQL takes several (their row locks are taken in one
     /// order); SQLite has one writer, so a second commit would only queue behind the first. Two on PostgreSQL: one
-    /// fills while the other commits, and each batch is larger than with four, so its nine statements are shared by
-    /// more publishes (measured on 2 cores: 0.447 instead of 0.512 ms of CPU per event, p99 49 instead of 71 ms).
+    /// fills while the other commits, and each batch is larger than with four, so its statements (nine then, five now)
+    /// are shared by more publishes (measured on 2 cores: 0.447 instead of 0.512 ms of CPU per event, p99 49 instead of
+    /// 71 ms; measured again with five, four made the open loop at 1,000/s slower, receipt p50 25 against 17–22 ms).
     var publishConcurrency: Int {
         self.kind == .postgres ? 2 : 1
     }
