@@ -16,10 +16,8 @@ import Testing
         try await withTern(.sqlite, configure: { $0.role = .api }) { api in
             let (key, app) = try await api.shop()
             _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/hook")
-            let later = Timestamp.now().adding(seconds: 3_600)
-            let published = try await api.post(
-                "/v1/applications/\(app)/events", key: key,
-                #"{"event_type": "order.created", "tenant_id": "tenant-1", "payload": {"n": 1}, "deliver_at": "\#(later)"}"#)
+            // Held back an hour: only the transaction below makes it due.
+            let published = try await api.publish(key, app: app, deliverAt: Timestamp.now().adding(seconds: 3_600))
             #expect(published.status == 202, "\(published.text)")
             let messageID = try #require(published.string("id"))
             let claimed = try await api.withStore { store in

@@ -168,10 +168,11 @@ extension API {
     /// Publishes `payload` (raw JSON text) and returns the reply.
     func publish(
         _ key: String, app: String, type: String = "order.created", tenant: String = "tenant-1", payload: String = #"{"n": 1}"#,
-        eventID: String? = nil, headers: [String: String] = [:]
+        eventID: String? = nil, deliverAt: Timestamp? = nil, headers: [String: String] = [:]
     ) async throws -> Reply {
         var body = #"{"event_type": "\#(type)", "tenant_id": "\#(tenant)", "payload": \#(payload)"#
         if let eventID { body += #", "event_id": "\#(eventID)""# }
+        if let deliverAt { body += #", "deliver_at": "\#(deliverAt)""# }
         return try await self.post("/v1/applications/\(app)/events", key: key, body + "}", headers: headers)
     }
 
