@@ -53,23 +53,19 @@ extension Store {
         let now = Timestamp.now()
 
         // Applications (scoped by organization), once each, with the paths their filters route on, and with the event
-        // type of the application's first publish in the batch (the common batch has one), checked in the same read.
+        // type of the application's first publish in the batch (the common batch has one), read with it.
         var applications: [String: Result<Application, any Error>] = [:]
         var filterPaths: [String: [String]] = [:]
-        var typeChecks: [String: (any Error)?] = [:]
+        // Event types read so far, by application and name: whether archived, nil when not registered.
+        var eventTypes: [String: Bool?] = [:]
         for request in requests where applications["\(request.organizationID)/\(request.applicationID)"] == nil {
             let key = "\(request.organizationID)/\(request.applicationID)"
             do {
                 let row = try await Self.applicationRow(request.organizationID, request.applicationID, eventType: request.input.eventType, sql)
                 applications[key] = .success(try Self.application(row))
                 filterPaths[request.applicationID] = try Self.filterPaths(row)
-                let archived = try row.optionalString("event_type_name") == nil ? nil : try row.bool("event_type_archived")
-                do {
-                    try Self.requirePublishable(request.input.eventType, archived: archived)
-                    typeChecks["\(request.applicationID)|\(request.input.eventType)"] = .some(nil)
-                } catch {
-                    typeChecks["\(request.applicationID)|\(request.input.eventType)"] = .some(error)
-                }
+                let archived: Bool? = try row.optionalString("event_type_name") == nil ? nil : try row.bool("event_type_archived")
+                eventTypes["\(request.applicationID)|\(request.input.eventType)"] = .some(archived)
             } catch {
                 applications[key] = .failure(error)
             }
@@ -125,15 +121,12 @@ extension Store {
             guard case .success(let application)? = applications["\(request.organizationID)/\(request.applicationID)"] else { continue }
             if !application.allowUnregisteredEventTypes && !input.allowUnregisteredType {
                 let key = "\(request.applicationID)|\(input.eventType)"
-                if typeChecks[key] == nil {
-                    do {
-                        try await Self.requirePublishable(request.applicationID, input.eventType, sql)
-                        typeChecks[key] = .some(nil)
-                    } catch {
-                        typeChecks[key] = .some(error)
+                do {
+                    if eventTypes[key] == nil {
+                        eventTypes[key] = .some(try await Self.eventTypeArchived(request.applicationID, input.eventType, sql))
                     }
-                }
-                if let error = typeChecks[key] ?? nil {
+                    try Self.requirePublishable(input.eventType, archived: eventTypes[key]!)
+                } catch {
                     results[index] = .failure(error)
                     continue
                 }
@@ -245,7 +238,7 @@ extension Store {
         try await database.releaseLines(touched, now: now.microseconds, lock: false, sql)
         // The month's counts against a quota, then the buckets: the order in which an exact batch locks them.
         for (organizationID, count) in organizations where quotas[organizationID] != nil && !exact {
-            try await Self.countUsage(organizationID, count, quota: quotas[organizationID], locked: exact, now, sql)
+            try await Self.countUsage(organizationID, count, quota: quotas[organizationID]!, now, sql)
         }
         for (key, state) in buckets.sorted(by: { $0.key < $1.key }) {
             let spec = bucketSpecs[key]!
@@ -284,17 +277,11 @@ extension Store {
         ).first()?.int("n") ?? 0
     }
 
-    /// Adds `count` messages to the month. Without a quota, to one of 16 shards at random, so that concurrent
-    /// transactions seldom meet on a row; with `quota`, to shard 0: as it is when the batch holds it `locked` (decided
-    /// exactly), else only if the month stays within the quota (else `DecideExactly`, and nothing is added).
-    static func countUsage(
-        _ organizationID: String, _ count: Int, quota: Int?, locked: Bool, _ now: Timestamp, _ sql: any SQLDatabase
-    ) async throws {
+    /// Adds `count` messages to the month of an organization with a quota, whose count row (shard 0) the batch does
+    /// not hold: only if the month stays within the quota (else `DecideExactly`, and nothing is added). Every other
+    /// count is added by `usageAddition` with the batch's rows.
+    static func countUsage(_ organizationID: String, _ count: Int, quota: Int, _ now: Timestamp, _ sql: any SQLDatabase) async throws {
         let period = Self.usagePeriod(now)
-        guard let quota, !locked else {
-            try await sql.execute(sql: Self.usageAddition(organizationID, count, quota: quota, now)) { _ in }
-            return
-        }
         guard count <= quota else { throw DecideExactly() }
         // The other shards hold counts from before the organization had a quota (a plan change within the month).
         let added = try await sql.raw(
@@ -309,8 +296,8 @@ extension Store {
         guard added != nil else { throw DecideExactly() }
     }
 
-    /// The statement of `countUsage` without a quota, or with one already held: adds `count` to a shard (a random one
-    /// of 16 without a quota, shard 0 with one).
+    /// Adds `count` messages to the month without a quota, or with one whose row the batch already holds: to one of 16
+    /// shards at random without a quota (so that concurrent transactions seldom meet on a row), to shard 0 with one.
     static func usageAddition(_ organizationID: String, _ count: Int, quota: Int?, _ now: Timestamp) -> SQLQueryString {
         """
         INSERT INTO usage_counters (organization_id, period, shard, messages) VALUES (\(bind: organizationID), \(bind: Self.usagePeriod(now)),

@@ -169,17 +169,18 @@ extension Store {
         }
     }
 
-    /// Publishing needs the type registered and not archived.
-    static func requirePublishable(_ applicationID: String, _ eventType: String, _ sql: any SQLDatabase) async throws {
+    /// Whether the application's event type is archived; nil when it is not registered.
+    static func eventTypeArchived(_ applicationID: String, _ eventType: String, _ sql: any SQLDatabase) async throws -> Bool? {
         let row = try await sql.raw(
             """
             SELECT archived FROM event_types WHERE application_id = \(bind: applicationID) AND name = \(bind: eventType)
             """
         ).first()
-        try Self.requirePublishable(eventType, archived: try row.map { try $0.bool("archived") })
+        return try row.map { try $0.bool("archived") }
     }
 
-    /// Refuses an event type that is not registered (`archived` nil) or is archived.
+    /// Publishing needs the type registered and not archived: refuses one that is not registered (`archived` nil) or
+    /// is archived.
     static func requirePublishable(_ eventType: String, archived: Bool?) throws {
         guard let archived else {
             throw TernError.invalid("event_type", "'\(eventType)' is not a registered event type of this application")
