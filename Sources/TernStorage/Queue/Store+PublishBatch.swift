@@ -374,30 +374,38 @@ extension Store {
         for (insert, _) in Self.deliveryInserts(rows, lines: lines, trigger: trigger, now: now, sql) { try await sql.execute(sql: insert) { _ in } }
     }
 
-    /// The inserts of `insertDeliveries` (500 rows each), with the values each binds.
+    /// The insert of `insertDeliveries`, with the values it binds: one statement, its rows sent as one JSON value
+    /// (`Database.jsonRows`), so a fan-out to 1,000 endpoints binds five values, not 15,000.
     static func deliveryInserts(
         _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
         _ sql: any SQLDatabase
     ) -> [(any SQLExpression, binds: Int)] {
-        stride(from: 0, to: rows.count, by: 500).map { start in
-            var insert = sql.insert(into: "deliveries").columns(
-                "id", "organization_id", "application_id", "message_id", "endpoint_id", "tenant_id", "event_type", "status",
-                "attempt_count", "next_attempt_at", "next_trigger", "ordering_line", "ordering_seq", "created_at", "updated_at"
+        guard !rows.isEmpty else { return [] }
+        var values = JSONRows(reservingRows: rows.count, bytesEach: 200)
+        for (index, (message, endpointID, organizationID)) in rows.enumerated() {
+            let line = lines[index]
+            values.append(
+                .text(Identifier.make("dlv")), .text(organizationID), .text(message.applicationID), .text(message.id), .text(endpointID),
+                .text(message.tenantID), .text(message.eventType),
+                .integer(line == nil ? max(now, message.deliverAt ?? now).microseconds : Self.waitingInLine), .text(line?.line),
+                .integer(line.map { now.microseconds * 1024 + Int64($0.place) })
             )
-            let chunk = start..<min(start + 500, rows.count)
-            for index in chunk {
-                let (message, endpointID, organizationID) = rows[index]
-                let line = lines[index]
-                insert = insert.values(
-                    SQLBind(Identifier.make("dlv")), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.id),
-                    SQLBind(endpointID), SQLBind(message.tenantID), SQLBind(message.eventType), SQLBind(DeliveryStatus.pending.rawValue),
-                    SQLBind(0), SQLBind(line == nil ? max(now, message.deliverAt ?? now).microseconds : Self.waitingInLine),
-                    SQLBind(trigger.rawValue), SQLBind(line?.line),
-                    SQLBind(line.map { now.microseconds * 1024 + Int64($0.place) }), SQLBind(now.microseconds), SQLBind(now.microseconds)
-                )
-            }
-            return (insert.insert, chunk.count * 15)
         }
+        let source = Database.jsonRows(
+            values,
+            columns: [
+                ("id", "TEXT"), ("organization_id", "TEXT"), ("application_id", "TEXT"), ("message_id", "TEXT"), ("endpoint_id", "TEXT"),
+                ("tenant_id", "TEXT"), ("event_type", "TEXT"), ("next_attempt_at", "BIGINT"), ("ordering_line", "TEXT"),
+                ("ordering_seq", "BIGINT"),
+            ], as: "x", sql)
+        let insert: SQLQueryString = """
+            INSERT INTO deliveries (id, organization_id, application_id, message_id, endpoint_id, tenant_id, event_type, status,
+            attempt_count, next_attempt_at, next_trigger, ordering_line, ordering_seq, created_at, updated_at)
+            SELECT x.id, x.organization_id, x.application_id, x.message_id, x.endpoint_id, x.tenant_id, x.event_type,
+            \(bind: DeliveryStatus.pending.rawValue), 0, x.next_attempt_at, \(bind: trigger.rawValue), x.ordering_line, x.ordering_seq,
+            \(bind: now.microseconds), \(bind: now.microseconds) FROM \(source)
+            """
+        return [(insert, 5)]
     }
 }
 
