@@ -48,7 +48,8 @@ lint:
 format:
 	swift format format --in-place --recursive --parallel Sources Tests Package.swift
 
-# The benchmark of docs/benchmarks.md (release build; add PG=postgres://… to measure PostgreSQL too).
+# The benchmark of docs/benchmarks.md (the release build as docs/operations.md builds it, Swift's runtime and Foundation
+# linked in; add PG=postgres://… to measure PostgreSQL too).
 bench: deps
 	@if command -v wrk >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
@@ -57,5 +58,5 @@ bench: deps
 	else \
 		echo "wrk is not installed (sudo apt-get install -y wrk): measuring with the built-in client only."; \
 	fi
-	swift build -c release --product tern
+	swift build -c release --static-swift-stdlib --product tern
 	.build/release/tern bench $$(command -v wrk >/dev/null 2>&1 && echo --wrk) $(if $(PG),--postgres $(PG))
