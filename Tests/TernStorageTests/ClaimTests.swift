@@ -37,3 +37,36 @@ import Testing
         }
     }
 }
+
+/// A publish that wrote its deliveries without holding the endpoints it read (PostgreSQL's single statement) checks
+/// them again as it writes: an endpoint disabled since fan-out read it gets no delivery, which would otherwise wait
+/// for ever behind a disabled endpoint instead of being in the dead-letter queue with the others.
+@Suite struct PublishGuardTests {
+    @Test(arguments: Backend.available)
+    func deliveriesAreNotWrittenForAnEndpointDisabledSinceFanOut(_ backend: Backend) async throws {
+        try await withTern(backend, configure: { $0.role = .api }) { api in
+            let (key, app) = try await api.shop()
+            let (kept, _) = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/kept")
+            let (disabled, _) = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/disabled")
+            let published = try await api.publish(key, app: app)
+            let messageID = try #require(published.string("id"))
+            let written = try await api.withStore { store in
+                let database = store.database
+                return try await database.write { sql in
+                    try await sql.raw("UPDATE endpoints SET status = 'disabled' WHERE id = \(bind: disabled)").run()
+                    let row = try #require(try await sql.raw("SELECT * FROM messages WHERE id = \(bind: messageID)").first())
+                    let message = try Store.message(row)
+                    let organizationID = try row.string("organization_id")
+                    let rows = [(message, kept, organizationID), (message, disabled, organizationID)]
+                    let inserts = Store.deliveryInserts(
+                        rows, trigger: .manual, now: .now(), lockingEndpoints: database.shareJoinedEndpointsClause, sql)
+                    for (insert, _) in inserts { try await sql.execute(sql: insert) { _ in } }
+                    return try await sql.raw(
+                        "SELECT endpoint_id FROM deliveries WHERE message_id = \(bind: messageID) AND next_trigger = 'manual'"
+                    ).all().map { try $0.string("endpoint_id") }
+                }
+            }
+            #expect(written == [kept])
+        }
+    }
+}

@@ -136,6 +136,39 @@ extension Database {
             "(SELECT \(unsafeRaw: cells) FROM \(unsafeRaw: elements)\(bind: rows.json)\(unsafeRaw: postgres ? " AS JSONB" : ""))) AS r) AS \(unsafeRaw: alias)"
     }
 
+    /// ` FOR SHARE OF e` on PostgreSQL: a statement that writes rows for the endpoints it joins as `e` holds them
+    /// until it commits (see `shareRowsClause`). Empty on SQLite.
+    var shareJoinedEndpointsClause: String {
+        self.kind == .postgres ? " FOR SHARE OF e" : ""
+    }
+
+    /// A write that reads first and then writes with one statement (`runTogether` within `bindsTogether` values),
+    /// the last thing `body` does, which returns its result and whether it queued deliveries (as `writeQueuing`'s).
+    /// On PostgreSQL without BEGIN and COMMIT: the statement commits as its own transaction, two round trips fewer
+    /// than `write`. What `body` reads before it is then read as committed at that moment and not held (`held` is
+    /// false: no row stays locked), so the statement itself must lock and check what it relies on. On SQLite as
+    /// `writeQueuing`, `held` true: one transaction on the single writer, whose reads nothing can change before the
+    /// commit.
+    func writeInOneStatement<T: Sendable>(
+        _ body: @escaping @Sendable (any SQLDatabase, _ held: Bool) async throws -> (T, queued: Bool)
+    ) async throws -> T {
+        guard case .postgres(let client) = self.backend else {
+            return try await self.writeQueuing(notifiesItself: true) { sql in try await body(sql, true) }
+        }
+        let (result, queued): (T, Bool)
+        do {
+            (result, queued) = try await client.withConnection { connection in
+                try await self.watch.run(connection) { try await body(LiveConnection(connection), false) }
+            }
+        } catch let error as TernError {
+            throw error
+        } catch {
+            throw self.translate(error)
+        }
+        if queued { self.deliveriesQueued.ring() }
+        return result
+    }
+
     /// The PostgreSQL channel that publishers notify and workers listen on.
     static let deliveryChannel = "tern_deliveries"
 
@@ -189,6 +222,8 @@ extension Database {
     /// is not counted). On SQLite one after the other: there is no round trip to save. `notifyingWorkers` (without
     /// `last`): the statement also tells workers in other processes, as `notifyWorkers` does, for a transaction of
     /// `writeQueuing(notifiesItself: true)`.
+    static let bindsTogether = 30_000
+
     @discardableResult
     func runTogether(
         _ statements: [(any SQLExpression, binds: Int)], returning last: (any SQLExpression)? = nil, notifyingWorkers: Bool = false,
@@ -204,7 +239,7 @@ extension Database {
         var groups: [[any SQLExpression]] = []
         var binds = 0
         for (statement, count) in statements {
-            if groups.isEmpty || binds + count > 30_000 {
+            if groups.isEmpty || binds + count > Self.bindsTogether {
                 groups.append([])
                 binds = 0
             }

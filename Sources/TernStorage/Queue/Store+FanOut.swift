@@ -26,28 +26,29 @@ extension Store {
     static let maxFilterPaths = 32
 
     /// The tenant's endpoints without a route that take the event type (the same for every message of the type).
+    /// `lock`: held (`Database.shareRowsClause`) until the transaction ends.
     static func unroutedEndpoints(
-        _ database: Database, applicationID: String, tenantID: String, eventType: String, _ sql: any SQLDatabase
+        _ database: Database, applicationID: String, tenantID: String, eventType: String, lock: Bool, _ sql: any SQLDatabase
     ) async throws -> [FanOutEndpoint] {
         try await sql.raw(
             """
             SELECT id, channels, filter, ordering, ordering_key FROM endpoints WHERE application_id = \(bind: applicationID)
             AND tenant_id = \(bind: tenantID) AND filter_path IS NULL AND status <> 'disabled' AND (events = '[]' OR id IN
-            (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: database.shareRowsClause)
+            (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: lock ? database.shareRowsClause : "")
             """
         ).all().map(FanOutEndpoint.init)
     }
 
     /// The tenant's routed endpoints that take the event type and are routed on one of `keys`.
     static func routedEndpoints(
-        _ database: Database, applicationID: String, tenantID: String, eventType: String, keys: [String], _ sql: any SQLDatabase
+        _ database: Database, applicationID: String, tenantID: String, eventType: String, keys: [String], lock: Bool, _ sql: any SQLDatabase
     ) async throws -> [FanOutEndpoint] {
         guard !keys.isEmpty else { return [] }
         return try await sql.raw(
             """
             SELECT e.id, e.channels, e.filter, e.ordering, e.ordering_key FROM endpoint_filter_routes r JOIN endpoints e ON e.id = r.endpoint_id
             WHERE r.application_id = \(bind: applicationID) AND r.tenant_id = \(bind: tenantID) AND r.route IN (\(binds: keys))
-            AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: database.shareRowsClause)
+            AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: lock ? database.shareRowsClause : "")
             """
         ).all().map(FanOutEndpoint.init)
     }

@@ -5,6 +5,10 @@ import TernCore
 /// quota row and the rate buckets locked first.
 struct DecideExactly: Error {}
 
+/// A batch that `writeInOneStatement` cannot write without holding what it read: one with limits to take or FIFO
+/// lines to release, which write more than one statement. Written again in a transaction.
+struct NeedsTransaction: Error {}
+
 /// One publish waiting for its batch.
 struct PublishRequest: Sendable {
     var organizationID: String
@@ -19,14 +23,22 @@ extension Store {
     static func publishBatch(_ database: Database, _ requests: [PublishRequest]) async -> [Result<Published, any Error>] {
         do {
             do {
+                // Without limits the batch usually writes with one statement, outside BEGIN and COMMIT on PostgreSQL.
+                if !requests.contains(where: { $0.input.limits.bucket != nil || $0.input.limits.messagesPerMonth != nil }) {
+                    do {
+                        return try await database.writeInOneStatement { sql, held in
+                            try await Self.publishAll(database, requests, exact: false, held: held, sql)
+                        }
+                    } catch is NeedsTransaction {}
+                }
                 return try await database.writeQueuing(notifiesItself: true) { sql in
-                    try await Self.publishAll(database, requests, exact: false, sql)
+                    try await Self.publishAll(database, requests, exact: false, held: true, sql)
                 }
             } catch is DecideExactly {
                 // The batch would pass a monthly quota or its rate bucket ran short meanwhile: decided again with the
                 // rows locked first, publish by publish.
                 return try await database.writeQueuing(notifiesItself: true) { sql in
-                    try await Self.publishAll(database, requests, exact: true, sql)
+                    try await Self.publishAll(database, requests, exact: true, held: true, sql)
                 }
             }
         } catch {
@@ -46,8 +58,13 @@ extension Store {
     /// rows, locked from then to the commit (not the whole transaction), still allow them. Otherwise it throws
     /// `DecideExactly`, and the batch is decided again exactly. A bucket read without a lock holds at least the
     /// tokens the locked one does, so a publish refused on it would be refused anyway.
+    ///
+    /// `held`: whether what the batch reads stays as read until it commits (a transaction). Without, the batch writes
+    /// with one statement (`Database.writeInOneStatement`), which locks the endpoints it writes deliveries for and
+    /// leaves out those disabled since they were read; a batch that needs more statements (limits to take, FIFO lines
+    /// to release) throws `NeedsTransaction` before it writes anything.
     static func publishAll(
-        _ database: Database, _ requests: [PublishRequest], exact: Bool, _ sql: any SQLDatabase
+        _ database: Database, _ requests: [PublishRequest], exact: Bool, held: Bool, _ sql: any SQLDatabase
     ) async throws -> ([Result<Published, any Error>], queued: Bool) {
         var results = [Result<Published, any Error>?](repeating: nil, count: requests.count)
         let now = Timestamp.now()
@@ -171,7 +188,7 @@ extension Store {
             let key = "\(request.applicationID)|\(input.tenantID)|\(input.eventType)"
             if unrouted[key] == nil {
                 unrouted[key] = try await Self.unroutedEndpoints(
-                    database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, sql)
+                    database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, lock: held, sql)
             }
             // A filter reads the message's document, made (its payload parsed) only when an endpoint needs it.
             var document: JSONValue?
@@ -182,7 +199,8 @@ extension Store {
                 let routedKey = key + "|" + keys.joined(separator: "|")
                 if routed[routedKey] == nil {
                     routed[routedKey] = try await Self.routedEndpoints(
-                        database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, keys: keys, sql)
+                        database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, keys: keys,
+                        lock: held, sql)
                 }
                 candidates += routed[routedKey]!
             }
@@ -227,10 +245,14 @@ extension Store {
         // The rows, and the month's counts that need no decision (no quota, or one held since the start), in one
         // statement on PostgreSQL (`runTogether`), which also tells other processes' workers when it queued deliveries.
         var writes = Self.messageInserts(messages, payloadExpiries: expiries, sql)
-        writes += Self.deliveryInserts(deliveryRows, lines: lines, trigger: .scheduled, now: now, sql)
+        writes += Self.deliveryInserts(
+            deliveryRows, lines: lines, trigger: .scheduled, now: now, lockingEndpoints: database.shareJoinedEndpointsClause, sql)
         let organizations = perOrganization.sorted(by: { $0.key < $1.key })
         for (organizationID, count) in organizations where quotas[organizationID] == nil || exact {
             writes.append((Self.usageAddition(organizationID, count, quota: quotas[organizationID], now), binds: 4))
+        }
+        if !held && (!lines.isEmpty || !quotas.isEmpty || !bucketSpecs.isEmpty || writes.reduce(0, { $0 + $1.binds }) > Database.bindsTogether) {
+            throw NeedsTransaction()
         }
         try await database.runTogether(writes, notifyingWorkers: !deliveryRows.isEmpty, sql)
         // The endpoints are held shared since fan-out, so a worker ending a head releases after this commits.
@@ -375,10 +397,12 @@ extension Store {
     }
 
     /// The insert of `insertDeliveries`, with the values it binds: one statement, its rows sent as one JSON value
-    /// (`Database.jsonRows`), so a fan-out to 1,000 endpoints binds five values, not 15,000.
+    /// (`Database.jsonRows`), so a fan-out to 1,000 endpoints binds five values, not 15,000. `lockingEndpoints` (a
+    /// publish's, `Database.shareJoinedEndpointsClause`): only rows whose endpoint is not disabled when the statement
+    /// runs are written, and those endpoints are held until it commits.
     static func deliveryInserts(
         _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
-        _ sql: any SQLDatabase
+        lockingEndpoints: String? = nil, _ sql: any SQLDatabase
     ) -> [(any SQLExpression, binds: Int)] {
         guard !rows.isEmpty else { return [] }
         var values = JSONRows(reservingRows: rows.count, bytesEach: 200)
@@ -403,7 +427,7 @@ extension Store {
             attempt_count, next_attempt_at, next_trigger, ordering_line, ordering_seq, created_at, updated_at)
             SELECT x.id, x.organization_id, x.application_id, x.message_id, x.endpoint_id, x.tenant_id, x.event_type,
             \(bind: DeliveryStatus.pending.rawValue), 0, x.next_attempt_at, \(bind: trigger.rawValue), x.ordering_line, x.ordering_seq,
-            \(bind: now.microseconds), \(bind: now.microseconds) FROM \(source)
+            \(bind: now.microseconds), \(bind: now.microseconds) FROM \(source)\(unsafeRaw: lockingEndpoints == nil ? "" : " JOIN endpoints e ON e.id = x.endpoint_id AND e.status <> 'disabled'")\(unsafeRaw: lockingEndpoints ?? "")
             """
         return [(insert, 5)]
     }
