@@ -124,6 +124,7 @@ extension Database {
     /// PostgreSQL parses and binds a VALUES list value by value (a 1,000-row insert of 15 columns spent 3 to 4 ms
     /// parsing it and 6 to 8 ms binding it), and Tern serializes each value on its side. PostgreSQL reads the rows as
     /// `jsonb`, SQLite with `json_each`.
+    /// (A static function: the statements that use it are built without the `Database`, from `sql`'s dialect.)
     static func jsonRows(_ rows: JSONRows, columns: [(name: String, type: String)], as alias: String, _ sql: any SQLDatabase) -> SQLQueryString {
         let postgres = sql.dialect.name == "postgresql"
         let cells = columns.enumerated().map { index, column in
@@ -215,15 +216,16 @@ extension Database {
         }
     }
 
+    /// The most values `runTogether` binds in one statement (PostgreSQL takes 65,535).
+    static let bindsTogether = 30_000
+
     /// Runs statements whose rows are not read, in order, then `last` (when given), whose rows it returns. On
     /// PostgreSQL as one statement: each a part of a WITH and `last` its main statement (they see the same snapshot
     /// and none reads what another writes; their foreign keys are checked at the end of the statement, when every part
     /// has written), split only where a statement would bind more than 30,000 values (PostgreSQL takes 65,535; `last`
     /// is not counted). On SQLite one after the other: there is no round trip to save. `notifyingWorkers` (without
-    /// `last`): the statement also tells workers in other processes, as `notifyWorkers` does, for a transaction of
-    /// `writeQueuing(notifiesItself: true)`.
-    static let bindsTogether = 30_000
-
+    /// `last`): the statement also tells workers in other processes, as `notifyWorkers` does, for a write of
+    /// `writeQueuing(notifiesItself: true)` or `writeInOneStatement`.
     @discardableResult
     func runTogether(
         _ statements: [(any SQLExpression, binds: Int)], returning last: (any SQLExpression)? = nil, notifyingWorkers: Bool = false,

@@ -422,12 +422,14 @@ extension Store {
                 ("tenant_id", "TEXT"), ("event_type", "TEXT"), ("next_attempt_at", "BIGINT"), ("ordering_line", "TEXT"),
                 ("ordering_seq", "BIGINT"),
             ], as: "x", sql)
+        // Joined again to the endpoints, which must still take deliveries when the statement runs.
+        let stillEnabled = lockingEndpoints.map { " JOIN endpoints e ON e.id = x.endpoint_id AND e.status <> 'disabled'" + $0 } ?? ""
         let insert: SQLQueryString = """
             INSERT INTO deliveries (id, organization_id, application_id, message_id, endpoint_id, tenant_id, event_type, status,
             attempt_count, next_attempt_at, next_trigger, ordering_line, ordering_seq, created_at, updated_at)
             SELECT x.id, x.organization_id, x.application_id, x.message_id, x.endpoint_id, x.tenant_id, x.event_type,
             \(bind: DeliveryStatus.pending.rawValue), 0, x.next_attempt_at, \(bind: trigger.rawValue), x.ordering_line, x.ordering_seq,
-            \(bind: now.microseconds), \(bind: now.microseconds) FROM \(source)\(unsafeRaw: lockingEndpoints == nil ? "" : " JOIN endpoints e ON e.id = x.endpoint_id AND e.status <> 'disabled'")\(unsafeRaw: lockingEndpoints ?? "")
+            \(bind: now.microseconds), \(bind: now.microseconds) FROM \(source)\(unsafeRaw: stillEnabled)
             """
         return [(insert, 5)]
     }
