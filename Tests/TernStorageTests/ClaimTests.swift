@@ -58,9 +58,9 @@ import Testing
                     let message = try Store.message(row)
                     let organizationID = try row.string("organization_id")
                     let rows = [(message, kept, organizationID), (message, disabled, organizationID)]
-                    let inserts = Store.deliveryInserts(
-                        rows, trigger: .manual, now: .now(), lockingEndpoints: database.shareJoinedEndpointsClause, sql)
-                    for (insert, _) in inserts { try await sql.execute(sql: insert) { _ in } }
+                    let insert = try #require(
+                        Store.deliveryInsert(rows, trigger: .manual, now: .now(), lockingEndpoints: database.shareJoinedEndpointsClause, sql))
+                    try await sql.execute(sql: insert.0) { _ in }
                     return try await sql.raw(
                         "SELECT endpoint_id FROM deliveries WHERE message_id = \(bind: messageID) AND next_trigger = 'manual'"
                     ).all().map { try $0.string("endpoint_id") }

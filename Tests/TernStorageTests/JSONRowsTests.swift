@@ -1,4 +1,3 @@
-import Logging
 import SQLKit
 import Testing
 
@@ -10,8 +9,7 @@ import Testing
 @Suite struct JSONRowsTests {
     @Test(arguments: Backend.available)
     func rowsReadBackAsSent(_ backend: Backend) async throws {
-        let database = try await Database.open(try DatabaseLocation(url: try await backend.freshDatabaseURL()), logger: Logger(label: "test"))
-        try await database.whileRunning {
+        try await backend.withFreshDatabase { database in
             let sent: [(String?, Int64?)] = [
                 ("plain", 1), (#"quote " and \ backslash"#, nil), ("line\nbreak\ttab\u{1}", -7), ("Grüße, 日本", 1_790_000_000_000_000_000),
                 (nil, 0),

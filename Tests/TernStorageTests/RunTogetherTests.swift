@@ -12,8 +12,7 @@ import Testing
 @Suite struct RunTogetherTests {
     @Test(arguments: Backend.available)
     func partsReferenceEarlierPartsAndAFailureWritesNothing(_ backend: Backend) async throws {
-        let database = try await Database.open(try DatabaseLocation(url: try await backend.freshDatabaseURL()), logger: Logger(label: "test"))
-        try await database.whileRunning {
+        try await backend.withFreshDatabase { database in
             try await database.write { sql in
                 try await sql.raw("CREATE TABLE together_parents (id BIGINT PRIMARY KEY)").run()
                 try await sql.raw("CREATE TABLE together_children (id BIGINT PRIMARY KEY, parent BIGINT NOT NULL REFERENCES together_parents (id))")

@@ -39,6 +39,12 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
             return components.string!
         }
     }
+
+    /// Runs `body` with a fresh, empty database of this backend, migrated by nothing, its connections running.
+    func withFreshDatabase<T: Sendable>(_ body: @Sendable (Database) async throws -> T) async throws -> T {
+        let database = try await Database.open(try DatabaseLocation(url: try await self.freshDatabaseURL()), logger: Logger(label: "test"))
+        return try await database.whileRunning { try await body(database) }
+    }
 }
 
 let testAdminKey = "test-admin-key-0123456789abcdef"

@@ -59,10 +59,10 @@ extension Store {
     /// `DecideExactly`, and the batch is decided again exactly. A bucket read without a lock holds at least the
     /// tokens the locked one does, so a publish refused on it would be refused anyway.
     ///
-    /// `held`: whether what the batch reads stays as read until it commits (a transaction). Without, the batch writes
-    /// with one statement (`Database.writeInOneStatement`), which locks the endpoints it writes deliveries for and
-    /// leaves out those disabled since they were read; a batch that needs more statements (limits to take, FIFO lines
-    /// to release) throws `NeedsTransaction` before it writes anything.
+    /// `held`: whether what the batch reads stays as read until it commits (a transaction). Without (a batch without
+    /// limits, as `publishBatch` sends it), the batch writes with one statement (`Database.writeInOneStatement`), which
+    /// locks the endpoints it writes deliveries for and leaves out those disabled since they were read; a batch that
+    /// needs more (FIFO lines to release) throws `NeedsTransaction` before it writes anything.
     static func publishAll(
         _ database: Database, _ requests: [PublishRequest], exact: Bool, held: Bool, _ sql: any SQLDatabase
     ) async throws -> ([Result<Published, any Error>], queued: Bool) {
@@ -245,13 +245,16 @@ extension Store {
         // The rows, and the month's counts that need no decision (no quota, or one held since the start), in one
         // statement on PostgreSQL (`runTogether`), which also tells other processes' workers when it queued deliveries.
         var writes = Self.messageInserts(messages, payloadExpiries: expiries, sql)
-        writes += Self.deliveryInserts(
+        if let insert = Self.deliveryInsert(
             deliveryRows, lines: lines, trigger: .scheduled, now: now, lockingEndpoints: database.shareJoinedEndpointsClause, sql)
+        {
+            writes.append(insert)
+        }
         let organizations = perOrganization.sorted(by: { $0.key < $1.key })
         for (organizationID, count) in organizations where quotas[organizationID] == nil || exact {
             writes.append((Self.usageAddition(organizationID, count, quota: quotas[organizationID], now), binds: 4))
         }
-        if !held && (!lines.isEmpty || !quotas.isEmpty || !bucketSpecs.isEmpty || writes.reduce(0, { $0 + $1.binds }) > Database.bindsTogether) {
+        if !held && (!lines.isEmpty || writes.reduce(0, { $0 + $1.binds }) > Database.bindsTogether) {
             throw NeedsTransaction()
         }
         try await database.runTogether(writes, notifyingWorkers: !deliveryRows.isEmpty, sql)
@@ -393,18 +396,19 @@ extension Store {
         _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
         _ sql: any SQLDatabase
     ) async throws {
-        for (insert, _) in Self.deliveryInserts(rows, lines: lines, trigger: trigger, now: now, sql) { try await sql.execute(sql: insert) { _ in } }
+        guard let insert = Self.deliveryInsert(rows, lines: lines, trigger: trigger, now: now, sql) else { return }
+        try await sql.execute(sql: insert.0) { _ in }
     }
 
-    /// The insert of `insertDeliveries`, with the values it binds: one statement, its rows sent as one JSON value
+    /// The insert of `insertDeliveries` (none without rows), with the values it binds: its rows sent as one JSON value
     /// (`Database.jsonRows`), so a fan-out to 1,000 endpoints binds five values, not 15,000. `lockingEndpoints` (a
     /// publish's, `Database.shareJoinedEndpointsClause`): only rows whose endpoint is not disabled when the statement
     /// runs are written, and those endpoints are held until it commits.
-    static func deliveryInserts(
+    static func deliveryInsert(
         _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
         lockingEndpoints: String? = nil, _ sql: any SQLDatabase
-    ) -> [(any SQLExpression, binds: Int)] {
-        guard !rows.isEmpty else { return [] }
+    ) -> (any SQLExpression, binds: Int)? {
+        guard !rows.isEmpty else { return nil }
         var values = JSONRows(reservingRows: rows.count, bytesEach: 200)
         for (index, (message, endpointID, organizationID)) in rows.enumerated() {
             let line = lines[index]
@@ -431,7 +435,7 @@ extension Store {
             \(bind: DeliveryStatus.pending.rawValue), 0, x.next_attempt_at, \(bind: trigger.rawValue), x.ordering_line, x.ordering_seq,
             \(bind: now.microseconds), \(bind: now.microseconds) FROM \(source)\(unsafeRaw: stillEnabled)
             """
-        return [(insert, 5)]
+        return (insert, 5)
     }
 }
 
