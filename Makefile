@@ -58,5 +58,5 @@ bench: deps
 	else \
 		echo "wrk is not installed (sudo apt-get install -y wrk): measuring with the built-in client only."; \
 	fi
-	swift build -c release --static-swift-stdlib --product tern
+	swift build -c release --static-swift-stdlib --product tern -Xlinker -z -Xlinker pack-relative-relocs
 	.build/release/tern bench $$(command -v wrk >/dev/null 2>&1 && echo --wrk) $(if $(PG),--postgres $(PG))

@@ -120,7 +120,12 @@ let package = Package(
                 "TernBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            // Release builds link with the toolchain's lld and export no symbols: `--static-swift-stdlib` would export
+            // every Swift symbol of the program, whose tables the dynamic linker then keeps resident (docs/operations.md).
+            linkerSettings: [
+                .unsafeFlags(["-use-ld=lld", "-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux], configuration: .release))
+            ]
         ),
         // What the test targets share: the app under test, its HTTP client, receivers and the database backends.
         .target(
