@@ -432,6 +432,34 @@ import Testing
         }
     }
 
+    /// A receiver may answer with any bytes; a NUL, which PostgreSQL cannot store in text, is kept as U+FFFD.
+    @Test(arguments: Backend.available)
+    func aResponseBodyWithNULBytesIsRecordedForSuccessesAndFailures(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/ok", then: .init(status: 200, body: "ok\u{0}bytes"))
+        receiver.script("/down", then: .init(status: 500, body: "down\u{0}"))
+        try await withTern(backend) { api in
+            let (key, app) = try await api.shop(#", "retry_schedule": []"#)
+            _ = try await api.endpoint(key, app: app, url: receiver.url("/ok"))
+            _ = try await api.endpoint(key, app: app, url: receiver.url("/down"))
+            let message = try #require(try await api.publish(key, app: app).string("id"))
+            var deliveries: [[String: Any]] = []
+            _ = try await eventually {
+                deliveries = try await api.deliveries(key, app: app, message: message)
+                return deliveries.count == 2
+                    && deliveries.allSatisfy { $0["status"] as? String != "pending" && $0["status"] as? String != "delivering" }
+            }
+            #expect(Set(deliveries.compactMap { $0["status"] as? String }) == ["delivered", "exhausted"], "\(deliveries)")
+            var bodies: Set<String> = []
+            for delivery in deliveries {
+                let attempts = try await api.get("/v1/applications/\(app)/deliveries/\(try #require(delivery["id"] as? String))/attempts", key: key)
+                bodies.formUnion(attempts.items.compactMap { $0["response_body"] as? String })
+            }
+            #expect(bodies == ["ok\u{FFFD}bytes", "down\u{FFFD}"])
+        }
+    }
+
     @Test(arguments: Backend.available)
     func aTestEventReachesTheEndpoint(_ backend: Backend) async throws {
         let receiver = try await Receiver.start()

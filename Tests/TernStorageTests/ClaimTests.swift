@@ -70,3 +70,47 @@ import Testing
         }
     }
 }
+
+/// Successes are recorded with one statement (outside BEGIN and COMMIT on PostgreSQL), which writes an attempt row
+/// only for a delivery that still holds the attempt's lease; the others are kept by `recordLost`.
+@Suite struct RecordSuccessTests {
+    @Test(arguments: Backend.available)
+    func aSuccessAfterItsLeaseRanOutIsCountedAndTheDeliveryLeftToItsHolder(_ backend: Backend) async throws {
+        try await withTern(backend, configure: { $0.role = .api }) { api in
+            let (key, app) = try await api.shop()
+            _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/one")
+            _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/two")
+            let messageID = try #require(try await api.publish(key, app: app).string("id"))
+            let (outcomes, rows, attempts) = try await api.withStore { store in
+                // A lease of no time: claimed again at once, as if the first worker had stalled past it.
+                let first = try await store.claimDeliveries(limit: 10, leaseSeconds: 0)
+                let second = try await store.claimDeliveries(limit: 10, leaseSeconds: 60)
+                #expect(first.count == 2 && second.count == 2)
+                let deleted = try #require(first.first { $0.url.hasSuffix("/two") }).deliveryID
+                try await store.database.write { sql in try await sql.raw("DELETE FROM deliveries WHERE id = \(bind: deleted)").run() }
+                func success(_ job: DeliveryJob) -> AttemptRecord {
+                    AttemptRecord(
+                        job: job, requestHeaders: [:], statusCode: 200, responseBody: "ok", durationMS: 1, error: nil, outcome: .success,
+                        at: .now())
+                }
+                #expect(first.map(success).allSatisfy(Store.isPlainSuccess))
+                let stale = try await store.recordAttempts(first.map(success))
+                let held = try await store.recordAttempts(second.filter { $0.deliveryID != deleted }.map(success))
+                return try await store.database.read { sql in
+                    let rows = try await sql.raw(
+                        "SELECT status, attempt_count, lease_token FROM deliveries WHERE message_id = \(bind: messageID)"
+                    ).all().map { (try $0.string("status"), try $0.int("attempt_count"), try $0.optionalString("lease_token")) }
+                    let attempts = try await sql.raw("SELECT delivery_id FROM attempts WHERE message_id = \(bind: messageID)").all()
+                        .map { try $0.string("delivery_id") }
+                    return (stale.map(\.status) + held.map(\.status), rows, attempts)
+                }
+            }
+            // The stale worker's two successes change no status; the holder's marks the delivery delivered.
+            #expect(outcomes == [nil, nil, .delivered])
+            #expect(rows.count == 1)
+            #expect(rows.first?.0 == "delivered" && rows.first?.1 == 2 && rows.first?.2 == nil, "\(rows)")
+            // Both attempts of the delivery that still exists are kept; none for the deleted one.
+            #expect(attempts.count == 2 && Set(attempts).count == 1)
+        }
+    }
+}

@@ -231,12 +231,14 @@ public struct Attempt: Sendable, Equatable, Encodable {
         try container.encode(self.createdAt, forKey: .createdAt)
     }
 
-    /// The first 4 KB of a response body, cut at a character boundary.
+    /// The first 4 KB of a response body, cut at a character boundary, a NUL (which PostgreSQL cannot store in text)
+    /// kept as U+FFFD, as bytes that are not UTF-8 are.
     public static func truncatedBody(_ bytes: some Collection<UInt8>) -> String {
         let kept = Array(bytes.prefix(Self.maxResponseBodyBytes))
         var text = String(decoding: kept, as: UTF8.self)
         // A multi-byte character cut in half decodes to U+FFFD at the end; drop it.
         if bytes.count > Self.maxResponseBodyBytes, text.hasSuffix("\u{FFFD}") { text.removeLast() }
+        if kept.contains(0) { text = String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == "\u{0}" ? "\u{FFFD}" : $0 })) }
         return text
     }
 }
