@@ -71,8 +71,8 @@ import Testing
     }
 }
 
-/// Successes are recorded with one statement (outside BEGIN and COMMIT on PostgreSQL), which writes an attempt row
-/// only for a delivery that still holds the attempt's lease; the others are kept by `recordLost`.
+/// A success recorded after its lease ran out (another worker claimed the delivery again meanwhile) is counted and its
+/// attempt kept, but the delivery's status is its holder's to write; a delivery deleted meanwhile gets nothing.
 @Suite struct RecordSuccessTests {
     @Test(arguments: Backend.available)
     func aSuccessAfterItsLeaseRanOutIsCountedAndTheDeliveryLeftToItsHolder(_ backend: Backend) async throws {
@@ -93,7 +93,6 @@ import Testing
                         job: job, requestHeaders: [:], statusCode: 200, responseBody: "ok", durationMS: 1, error: nil, outcome: .success,
                         at: .now())
                 }
-                #expect(first.map(success).allSatisfy(Store.isPlainSuccess))
                 let stale = try await store.recordAttempts(first.map(success))
                 let held = try await store.recordAttempts(second.filter { $0.deliveryID != deleted }.map(success))
                 return try await store.database.read { sql in

@@ -38,8 +38,6 @@ public struct DeliveryJob: Sendable {
     public var traceContext: String?
     /// The application sends the attempt's `traceparent` to the receiver.
     public var sendTraceparent = false
-    /// The FIFO line the delivery waits in (the endpoint's ordering key's value), if its endpoint orders deliveries.
-    public var orderingLine: String?
 
     public init(
         deliveryID: String, messageID: String, endpointID: String, organizationID: String, applicationID: String, tenantID: String,

@@ -52,7 +52,7 @@ extension Store {
                 d.attempt_count, d.next_trigger, d.lease_expiries, m.payload, e.url, e.headers, e.timeout_seconds, e.secret,
                 e.previous_secret, e.previous_secret_expires_at, e.throttle_rate, e.rate_limit_burst, d.throttle_slot, a.retry_schedule,
                 a.failure_threshold, a.webhook_headers, a.kind, e.auth, e.tls_client_certificate, e.tls_client_key, e.tls_ca_bundle,
-                m.trace_context, a.send_traceparent, d.ordering_line
+                m.trace_context, a.send_traceparent
                 """,
             joins:
                 "JOIN messages m ON m.id = d.message_id JOIN endpoints e ON e.id = d.endpoint_id JOIN applications a ON a.id = d.application_id"
@@ -86,7 +86,6 @@ extension Store {
             job.tls = receiver.tls
             job.traceContext = try row.optionalString("trace_context")
             job.sendTraceparent = receiver.sendTraceparent
-            job.orderingLine = try row.optionalString("ordering_line")
             return job
         }
     }
@@ -197,23 +196,13 @@ extension Store {
         ).run()
     }
 
-    /// Records attempts: each attempt row, the delivery's new status (delivered, rescheduled as failed, or exhausted
-    /// into the dead-letter queue), the endpoint's failure count, the circuit breaker, and the operational events
-    /// these cause (which wake the workers once committed). A batch of plain successes (`isPlain`), the common case,
-    /// is written with one statement, outside BEGIN and COMMIT on PostgreSQL; any other batch in one transaction.
+    /// Records attempts in one transaction: each attempt row, the delivery's new status (delivered, rescheduled as
+    /// failed, or exhausted into the dead-letter queue), the endpoint's failure count, the circuit breaker, and the
+    /// operational events these cause (which wake the workers once committed).
     public func recordAttempts(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
-        if records.allSatisfy(Self.isPlainSuccess) {
-            let (recorded, lost) = try await self.database.writeInOneStatement { sql, _ in
-                let (delivered, lost) = try await self.markDelivered(records, sql)
-                return ((Self.outcomes(of: records, delivered: delivered), lost), queued: false)
-            }
-            // Rare: a lease ran out during the attempt. Its attempt row is kept in a transaction of its own.
-            if !lost.isEmpty { try await self.database.write { sql in try await Self.recordLost(lost, sql) } }
-            return recorded
-        }
-        return try await self.database.writeQueuing { sql -> ([RecordedAttempt], queued: Bool) in
-            // Successes are written with a few statements for the whole batch; failures one by one (each may
-            // reschedule, exhaust, or trip the breaker).
+        try await self.database.writeQueuing { sql -> ([RecordedAttempt], queued: Bool) in
+            // Successes, the common case, are written with a few statements for the whole batch; failures one by one
+            // (each may reschedule, exhaust, or trip the breaker).
             let successes = records.indices.filter { records[$0].outcome == .success }
             var results = [RecordedAttempt](repeating: RecordedAttempt(), count: records.count)
             var events: [OperationalEvent] = []
@@ -239,23 +228,6 @@ extension Store {
         }
     }
 
-    /// A success that writes nothing but itself: not in a FIFO line (whose next delivery it would release, in the
-    /// same transaction) and not a retry of a customer delivery (which may have recovered, an operational event).
-    static func isPlainSuccess(_ record: AttemptRecord) -> Bool {
-        record.outcome == .success && record.job.orderingLine == nil && !Self.mayRecover(record)
-    }
-
-    /// Only a retry or a replay of a customer delivery can recover from a failure.
-    static func mayRecover(_ record: AttemptRecord) -> Bool {
-        record.job.attemptCount > 0 && !record.job.operational
-    }
-
-    /// What each success recorded: delivered, or nothing when another worker holds the delivery now.
-    static func outcomes(of records: [AttemptRecord], delivered: [any SQLRow]) -> [RecordedAttempt] {
-        let updated = Set(delivered.compactMap { try? $0.string("id") })
-        return records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }
-    }
-
     /// The event a customer delivery's attempt causes, with the message and the attempt it is about.
     static func attemptEvent(_ type: OperationalEventType, _ record: AttemptRecord, endpointUID: String?) -> OperationalEvent {
         let job = record.job
@@ -274,8 +246,9 @@ extension Store {
     func recordSuccesses(
         _ records: [AttemptRecord], _ sql: any SQLDatabase
     ) async throws -> ([RecordedAttempt], [OperationalEvent], released: Bool) {
+        let endpointIDs = Array(Set(records.map(\.job.endpointID)))
         // Only a retry or a replay can recover, so first attempts (the common case) cost no extra statement.
-        let retried = records.filter(Self.mayRecover).map(\.job.deliveryID)
+        let retried = records.filter { $0.job.attemptCount > 0 && !$0.job.operational }.map(\.job.deliveryID)
         var recovering: [String: String?] = [:]
         if !retried.isEmpty {
             for row in try await sql.raw(
@@ -287,65 +260,51 @@ extension Store {
                 recovering[try row.string("id")] = try row.optionalString("uid")
             }
         }
-        let (delivered, lost) = try await self.markDelivered(records, sql)
-        // A delivered head lets the next of its line go.
-        let released = try await self.database.releaseLines(of: delivered, now: Timestamp.now().microseconds, sql)
-        try await Self.recordLost(lost, sql)
-        let outcomes = Self.outcomes(of: records, delivered: delivered)
-        let recovered = records.indices.compactMap { index -> OperationalEvent? in
-            let record = records[index]
-            guard outcomes[index].status == .delivered, let uid = recovering[record.job.deliveryID] else { return nil }
-            return Self.attemptEvent(.attemptRecovered, record, endpointUID: uid)
-        }
-        return (outcomes, recovered, released)
-    }
-
-    /// Marks the deliveries of successful attempts that still hold their lease delivered, resets their endpoints'
-    /// failure counts and writes their attempt rows: one statement on PostgreSQL. Returns the deliveries marked (`id`,
-    /// `endpoint_id`, `ordering_line`) and the records whose lease ran out meanwhile (another worker holds the delivery
-    /// now, or it was deleted), for `recordLost`.
-    func markDelivered(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws -> (delivered: [any SQLRow], lost: [AttemptRecord]) {
-        let endpointIDs = Array(Set(records.map(\.job.endpointID)))
         let resetFailures: SQLQueryString = """
             UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0
             """
-        var marks = JSONRows(reservingRows: records.count, bytesEach: 96)
+        var values: [SQLQueryString] = []
         for record in records {
-            marks.append(
-                .text(record.job.deliveryID), .text(record.job.leaseToken), .integer(Int64(record.statusCode ?? 200)),
-                .integer(record.at.microseconds))
+            values.append(
+                "(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))"
+            )
         }
-        let marked = Database.jsonRows(
-            marks, columns: [("delivery_id", "TEXT"), ("lease_token", "TEXT"), ("status_code", "BIGINT"), ("at", "BIGINT")], as: "v", sql)
-        // The attempt rows go in first (on SQLite, one statement after the other, the lease is still there to check).
+        // The failure counts reset and the deliveries marked, one statement on PostgreSQL.
         let delivered = try await self.database.runTogether(
-            [(resetFailures, binds: endpointIDs.count), (Self.attemptsInsert(records, whileLeaseHeld: true, sql), binds: 1)],
+            [(resetFailures, binds: endpointIDs.count)],
             returning: """
                 UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
-                lease_token = NULL, last_status_code = v.status_code, last_error = NULL, last_attempt_at = v.at, delivered_at = v.at,
-                updated_at = v.at FROM \(marked) WHERE deliveries.id = v.delivery_id AND deliveries.lease_token = v.lease_token
+                lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
+                updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
+                WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2
                 RETURNING deliveries.id, deliveries.endpoint_id, deliveries.ordering_line
                 """ as SQLQueryString, sql)
+        // A delivered head lets the next of its line go.
+        let released = try await self.database.releaseLines(of: delivered, now: Timestamp.now().microseconds, sql)
         let updated = Set(try delivered.map { try $0.string("id") })
-        return (delivered, records.filter { !updated.contains($0.job.deliveryID) })
-    }
-
-    /// Keeps the attempts of deliveries whose lease ran out during the attempt (another worker holds them now), if
-    /// the delivery still exists: counted, and an attempt row each. Their status is the other worker's to write.
-    static func recordLost(_ lost: [AttemptRecord], _ sql: any SQLDatabase) async throws {
-        guard !lost.isEmpty else { return }
-        let existing = Set(
-            try await sql.raw("SELECT id FROM deliveries WHERE id IN (\(binds: lost.map(\.job.deliveryID)))").all().map { try $0.string("id") })
-        let kept = lost.filter { existing.contains($0.job.deliveryID) }
-        for record in kept {
-            try await sql.raw(
-                """
-                UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: record.at.microseconds) WHERE id =
-                \(bind: record.job.deliveryID)
-                """
-            ).run()
+        var kept = records.filter { updated.contains($0.job.deliveryID) }
+        let lost = records.filter { !updated.contains($0.job.deliveryID) }
+        if !lost.isEmpty {
+            // Another worker holds these now (their lease ran out): keep the attempt if the delivery still exists.
+            let existing = Set(
+                try await sql.raw("SELECT id FROM deliveries WHERE id IN (\(binds: lost.map(\.job.deliveryID)))").all()
+                    .map { try $0.string("id") })
+            for record in lost where existing.contains(record.job.deliveryID) {
+                try await sql.raw(
+                    """
+                    UPDATE deliveries SET attempt_count = attempt_count + 1, updated_at = \(bind: record.at.microseconds) WHERE id =
+                    \(bind: record.job.deliveryID)
+                    """
+                ).run()
+                kept.append(record)
+            }
         }
         try await Self.insertAttempts(kept, sql)
+        let recovered = records.compactMap { record -> OperationalEvent? in
+            guard updated.contains(record.job.deliveryID), let uid = recovering[record.job.deliveryID] else { return nil }
+            return Self.attemptEvent(.attemptRecovered, record, endpointUID: uid)
+        }
+        return (records.map { updated.contains($0.job.deliveryID) ? RecordedAttempt(status: .delivered) : RecordedAttempt() }, recovered, released)
     }
 
     /// Records a failed attempt (or a 410): the endpoint's failure count first, since it decides the breaker and its
@@ -435,33 +394,18 @@ extension Store {
     /// Writes one attempt row per record, in one statement.
     static func insertAttempts(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws {
         guard !records.isEmpty else { return }
-        try await sql.raw(Self.attemptsInsert(records, whileLeaseHeld: false, sql)).run()
-    }
-
-    /// The statement that writes one attempt row per record, its rows one bind (`Database.jsonRows`);
-    /// `whileLeaseHeld`: only for deliveries that still hold the record's lease.
-    static func attemptsInsert(_ records: [AttemptRecord], whileLeaseHeld: Bool, _ sql: any SQLDatabase) -> SQLQueryString {
-        var rows = JSONRows(reservingRows: records.count, bytesEach: 512)
+        var insert = sql.insert(into: "attempts").columns(
+            "id", "delivery_id", "message_id", "endpoint_id", "url", "request_headers", "status_code", "response_body", "duration_ms",
+            "error", "trigger", "created_at"
+        )
         for record in records {
-            rows.append(
-                .text(record.id), .text(record.job.deliveryID), .text(record.job.leaseToken), .text(record.job.messageID),
-                .text(record.job.endpointID), .text(record.job.url), .text(JSONColumn.encode(record.requestHeaders)),
-                .integer(record.statusCode.map(Int64.init)), .text(record.responseBody), .integer(Int64(record.durationMS)), .text(record.error),
-                .text(record.job.trigger.rawValue), .integer(record.at.microseconds))
+            insert = insert.values(
+                SQLBind(record.id), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
+                SQLBind(record.job.url), SQLBind(JSONColumn.encode(record.requestHeaders)), SQLBind(record.statusCode), SQLBind(record.responseBody),
+                SQLBind(record.durationMS), SQLBind(record.error), SQLBind(record.job.trigger.rawValue), SQLBind(record.at.microseconds)
+            )
         }
-        let columns = [
-            ("id", "TEXT"), ("delivery_id", "TEXT"), ("lease_token", "TEXT"), ("message_id", "TEXT"), ("endpoint_id", "TEXT"), ("url", "TEXT"),
-            ("request_headers", "TEXT"), ("status_code", "BIGINT"), ("response_body", "TEXT"), ("duration_ms", "BIGINT"), ("error", "TEXT"),
-            ("trigger", "TEXT"), ("created_at", "BIGINT"),
-        ]
-        let leaseHeld: SQLQueryString =
-            whileLeaseHeld
-            ? " WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = x.delivery_id AND d.lease_token = x.lease_token)" : ""
-        return """
-            INSERT INTO attempts (id, delivery_id, message_id, endpoint_id, url, request_headers, status_code, response_body, duration_ms, error,
-            trigger, created_at) SELECT x.id, x.delivery_id, x.message_id, x.endpoint_id, x.url, x.request_headers, x.status_code,
-            x.response_body, x.duration_ms, x.error, x.trigger, x.created_at FROM \(Database.jsonRows(rows, columns: columns, as: "x", sql))\(leaseHeld)
-            """
+        try await insert.run()
     }
 
     /// Disables the endpoint (if it is not already), moves its queued deliveries to the dead-letter queue and
