@@ -238,7 +238,7 @@ public struct Attempt: Sendable, Equatable, Encodable {
         var text = String(decoding: kept, as: UTF8.self)
         // A multi-byte character cut in half decodes to U+FFFD at the end; drop it.
         if bytes.count > Self.maxResponseBodyBytes, text.hasSuffix("\u{FFFD}") { text.removeLast() }
-        if kept.contains(0) { text = String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == "\u{0}" ? "\u{FFFD}" : $0 })) }
+        if kept.contains(0) { text = text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") }
         return text
     }
 }
