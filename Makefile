@@ -3,7 +3,7 @@
 # driver (Debian's chromium, chromium-driver) for the browser test, tinyproxy and openssl (egress proxy and TLS
 # receivers), and from PyPI the Standard Webhooks and Svix libraries (signature interop), cryptography (Ed25519
 # signatures), Selenium and schemathesis (API fuzzing).
-.PHONY: run test deps testdeps build bench lint format
+.PHONY: run test deps testdeps build bench hot-text lint format
 
 deps:
 	@if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libargon2; then :; \
@@ -48,6 +48,11 @@ lint:
 format:
 	swift format format --in-place --recursive --parallel Sources Tests Package.swift
 
+# The release build of docs/operations.md: Swift's runtime and Foundation linked in, relocations packed, and each
+# function in its own section, so that the linker can lay out Sources/tern/Link/hot-text.ld's functions together.
+RELEASE_BUILD = swift build -c release --static-swift-stdlib --product tern -Xswiftc -Xfrontend -Xswiftc -function-sections \
+	-Xcc -ffunction-sections -Xlinker -z -Xlinker pack-relative-relocs
+
 # The benchmark of docs/benchmarks.md (the release build as docs/operations.md builds it, Swift's runtime and Foundation
 # linked in; add PG=postgres://… to measure PostgreSQL too).
 bench: deps
@@ -58,5 +63,15 @@ bench: deps
 	else \
 		echo "wrk is not installed (sudo apt-get install -y wrk): measuring with the built-in client only."; \
 	fi
-	swift build -c release --static-swift-stdlib --product tern -Xlinker -z -Xlinker pack-relative-relocs
+	$(RELEASE_BUILD)
 	.build/release/tern bench $$(command -v wrk >/dev/null 2>&1 && echo --wrk) $(if $(PG),--postgres $(PG))
+
+# Writes Sources/tern/Link/hot-text.ld anew from the functions the release server runs under Valgrind's callgrind
+# (idle, then publishing; add PG=postgres://… of an empty database to run on PostgreSQL too). Minutes, not seconds.
+hot-text: deps
+	@command -v valgrind >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1 \
+		&& echo "Installing valgrind with apt-get…" && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; } \
+		|| { echo "make hot-text needs Valgrind: sudo apt-get install -y valgrind"; exit 1; }
+	$(RELEASE_BUILD) -Xlinker -Map=.build/tern.map
+	python3 Sources/tern/Link/hot_text.py --binary .build/release/tern --map .build/tern.map --out Sources/tern/Link/hot-text.ld \
+		$(if $(PG),--postgres $(PG))

@@ -120,11 +120,20 @@ let package = Package(
                 "TernBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            exclude: ["Link"],
             swiftSettings: swiftSettings,
             // Release builds link with the toolchain's lld and export no symbols: `--static-swift-stdlib` would export
-            // every Swift symbol of the program, whose tables the dynamic linker then keeps resident (docs/operations.md).
+            // every Swift symbol of the program, whose tables the dynamic linker then keeps resident. `Link/hot-text.ld`
+            // puts the functions a server runs next to each other, which needs each function in its own section
+            // (`-function-sections`, in `make bench`'s build command); docs/operations.md.
             linkerSettings: [
-                .unsafeFlags(["-use-ld=lld", "-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux], configuration: .release))
+                .unsafeFlags(
+                    [
+                        "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-T", "-Xlinker",
+                        "\(Context.packageDirectory)/Sources/tern/Link/hot-text.ld",
+                    ],
+                    .when(platforms: [.linux], configuration: .release)
+                )
             ]
         ),
         // What the test targets share: the app under test, its HTTP client, receivers and the database backends.
