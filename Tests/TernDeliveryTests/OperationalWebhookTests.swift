@@ -93,7 +93,7 @@ import Testing
                 for field in request.headers { headers[field.name.canonicalName] = field.value }
                 return ["body_b64": Data(request.body).base64EncodedString(), "headers": headers, "secrets": [secret]]
             }
-            let input = FileManager.default.temporaryDirectory.appendingPathComponent("tern-operational-\(UUID().uuidString).json")
+            let input = Leftovers.temporary("operational", suffix: ".json")
             try JSONSerialization.data(withJSONObject: ["deliveries": captured]).write(to: input)
             let (status, output) = try await runProgram(
                 "python3", [repositoryRoot.appendingPathComponent("Tests/interop/verify_signatures.py").path, input.path])

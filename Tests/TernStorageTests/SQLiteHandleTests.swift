@@ -4,13 +4,14 @@ import SQLKit
 import Testing
 
 @testable import TernStorage
+@testable import TernTesting
 
 /// The SQLite connection that keeps its prepared statements: a kept statement runs again with other values, a failed
 /// one stays usable, more distinct statements than it keeps still run, and a transaction runs on the connection's
 /// own thread.
 @Suite struct SQLiteHandleTests {
     static func file() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("tern-handle-\(UUID().uuidString).sqlite").path
+        Leftovers.temporary("handle", suffix: ".sqlite").path
     }
 
     @Test func aKeptStatementRunsAgainWithOtherValuesAndAFailedOneStaysUsable() async throws {

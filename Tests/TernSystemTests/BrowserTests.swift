@@ -32,7 +32,7 @@ import Testing
                 "fail_url": receiver.url("/fail"), "flaky_url": receiver.url("/flaky"), "admin_key": testAdminKey, "org": orgID,
                 "screenshots": ProcessInfo.processInfo.environment["TERN_SCREENSHOTS"] ?? "",
             ]
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tern-browser-\(UUID().uuidString).json")
+            let file = Leftovers.temporary("browser", suffix: ".json")
             try JSONSerialization.data(withJSONObject: input).write(to: file)
             let (status, output) = try await InteropTests.python(
                 repositoryRoot.appendingPathComponent("Tests/browser/portal_browser.py").path, file.path)

@@ -19,7 +19,7 @@ import Testing
         func text(_ name: String) throws -> String { try String(contentsOfFile: self.path(name), encoding: .utf8) }
 
         static func make() async throws -> Certificates {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-tls-\(UUID().uuidString)")
+            let directory = Leftovers.temporary("tls")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let certificates = Certificates(directory: directory)
             try "subjectAltName=IP:127.0.0.1\n".write(toFile: certificates.path("server.ext"), atomically: true, encoding: .utf8)

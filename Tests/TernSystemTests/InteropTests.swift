@@ -27,7 +27,7 @@ import Testing
                 for field in request.headers { headers[field.name.canonicalName] = field.value }
                 return ["body_b64": Data(request.body).base64EncodedString(), "headers": headers, "secrets": secrets]
             }
-            let input = FileManager.default.temporaryDirectory.appendingPathComponent("tern-interop-\(UUID().uuidString).json")
+            let input = Leftovers.temporary("interop", suffix: ".json")
             try JSONSerialization.data(withJSONObject: ["deliveries": deliveries]).write(to: input)
             let (status, output) = try await Self.python(repositoryRoot.appendingPathComponent("Tests/interop/verify_signatures.py").path, input.path)
             #expect(status == 0, "\(output)")

@@ -39,7 +39,7 @@ import Testing
         defer { Task { await receiver.stop() } }
         receiver.script("/fail", then: .init(status: 500))
         let databaseURL = try await Backend.sqlite.freshDatabaseURL()
-        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("tern-secrets-\(UUID().uuidString).log").path
+        let logPath = Leftovers.temporary("secrets", suffix: ".log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let port = try WorkerProcess.freePort()
         let process = Process()

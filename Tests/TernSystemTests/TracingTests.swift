@@ -13,7 +13,7 @@ import Testing
     @Test func oneEventsTraceRunsFromThePublishingRequestToTheAttempt() async throws {
         let receiver = try await Receiver.start()
         defer { Task { await receiver.stop() } }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-tracing-\(UUID().uuidString)")
+        let directory = Leftovers.temporary("tracing")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let port = try WorkerProcess.freePort()
         let server = try EnterpriseDeliveryTests.Background(

@@ -20,16 +20,18 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     var testDescription: String { self.rawValue }
 
-    /// A fresh, empty database for one test: a new SQLite file, or a new PostgreSQL database.
+    /// A fresh, empty database for one test: a new SQLite file, or a new PostgreSQL database. Its name carries this
+    /// process's id, so that a later test process removes it once this one has ended (`Leftovers`).
     func freshDatabaseURL() async throws -> String {
+        await Leftovers.sweep.value
         switch self {
         case .sqlite:
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-tests-\(UUID().uuidString)")
+            let directory = Leftovers.temporary("db")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             return "sqlite://\(directory.path)/tern.sqlite"
         case .postgres:
             let base = ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES_URL"]!
-            let name = "tern_test_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20))"
+            let name = "\(Leftovers.databasePrefix)\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16))"
             let database = try await Database.open(try DatabaseLocation(url: base), logger: Logger(label: "test"))
             try await database.whileRunning {
                 try await database.read { sql in try await sql.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
@@ -44,6 +46,71 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     func withFreshDatabase<T: Sendable>(_ body: @Sendable (Database) async throws -> T) async throws -> T {
         let database = try await Database.open(try DatabaseLocation(url: try await self.freshDatabaseURL()), logger: Logger(label: "test"))
         return try await database.whileRunning { try await body(database) }
+    }
+}
+
+/// What tests leave behind, removed when a later test process first asks for a database (which waits for it: a few
+/// seconds after a run on PostgreSQL, each `DROP DATABASE` taking a checkpoint): each temporary file and directory
+/// (`temporary(_:)`, SQLite databases among them) and each PostgreSQL database is named after the process that made
+/// it (`tern-test-<pid>-…`, `tern_test_<pid>_…`) and goes once that process no longer runs, whether it ended or
+/// crashed. A database still in use is not dropped (PostgreSQL refuses). Names from before they carried a process id
+/// go too: databases at once, files and directories once a day old.
+enum Leftovers {
+    static let filePrefix = "tern-test-\(getpid())-"
+    static let databasePrefix = "tern_test_\(getpid())_"
+
+    /// A path in the temporary directory for this process's `name` (a file or a directory, made by the caller).
+    static func temporary(_ name: String, suffix: String = "") -> URL {
+        _ = Self.sweep
+        return FileManager.default.temporaryDirectory.appendingPathComponent("\(Self.filePrefix)\(name)-\(UUID().uuidString)\(suffix)")
+    }
+
+    static let sweep: Task<Void, Never> = Task.detached(priority: .utility) {
+        let temporary = FileManager.default.temporaryDirectory
+        let dayAgo = Date().addingTimeInterval(-86_400)
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] {
+            let url = temporary.appendingPathComponent(entry)
+            if entry.hasPrefix("tern-test-") {
+                if let owner = Leftovers.owner(entry.dropFirst("tern-test-".count), separator: "-"), Leftovers.processRuns(owner) { continue }
+            } else if Leftovers.unowned.contains(where: { entry.hasPrefix($0) }) {
+                let modified = (try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? Date()
+                if modified > dayAgo { continue }
+            } else {
+                continue
+            }
+            try? FileManager.default.removeItem(at: url)
+        }
+        guard let base = ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES_URL"], !base.isEmpty,
+            let location = try? DatabaseLocation(url: base),
+            let database = try? await Database.open(location, logger: Logger(label: "test"))
+        else { return }
+        _ = try? await database.whileRunning {
+            let names = try await database.read { sql in
+                try await sql.raw("SELECT datname FROM pg_database WHERE datname LIKE 'tern\\_test\\_%'").all().map {
+                    try $0.decode(column: "datname", as: String.self)
+                }
+            }
+            for name in names {
+                if let owner = Leftovers.owner(name.dropFirst("tern_test_".count), separator: "_"), Leftovers.processRuns(owner) { continue }
+                _ = try? await database.read { sql in try await sql.raw("DROP DATABASE \(ident: name)").run() }
+            }
+        }
+    }
+
+    /// How the tests named their files before the names carried a process id.
+    private static let unowned = [
+        "tern-tests-", "tern-program-", "tern-worker-", "tern-handle-", "tern-secrets-", "tern-interop-", "tern-browser-", "tern-tls-",
+        "tern-tracing-", "tern-operational-",
+    ]
+
+    /// The process id a leftover's name starts with, if it has one.
+    private static func owner(_ rest: Substring, separator: Character) -> Int32? {
+        guard let end = rest.firstIndex(of: separator) else { return nil }
+        return Int32(rest[..<end])
+    }
+
+    private static func processRuns(_ pid: Int32) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
     }
 }
 
@@ -227,7 +294,7 @@ extension API {
 /// Runs a program to its end without blocking a thread of the concurrency pool (the tests share two cores); returns
 /// its exit status and its output (standard output and error, through a file so that no pipe fills up).
 func runProgram(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("tern-program-\(UUID().uuidString).log")
+    let output = Leftovers.temporary("program", suffix: ".log")
     FileManager.default.createFile(atPath: output.path, contents: nil)
     let handle = try FileHandle(forWritingTo: output)
     defer { try? handle.close() }

@@ -21,7 +21,7 @@ final class WorkerProcess: Sendable {
         databaseURL: String, role: String = "worker", leaseSeconds: Int = 60, concurrency: Int = 128, environment: [String: String] = [:]
     ) throws -> WorkerProcess {
         let port = try freePort()
-        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("tern-worker-\(UUID().uuidString).log").path
+        let logPath = Leftovers.temporary("worker", suffix: ".log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
         process.executableURL = Self.executable
