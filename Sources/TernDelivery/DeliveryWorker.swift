@@ -94,7 +94,7 @@ public final class DeliveryWorker: Service, Sendable {
                         continue
                     }
                     let jobs: [DeliveryJob]
-                    let limit = min(free, self.settings.batchSize)
+                    let limit = Store.claimSize(upTo: min(free, self.settings.batchSize))
                     let span = InstrumentationSystem.tracer.startSpan("tern.claim", context: .topLevel)
                     defer { span.end() }
                     // The claim sees every commit rung before it starts (the ring comes after the commit): a ring kept

@@ -36,6 +36,59 @@ import Testing
             #expect(claimed == [messageID])
         }
     }
+
+    /// On PostgreSQL the workers' statements run prepared on a connection of their own, each on one generic plan:
+    /// claiming again does not plan again (with PostgreSQL's default the first five calls would plan anew, custom).
+    @Test(.enabled(if: Backend.available.contains(.postgres), "needs TERN_TEST_POSTGRES_URL"))
+    func workersStatementsArePlannedOnceOnTheirOwnConnection() async throws {
+        try await withTern(.postgres, configure: { $0.role = .api }) { api in
+            let (key, app) = try await api.shop()
+            _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/hook")
+            for _ in 0..<3 { #expect(try await api.publish(key, app: app).status == 202) }
+            let (claimed, plans) = try await api.withStore { store in
+                var claimed = 0
+                for _ in 0..<3 { claimed += try await store.claimDeliveries(limit: 1, leaseSeconds: 60).count }
+                _ = try await store.nextDueTime()
+                _ = try await store.nextDueTime()
+                let plans = try await store.database.onWorkersConnection { _ in
+                    "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements WHERE statement NOT LIKE '%pg_prepared%'"
+                }.rows.map { row in
+                    let statement = try row.decode(column: "statement", as: String.self)
+                    let kind = statement.contains("UPDATE deliveries") ? "claim" : statement.contains("AS due") ? "next due" : statement
+                    return
+                        "\(kind): \(try row.decode(column: "generic_plans", as: Int64.self)) generic, \(try row.decode(column: "custom_plans", as: Int64.self)) custom"
+                }
+                return (claimed, plans.sorted())
+            }
+            #expect(claimed == 3)
+            #expect(plans == ["claim: 3 generic, 0 custom", "next due: 2 generic, 0 custom"])
+        }
+    }
+
+    /// The workers' statements run with their values written into `EXECUTE`: quotes and backslashes arrive as sent, a
+    /// NUL is refused, and a statement prepared once runs again with other values.
+    @Test(.enabled(if: Backend.available.contains(.postgres), "needs TERN_TEST_POSTGRES_URL"))
+    func workersStatementsGetTheirValuesAsSent() async throws {
+        try await withTern(.postgres, configure: { $0.role = .api }) { api in
+            let values: [(String, Int64, Bool)] = [(#"it's a \ and E'\'' -- ;"#, Int64.min + 1, true), ("ünïcode ✓", 0, false)]
+            for (text, number, flag) in values {
+                let row = try await api.withStore { store in
+                    try await store.database.onWorkersConnection { _ in
+                        "SELECT CAST(\(bind: text) AS text) AS t, CAST(\(bind: number) AS bigint) AS n, CAST(\(bind: flag) AS boolean) AS f"
+                    }.rows.first
+                }
+                let read = try #require(row)
+                #expect(try read.decode(column: "t", as: String.self) == text)
+                #expect(try read.decode(column: "n", as: Int64.self) == number)
+                #expect(try read.decode(column: "f", as: Bool.self) == flag)
+            }
+            await #expect(throws: Database.UnwritableValue.self) {
+                try await api.withStore { store in
+                    _ = try await store.database.onWorkersConnection { _ in "SELECT CAST(\(bind: "a\u{0}b") AS text) AS t" }
+                }
+            }
+        }
+    }
 }
 
 /// A publish that wrote its deliveries without holding the endpoints it read (PostgreSQL's single statement) checks

@@ -86,8 +86,12 @@ public final class Database: Service, Sendable {
 
     enum Backend: Sendable {
         case sqlite(SQLitePool)
-        case postgres(PostgresClient)
+        case postgres(PostgresClient, workers: PostgresClient)
     }
+
+    /// The statements the workers prepared on their connection of their own (PostgreSQL): their names by connection
+    /// and text, and the number of the next one (names are never used twice, so a connection never meets one it has).
+    let workerStatements = Mutex<(names: [PostgresConnection.ID: [String: String]], next: Int)>(([:], 0))
 
     /// PostgreSQL reads and transactions in flight, abandoned when one outlives its time (see `OperationWatch`).
     let watch: OperationWatch
@@ -121,15 +125,21 @@ public final class Database: Service, Sendable {
             configuration.options.maximumConnections = 20
             configuration.options.connectTimeout = .seconds(5)
             let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-            return Database(kind: .postgres, backend: .postgres(client), logger: logger)
+            // The workers' claims on a connection of their own, whose statements keep one generic plan each (see
+            // `onWorkersConnection`); one claim loop per process needs one connection.
+            configuration.options.maximumConnections = 1
+            configuration.options.additionalStartupParameters = [("plan_cache_mode", "force_generic_plan")]
+            let workers = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            return Database(kind: .postgres, backend: .postgres(client, workers: workers), logger: logger)
         }
     }
 
     /// Runs the connection pool until shutdown (PostgreSQL); closes the SQLite connections afterwards.
     public func run() async throws {
         switch self.backend {
-        case .postgres(let client):
+        case .postgres(let client, let workers):
             await withTaskGroup(of: Void.self) { group in
+                group.addTask { await workers.run() }
                 group.addTask { await self.watch.sweep() }
                 group.addTask { await self.keepPlannerStatisticsFresh() }
                 await client.run()
@@ -158,10 +168,14 @@ public final class Database: Service, Sendable {
                 await pool.close()
                 throw error
             }
-        case .postgres(let client):
+        case .postgres(let client, let workers):
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
                     await client.run()
+                    return nil
+                }
+                group.addTask {
+                    await workers.run()
                     return nil
                 }
                 group.addTask {
@@ -180,7 +194,7 @@ public final class Database: Service, Sendable {
             switch self.backend {
             case .sqlite(let pool):
                 return try await pool.withReader { try await body($0.sql()) }
-            case .postgres(let client):
+            case .postgres(let client, _):
                 return try await client.withConnection { connection in
                     try await self.watch.run(connection) { try await body(LiveConnection(connection)) }
                 }
@@ -200,7 +214,7 @@ public final class Database: Service, Sendable {
                 return try await pool.withWriter { connection in
                     try await Self.transaction(connection.sql(), begin: Self.begin(.sqlite), body)
                 }
-            case .postgres(let client):
+            case .postgres(let client, _):
                 return try await client.withConnection { connection in
                     try await self.watch.run(connection) {
                         try await Self.transaction(LiveConnection(connection), begin: Self.begin(.postgres), body)

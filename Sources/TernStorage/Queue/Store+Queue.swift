@@ -27,9 +27,16 @@ extension Database {
 }
 
 extension Store {
-    /// Claims up to `limit` due deliveries of active endpoints for `leaseSeconds`: each becomes `delivering` and
-    /// due again when the lease ends, so that a worker that dies loses nothing.
+    /// The most a claim should ask for when it may take up to `free`: the largest power of two not above it. A claim's
+    /// `LIMIT` is part of its text (`Database.onWorkersConnection`), so these few sizes are its only texts.
+    public static func claimSize(upTo free: Int) -> Int {
+        free < 1 ? 1 : 1 << (Int.bitWidth - 1 - free.leadingZeroBitCount)
+    }
+
+    /// Claims up to `limit` (a `claimSize`) due deliveries of active endpoints for `leaseSeconds`: each becomes
+    /// `delivering` and due again when the lease ends, so that a worker that dies loses nothing.
     public func claimDeliveries(limit: Int, leaseSeconds: Int) async throws -> [DeliveryJob] {
+        let limit = Self.claimSize(upTo: limit)
         let token = Identifier.make("lease")
         let skipLocked = self.database.skipLockedClause
         let (selected, claimedAt) = try await self.database.claimed(
@@ -44,7 +51,7 @@ extension Store {
                     AND (d.ordering_line IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
                     AND p.ordering_line = d.ordering_line AND p.next_attempt_at IS NOT NULL AND p.id <> d.id
                     AND (p.ordering_seq < d.ordering_seq OR p.status = 'delivering')))
-                    ORDER BY d.next_attempt_at LIMIT \(bind: limit)\(unsafeRaw: skipLocked))
+                    ORDER BY d.next_attempt_at LIMIT \(unsafeRaw: String(limit))\(unsafeRaw: skipLocked))
                     """
             },
             columns: """
@@ -445,14 +452,12 @@ extension Store {
     /// Read in due order from the queue's index, stopping at the first of an active endpoint (a `MIN` over the join
     /// read every open delivery: 0.74 ms a call on PostgreSQL during a burst).
     public func nextDueTime() async throws -> Timestamp? {
-        try await self.database.read { sql in
-            try await sql.raw(
-                """
-                SELECT d.next_attempt_at AS due FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                WHERE d.next_attempt_at IS NOT NULL AND e.status = 'active' ORDER BY d.next_attempt_at LIMIT 1
-                """
-            ).first()?.optionalTimestamp("due")
-        }
+        try await self.database.onWorkersConnection { _ in
+            """
+            SELECT d.next_attempt_at AS due FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+            WHERE d.next_attempt_at IS NOT NULL AND e.status = 'active' ORDER BY d.next_attempt_at LIMIT 1
+            """
+        }.rows.first?.optionalTimestamp("due")
     }
 
     /// Deliveries waiting (queued or in flight) and how overdue the oldest due one is.
