@@ -104,6 +104,7 @@ let package = Package(
                 "TernCore",
                 "TernStorage",
                 "TernHTTP",
+                "TernDelivery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -108,7 +108,7 @@ struct ServerRig: Sendable {
     var databaseKind: String { self.databaseURL.hasPrefix("postgres") ? "postgres" : "sqlite" }
 }
 
-/// A `tern serve` child process.
+/// A `tern serve` child process (or another subcommand's, `arguments`).
 final class ChildServer: Sendable {
     let process: Process
     let logURL: URL
@@ -118,12 +118,12 @@ final class ChildServer: Sendable {
         self.logURL = logURL
     }
 
-    static func start(executable: URL, environment: [String: String], log: URL) throws -> ChildServer {
+    static func start(executable: URL, arguments: [String] = ["serve"], environment: [String: String], log: URL) throws -> ChildServer {
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = executable
-        process.arguments = ["serve"]
+        process.arguments = arguments
         process.environment = environment.merging(["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]) { $1 }
         process.standardOutput = handle
         process.standardError = handle

@@ -57,8 +57,12 @@ public final class DeliveryWorker: Service, Sendable {
         let client = WebhookSender.makeClient(
             connectionsPerHost: self.settings.concurrency, allowPrivateEndpoints: self.settings.allowPrivateEndpoints, proxy: self.settings.proxy
         )
+        let plain =
+            self.settings.proxy == nil
+            ? PlainHTTPClient(group: HTTPClient.defaultEventLoopGroup, guarded: !self.settings.allowPrivateEndpoints) : nil
         let sender = WebhookSender(
-            client: client, egressGuard: self.settings.allowPrivateEndpoints ? nil : EgressGuard(), userAgent: self.settings.userAgent
+            client: client, plain: plain, egressGuard: self.settings.allowPrivateEndpoints ? nil : EgressGuard(),
+            userAgent: self.settings.userAgent
         )
         let database = self.store.database
         await withGracefulShutdownHandler {
@@ -70,7 +74,7 @@ public final class DeliveryWorker: Service, Sendable {
         } onGracefulShutdown: {
             self.stop()
         }
-        try await client.shutdown()
+        try await sender.shutdown()
         self.logger.info("delivery worker stopped")
     }
 

@@ -9,8 +9,10 @@ import TernStorage
 import Tracing
 
 /// Sends one delivery: a signed Standard Webhooks POST of the payload bytes, and what came back.
-struct WebhookSender: Sendable {
+public struct WebhookSender: Sendable {
     let client: HTTPClient
+    /// Plain `http://` receivers without a proxy; nil when deliveries go through the operator's proxy.
+    let plain: PlainHTTPClient?
     /// nil when the operator allows private endpoints.
     let egressGuard: EgressGuard?
     let userAgent: String
@@ -46,6 +48,21 @@ struct WebhookSender: Sendable {
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
+    /// A sender as a worker without a proxy makes it, private endpoints allowed, for `tern bench sender`; with
+    /// `plainHTTP` false every request goes through async-http-client.
+    public static func standalone(plainHTTP: Bool, concurrency: Int) -> WebhookSender {
+        WebhookSender(
+            client: Self.makeClient(connectionsPerHost: concurrency, allowPrivateEndpoints: true),
+            plain: plainHTTP ? PlainHTTPClient(group: HTTPClient.defaultEventLoopGroup, guarded: false) : nil, egressGuard: nil,
+            userAgent: "Tern/bench")
+    }
+
+    /// Closes the sender's connections.
+    public func shutdown() async throws {
+        self.plain?.shutdown()
+        try await self.client.shutdown()
+    }
+
     /// Sends within a span of the publishing request's trace (when tracing is on): endpoint, delivery, status and
     /// error; never a secret or the payload.
     func send(_ job: DeliveryJob) async -> AttemptRecord {
@@ -68,7 +85,7 @@ struct WebhookSender: Sendable {
     }
 
     /// One attempt; `extraHeaders` (the attempt's `traceparent`, when the application opts in) go beside the endpoint's.
-    func attempt(_ job: DeliveryJob, extraHeaders: [String: String] = [:]) async -> AttemptRecord {
+    public func attempt(_ job: DeliveryJob, extraHeaders: [String: String] = [:]) async -> AttemptRecord {
         let started = ContinuousClock.now
         let at = Timestamp.now()
         let body = Array(job.payload.utf8)
@@ -106,39 +123,64 @@ struct WebhookSender: Sendable {
             if let egressGuard = self.egressGuard {
                 try await egressGuard.check(host: host)
             }
-            var request = HTTPClientRequest(url: job.url)
-            request.method = .POST
-            for (name, value) in headers { request.headers.add(name: name, value: value) }
-            request.body = .bytes(ByteBuffer(bytes: body))
+            var tlsConfiguration: TLSConfiguration?
             if let tls = job.tls {
                 do {
-                    request.tlsConfiguration = try self.tls.configuration(tls)
+                    tlsConfiguration = try self.tls.configuration(tls)
                 } catch {
                     throw ReceiverAccessError(description: "the endpoint's TLS material cannot be used: \(error)")
                 }
             }
             let deadline = NIODeadline.now() + .seconds(Int64(job.timeoutSeconds))
-            let token = try await self.authorize(&request, job, deadline: deadline, replacing: nil)
-            var response = try await self.execute(request, deadline: deadline)
-            if response.status == .unauthorized, case .oauth2? = job.auth {
+            let receiver = Receiver(url: url, text: job.url, host: host, tls: tlsConfiguration)
+            var authorization = try await self.authorization(job, deadline: deadline, replacing: nil)
+            var answer = try await self.post(to: receiver, headers: headers + authorization.header, body: body, deadline: deadline)
+            if answer.status == 401, case .oauth2? = job.auth {
                 // The receiver no longer takes the token (revoked, or expired early): one new token, one more try.
-                _ = try? await response.body.collect(upTo: 64 * 1024)
-                _ = try await self.authorize(&request, job, deadline: deadline, replacing: token)
-                response = try await self.execute(request, deadline: deadline)
+                authorization = try await self.authorization(job, deadline: deadline, replacing: authorization.token)
+                answer = try await self.post(to: receiver, headers: headers + authorization.header, body: body, deadline: deadline)
             }
-            // One byte more than is kept tells `truncatedBody` that the body was cut; the rest is not read.
-            var kept: [UInt8] = []
-            for try await chunk in response.body {
-                kept.append(contentsOf: chunk.readableBytesView.prefix(Attempt.maxResponseBodyBytes + 4 - kept.count))
-                if kept.count > Attempt.maxResponseBodyBytes || NIODeadline.now() > deadline { break }
-            }
-            return finish(
-                status: Int(response.status.code), responseBody: Attempt.truncatedBody(kept), error: nil,
-                retryAfter: response.headers.first(name: "retry-after")
-            )
+            return finish(status: answer.status, responseBody: Attempt.truncatedBody(answer.body), error: nil, retryAfter: answer.retryAfter)
         } catch {
             return finish(status: nil, responseBody: nil, error: Self.describe(error, timeout: job.timeoutSeconds), retryAfter: nil)
         }
+    }
+
+    /// Where an attempt goes: the endpoint's URL, read once.
+    struct Receiver {
+        var url: URL
+        var text: String
+        var host: String
+        var tls: TLSConfiguration?
+    }
+
+    /// POSTs the delivery: straight to a plain `http://` receiver on `PlainHTTPClient` when there is one (no proxy, no
+    /// credentials in the URL), through async-http-client otherwise. One byte more than is kept tells
+    /// `truncatedBody` that the body was cut; the rest is not read.
+    func post(
+        to receiver: Receiver, headers: [(String, String)], body: [UInt8], deadline: NIODeadline
+    ) async throws
+        -> PlainHTTPClient.Answer
+    {
+        let keep = Attempt.maxResponseBodyBytes + 4
+        if let plain = self.plain, receiver.url.scheme?.lowercased() == "http", receiver.url.user == nil, receiver.url.password == nil {
+            let path = receiver.url.path(percentEncoded: true)
+            let target = (path.isEmpty ? "/" : path) + (receiver.url.query(percentEncoded: true).map { "?" + $0 } ?? "")
+            return try await plain.post(
+                host: receiver.host, port: receiver.url.port ?? 80, target: target, headers: headers, body: body, keep: keep, deadline: deadline)
+        }
+        var request = HTTPClientRequest(url: receiver.text)
+        request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        request.tlsConfiguration = receiver.tls
+        let response = try await self.execute(request, deadline: deadline)
+        var kept: [UInt8] = []
+        for try await chunk in response.body {
+            kept.append(contentsOf: chunk.readableBytesView.prefix(keep - kept.count))
+            if kept.count > Attempt.maxResponseBodyBytes || NIODeadline.now() > deadline { break }
+        }
+        return PlainHTTPClient.Answer(status: Int(response.status.code), retryAfter: response.headers.first(name: "retry-after"), body: kept)
     }
 
     /// Sends, once more on a new connection when a kept-alive one was closed by the receiver just as the request was
@@ -151,15 +193,18 @@ struct WebhookSender: Sendable {
         }
     }
 
-    /// Sets the request's `authorization` for the endpoint's receiver authentication; returns the OAuth2 token used.
-    func authorize(_ request: inout HTTPClientRequest, _ job: DeliveryJob, deadline: NIODeadline, replacing refused: String?) async throws -> String?
+    /// The `authorization` header for the endpoint's receiver authentication (none without one), and the OAuth2 token
+    /// it carries.
+    func authorization(
+        _ job: DeliveryJob, deadline: NIODeadline, replacing refused: String?
+    ) async throws
+        -> (header: [(String, String)], token: String?)
     {
-        let value: String
-        var token: String?
         switch job.auth {
-        case nil: return nil
-        case .basic(let username, let password)?: value = "Basic " + Data("\(username):\(password)".utf8).base64EncodedString()
-        case .bearer(let bearer)?: value = "Bearer " + bearer
+        case nil: return ([], nil)
+        case .basic(let username, let password)?:
+            return ([("authorization", "Basic " + Data("\(username):\(password)".utf8).base64EncodedString())], nil)
+        case .bearer(let bearer)?: return ([("authorization", "Bearer " + bearer)], nil)
         case .oauth2(let grant)?:
             if let egressGuard = self.egressGuard, let host = URL(string: grant.tokenURL)?.host {
                 try await egressGuard.check(host: host)
@@ -168,11 +213,8 @@ struct WebhookSender: Sendable {
             let fresh = try await self.tokens.token(endpointID: job.endpointID, grant, replacing: refused) {
                 try await OAuth2Tokens.request(grant, client: client, deadline: deadline, timeoutSeconds: job.timeoutSeconds)
             }
-            token = fresh
-            value = "Bearer " + fresh
+            return ([("authorization", "Bearer " + fresh)], fresh)
         }
-        request.headers.replaceOrAdd(name: "authorization", value: value)
-        return token
     }
 
     /// One line saying why no answer came, for the attempt's `error`.
@@ -181,6 +223,21 @@ struct WebhookSender: Sendable {
         if let access = error as? ReceiverAccessError { return access.description }
         if error is NIOSSLError || error is BoringSSLError { return Self.tlsFailure("\(error)") }
         if let resolution = error as? AddressClassifier.ResolutionError { return resolution.description }
+        if let plain = error as? PlainHTTPClient.Failure {
+            switch plain {
+            case .timedOut: return "timed out after \(timeout) s"
+            case .closedBeforeAnswer: return "the receiver closed the connection before answering"
+            case .closedBeforeSending: return "the connection closed before the request was sent"
+            }
+        }
+        if case ChannelError.connectTimeout? = error as? ChannelError { return "connect timed out" }
+        if let parser = error as? HTTPParserError {
+            switch parser {
+            case .invalidEOFState: return "the receiver closed the connection in the middle of its answer"
+            case .invalidHeaderToken: return "the request's headers cannot be sent: a name or value is not allowed in HTTP"
+            default: return "the receiver's answer is not HTTP/1.1 (\(parser))"
+            }
+        }
         if let client = error as? HTTPClientError {
             switch client {
             case .deadlineExceeded, .readTimeout: return "timed out after \(timeout) s"

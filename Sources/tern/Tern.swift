@@ -295,7 +295,7 @@ struct Restore: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks on 127.0.0.1; prints one JSON object.",
-        subcommands: [All.self, Growth.self, Auth.self, Portal.self, Controls.self],
+        subcommands: [All.self, Growth.self, Auth.self, Portal.self, Controls.self, Sender.self, Receive.self],
         defaultSubcommand: All.self
     )
 
@@ -412,6 +412,34 @@ struct Bench: AsyncParsableCommand {
             options.fifoEvents = self.fifoEvents
             options.concurrency = self.concurrency
             try Bench.printJSON(try await ControlsBenchmark.run(options))
+        }
+    }
+
+    struct Sender: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What an attempt costs the worker's sender, by HTTP client: Tern's own for plain http:// against async-http-client."
+        )
+
+        @Option(help: "Attempts measured in each round.") var deliveries = 50_000
+        @Option(help: "Attempts in flight.") var concurrency = 64
+        @Option(help: "Rounds of each client, alternating.") var rounds = 3
+
+        func run() async throws {
+            let result = try await SenderBenchmark.run(
+                executable: Bench.executable, deliveries: self.deliveries, concurrency: self.concurrency, rounds: self.rounds)
+            try Bench.printJSON(result)
+        }
+    }
+
+    /// The receiver `tern bench sender` starts as its child.
+    struct Receive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A receiver answering 204 at /hook on 127.0.0.1 (for tern bench sender).", shouldDisplay: false)
+
+        @Option(help: "Port on 127.0.0.1.") var port: Int
+
+        func run() async throws {
+            try await SenderBenchmark.receive(port: self.port)
         }
     }
 

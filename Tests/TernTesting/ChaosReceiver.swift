@@ -8,7 +8,9 @@ import Synchronization
 /// its `webhook-id` and which attempt of that id this is (1, 2, …).
 final class ChaosReceiver: Sendable {
     enum Action: Sendable {
-        case answer(status: Int, headers: [String: String] = [:], delay: Duration = .zero)
+        case answer(status: Int, headers: [String: String] = [:], delay: Duration = .zero, body: String? = nil)
+        /// Answers 204 (without `connection: close`), then closes the connection.
+        case answerThenClose
         /// Sends the status line, headers announcing 64 bytes and 3 of them, then closes.
         case cutMidResponse
         /// Closes the connection once the request has arrived, sending nothing.
@@ -25,6 +27,8 @@ final class ChaosReceiver: Sendable {
 
     let channel: any Channel
     let arrivals = Mutex<[Arrival]>([])
+    /// Connections accepted so far.
+    let connections = Atomic<Int>(0)
     let decide: @Sendable (String, String, String, Int) -> Action
 
     var port: Int { self.channel.localAddress?.port ?? 0 }
@@ -41,7 +45,8 @@ final class ChaosReceiver: Sendable {
         let holder = Mutex<ChaosReceiver?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler { holder.withLock { $0 }! }) }
+                holder.withLock { $0 }?.connections.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler { holder.withLock { $0 }! }) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         let receiver = ChaosReceiver(channel: channel, decide: decide)
@@ -94,9 +99,9 @@ final class ChaosReceiver: Sendable {
             let action = self.receiver().arrived(path: path, id: fields["webhook-id"] ?? "", body: body)
             let channel = context.channel
             switch action {
-            case .answer(let status, let headers, let delay):
+            case .answer(let status, let headers, let delay, let answerBody):
                 // 204 and 304 answers have no body (a body there would be read as the start of the next answer).
-                let body = status == 204 || status == 304 ? "" : "ok"
+                let body = status == 204 || status == 304 ? "" : answerBody ?? "ok"
                 var text = "HTTP/1.1 \(status) Chaos\r\n" + (body.isEmpty ? "" : "Content-Length: \(body.utf8.count)\r\n")
                 for (name, value) in headers { text += "\(name): \(value)\r\n" }
                 text += "\r\n" + body
@@ -113,6 +118,9 @@ final class ChaosReceiver: Sendable {
                 context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\nhal")), promise: nil)
                 context.close(promise: nil)
             case .closeWithoutAnswer:
+                context.close(promise: nil)
+            case .answerThenClose:
+                context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 204 No Content\r\n\r\n")), promise: nil)
                 context.close(promise: nil)
             }
         }

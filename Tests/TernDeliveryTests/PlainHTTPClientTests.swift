@@ -1,0 +1,149 @@
+import NIOCore
+import NIOPosix
+import TernCore
+import Testing
+
+@testable import TernDelivery
+@testable import TernTesting
+
+/// The client of plain `http://` receivers, against a raw receiver on 127.0.0.1 that answers, closes and stalls as told.
+@Suite struct PlainHTTPClientTests {
+    static let keep = Attempt.maxResponseBodyBytes + 4
+
+    func post(_ client: PlainHTTPClient, _ receiver: ChaosReceiver, _ target: String, seconds: Int64 = 5) async throws -> PlainHTTPClient.Answer {
+        try await client.post(
+            host: "127.0.0.1", port: receiver.port, target: target, headers: [("webhook-id", "msg_1"), ("content-type", "application/json")],
+            body: Array(#"{"n":1}"#.utf8), keep: Self.keep, deadline: .now() + .seconds(seconds))
+    }
+
+    @Test func keptAliveConnectionsCarryTheNextDeliveries() async throws {
+        let receiver = try await ChaosReceiver.start { path, _, _, _ in
+            path.hasPrefix("/busy") ? .answer(status: 429, headers: ["retry-after": "7"], body: "slow down") : .answer(status: 204)
+        }
+        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        for _ in 0..<20 { #expect(try await self.post(client, receiver, "/hook").status == 204) }
+        let busy = try await self.post(client, receiver, "/busy?tenant=a%20b&x=1")
+        #expect(busy.status == 429)
+        #expect(busy.retryAfter == "7")
+        #expect(String(decoding: busy.body, as: UTF8.self) == "slow down")
+        #expect(receiver.connections.load(ordering: .relaxed) == 1, "21 deliveries one after another share one connection")
+        #expect(receiver.all.last?.path == "/busy?tenant=a%20b&x=1", "the path and query go as written")
+        #expect(receiver.all.last?.body == #"{"n":1}"#)
+        client.shutdown()
+        await receiver.stop()
+    }
+
+    @Test func aConnectionTheReceiverEndsIsNotUsedAgain() async throws {
+        let receiver = try await ChaosReceiver.start { path, _, _, _ in
+            switch path {
+            case "/close": .answer(status: 200, headers: ["connection": "close"])
+            case "/then-close": .answerThenClose
+            default: .answer(status: 204)
+            }
+        }
+        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        #expect(try await self.post(client, receiver, "/close").status == 200)
+        #expect(try await self.post(client, receiver, "/hook").status == 204)
+        #expect(receiver.connections.load(ordering: .relaxed) == 2, "`connection: close` is honoured")
+        #expect(try await self.post(client, receiver, "/then-close").status == 204)
+        // The receiver closed a connection it had kept alive: the next delivery goes on a new one, whether the close
+        // was seen before it (the connection is dropped from the pool) or not (it is found closed and sent again).
+        #expect(try await self.post(client, receiver, "/hook").status == 204)
+        #expect(receiver.connections.load(ordering: .relaxed) == 3)
+        #expect(receiver.all.count == 4, "each delivery arrived once")
+        client.shutdown()
+        await receiver.stop()
+    }
+
+    @Test func anIdleConnectionIsClosedAfterItsTimeout() async throws {
+        let receiver = try await ChaosReceiver.start { _, _, _, _ in .answer(status: 204) }
+        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false, idleTimeout: .milliseconds(200))
+        #expect(try await self.post(client, receiver, "/hook").status == 204)
+        #expect(try await self.post(client, receiver, "/hook").status == 204)
+        #expect(receiver.connections.load(ordering: .relaxed) == 1)
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(try await self.post(client, receiver, "/hook").status == 204)
+        #expect(receiver.connections.load(ordering: .relaxed) == 2, "the connection idle past its timeout was closed")
+        client.shutdown()
+        await receiver.stop()
+    }
+
+    @Test func aLongAnswerIsCutAndItsConnectionClosed() async throws {
+        let long = String(repeating: "é", count: 40_000)
+        let receiver = try await ChaosReceiver.start { path, _, _, _ in
+            path == "/long" ? .answer(status: 200, body: long) : .answer(status: 204)
+        }
+        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        let answer = try await self.post(client, receiver, "/long")
+        #expect(answer.status == 200)
+        #expect(answer.body.count == Self.keep)
+        let text = Attempt.truncatedBody(answer.body)
+        #expect(text.utf8.count <= Attempt.maxResponseBodyBytes && text.hasPrefix("éé") && !text.hasSuffix("\u{FFFD}"))
+        #expect(try await self.post(client, receiver, "/hook").status == 204)
+        #expect(receiver.connections.load(ordering: .relaxed) == 2, "the rest of the long answer is not read: its connection is closed")
+        client.shutdown()
+        await receiver.stop()
+    }
+
+    @Test func failuresAreToldApart() async throws {
+        let receiver = try await ChaosReceiver.start { path, _, _, _ in
+            switch path {
+            case "/slow": .answer(status: 204, delay: .seconds(3))
+            case "/cut": .cutMidResponse
+            case "/silent": .closeWithoutAnswer
+            default: .answer(status: 204)
+            }
+        }
+        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        func failure(_ target: String) async -> String? {
+            do {
+                _ = try await self.post(client, receiver, target, seconds: 1)
+                return nil
+            } catch {
+                return WebhookSender.describe(error, timeout: 1)
+            }
+        }
+        #expect(await failure("/slow") == "timed out after 1 s")
+        #expect(await failure("/cut") == "the receiver closed the connection in the middle of its answer")
+        #expect(await failure("/silent") == "the receiver closed the connection before answering")
+        #expect(try await self.post(client, receiver, "/hook").status == 204, "a failed exchange leaves no connection behind")
+        let port = receiver.port
+        await receiver.stop()
+        client.shutdown()
+        do {
+            // A new client: the stopped receiver's kept-alive connection would still answer.
+            _ = try await PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false).post(
+                host: "127.0.0.1", port: port, target: "/", headers: [], body: [], keep: Self.keep, deadline: .now() + .seconds(1))
+            Issue.record("a closed port answered")
+        } catch {
+            #expect(WebhookSender.describe(error, timeout: 1) == "connection refused")
+        }
+    }
+
+    @Test func theGuardRefusesAnInternalPeerAfterConnecting() async throws {
+        let receiver = try await ChaosReceiver.start { _, _, _, _ in .answer(status: 204) }
+        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: true)
+        do {
+            _ = try await self.post(client, receiver, "/hook")
+            Issue.record("the guard let a loopback peer through")
+        } catch {
+            #expect(WebhookSender.describe(error, timeout: 5).hasPrefix("refused by the SSRF guard: connected to 127.0.0.1"))
+        }
+        #expect(receiver.all.isEmpty, "nothing was sent")
+        client.shutdown()
+        await receiver.stop()
+    }
+
+    @Test func headersThatWouldSplitTheRequestAreRefused() async throws {
+        let receiver = try await ChaosReceiver.start { _, _, _, _ in .answer(status: 204) }
+        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        await #expect(throws: (any Error).self) {
+            try await client.post(
+                host: "127.0.0.1", port: receiver.port, target: "/hook", headers: [("x-note", "a\r\nx-injected: 1")], body: [],
+                keep: Self.keep, deadline: .now() + .seconds(5))
+        }
+        #expect(receiver.all.isEmpty)
+        client.shutdown()
+        await receiver.stop()
+    }
+}
