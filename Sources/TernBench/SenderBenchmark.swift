@@ -96,8 +96,14 @@ public enum SenderBenchmark {
         return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
-    /// The receiver of `tern bench receive`: 204 at `/hook` on 127.0.0.1:`port`, until SIGTERM.
+    /// The receiver of `tern bench receive`: 204 at `/hook` on 127.0.0.1:`port`, until SIGTERM or until the process
+    /// that started it has ended (a benchmark that crashed does not leave it behind).
     public static func receive(port: Int) async throws {
+        let parent = getppid()
+        Task.detached {
+            while getppid() == parent { try? await Task.sleep(for: .seconds(1)) }
+            exit(0)
+        }
         let router = Router()
         router.post("hook") { request, _ -> HTTPResponse.Status in
             _ = try await request.body.collect(upTo: 1 << 20)
