@@ -1,7 +1,5 @@
-import AsyncHTTPClient
 import Foundation
 import Hummingbird
-import NIOCore
 import Synchronization
 import TernCore
 import TernDelivery
@@ -56,10 +54,10 @@ public enum SenderBenchmark {
             do {
                 // Connections made and the code paths warmed before the measure.
                 _ = try await Self.attempts(sender, count: concurrency * 4, concurrency: concurrency, job)
-                let cpu = Self.cpuSeconds()
+                let cpu = Toolkit.cpuSeconds()
                 let start = ContinuousClock.now
                 let answered = try await Self.attempts(sender, count: deliveries, concurrency: concurrency, job)
-                measured = .success((Self.cpuSeconds() - cpu, (ContinuousClock.now - start).seconds, answered))
+                measured = .success((Toolkit.cpuSeconds() - cpu, (ContinuousClock.now - start).seconds, answered))
             } catch {
                 measured = .failure(error)
             }
@@ -89,13 +87,6 @@ public enum SenderBenchmark {
         return answered.load(ordering: .relaxed)
     }
 
-    /// This process's CPU time so far (user + system), in seconds.
-    static func cpuSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
-
     /// The receiver of `tern bench receive`: 204 at `/hook` on 127.0.0.1:`port`, until SIGTERM or until the process
     /// that started it has ended (a benchmark that crashed does not leave it behind).
     public static func receive(port: Int) async throws {
@@ -104,13 +95,7 @@ public enum SenderBenchmark {
             while getppid() == parent { try? await Task.sleep(for: .seconds(1)) }
             exit(0)
         }
-        let router = Router()
-        router.post("hook") { request, _ -> HTTPResponse.Status in
-            _ = try await request.body.collect(upTo: 1 << 20)
-            return .noContent
-        }
-        let application = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: ServerRig.quietLogger)
+        let (application, _) = try ServerRig.receiver(port: port) { _ in }
         try await application.runService()
     }
 }

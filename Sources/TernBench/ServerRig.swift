@@ -56,14 +56,15 @@ struct ServerRig: Sendable {
         return try outcome.get()
     }
 
-    /// A receiver on a free port of 127.0.0.1 answering 204 at `/hook`, handing each body to `receive`; not started.
-    static func receiver(_ receive: @escaping @Sendable (ByteBuffer) -> Void) throws -> (some ApplicationProtocol, Int) {
+    /// A receiver on `port` (a free one when nil) of 127.0.0.1 answering 204 at `/hook`, handing each body to `receive`;
+    /// not started.
+    static func receiver(port: Int? = nil, _ receive: @escaping @Sendable (ByteBuffer) -> Void) throws -> (some ApplicationProtocol, Int) {
         let router = Router()
         router.post("hook") { request, _ -> HTTPResponse.Status in
             receive(try await request.body.collect(upTo: 1 << 20))
             return .noContent
         }
-        let port = try Toolkit.freePort()
+        let port = try port ?? Toolkit.freePort()
         return (Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: Self.quietLogger), port)
     }
 
@@ -142,15 +143,9 @@ final class ChildServer: Sendable {
         if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
     }
 
-    /// The child's CPU time so far (user + system), in seconds, from `/proc/<pid>/stat`.
+    /// The child's CPU time so far (user + system), in seconds.
     func cpuSeconds() -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/stat", encoding: .utf8),
-            let end = stat.lastIndex(of: ")")
-        else { return 0 }
-        // After "pid (comm)": state is field 3, utime and stime are fields 14 and 15.
-        let fields = stat[stat.index(after: end)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        Toolkit.cpuSeconds(statFile: "/proc/\(self.process.processIdentifier)/stat")
     }
 
     /// The child's resident memory now and at its peak (VmRSS, VmHWM), in MiB.

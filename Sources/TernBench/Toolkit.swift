@@ -119,6 +119,15 @@ enum Toolkit {
         return channel.localAddress?.port ?? 0
     }
 
+    /// A process's CPU time so far (user + system), in seconds, from its `/proc/<pid>/stat`.
+    static func cpuSeconds(statFile: String = "/proc/self/stat") -> Double {
+        guard let stat = try? String(contentsOfFile: statFile, encoding: .utf8), let end = stat.lastIndex(of: ")") else { return 0 }
+        // After "pid (comm)": state is field 3, utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// Resident memory now and at its peak (VmRSS, VmHWM), in MiB.
     static func residentMiB(statusFile: String = "/proc/self/status") -> (current: Double, peak: Double) {
         let status = (try? String(contentsOfFile: statusFile, encoding: .utf8)) ?? ""

@@ -50,7 +50,7 @@ final class PlainHTTPClient: Sendable {
         let key = "\(host):\(port)"
         var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target)
         head.headers.reserveCapacity(headers.count + 2)
-        head.headers.add(name: "host", value: port == 80 ? Self.bracketed(host) : "\(Self.bracketed(host)):\(port)")
+        head.headers.add(name: "host", value: port == 80 ? host : key)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         head.headers.add(name: "content-length", value: String(body.count))
         if let kept = self.takeIdle(key) {
@@ -133,11 +133,6 @@ final class PlainHTTPClient: Sendable {
             }
         }
         return connection
-    }
-
-    /// `[::1]` for an IPv6 address in a `host` header.
-    static func bracketed(_ host: String) -> String {
-        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
     }
 
     final class Connection: Sendable {
