@@ -3,6 +3,10 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Deliveries to plain `http://` receivers reached directly (no proxy): one POST at a time on each kept-alive
 /// connection, on NIO's HTTP/1.1 codec. async-http-client stays for everything else (TLS, mTLS, the proxy, OAuth2
 /// token requests). On this path it cost 51–64 µs of CPU a 1 KB POST against 24–30 µs for this client
@@ -21,6 +25,8 @@ final class PlainHTTPClient: Sendable {
         case timedOut
         /// The receiver closed the connection after the request was sent and before it answered.
         case closedBeforeAnswer
+        /// The receiver reset the connection (or refused the request's bytes) before any of its answer came.
+        case resetBeforeAnswer
         /// A kept-alive connection was found closed before the request was handed to it: nothing was sent.
         case closedBeforeSending
     }
@@ -41,7 +47,10 @@ final class PlainHTTPClient: Sendable {
     }
 
     /// POSTs `body` to `target` (path and query) on `host:port` with `headers`; `host` is added. Sends once more on a
-    /// new connection when a kept-alive one is found closed before the request went out.
+    /// new connection when a kept-alive one is found closed before the request went out. A close that crosses the
+    /// request on the wire (the receiver ended an idle connection just as it came) fails the attempt, as it does
+    /// through async-http-client: from here it cannot be told from a receiver that drops what it was sent, and a
+    /// failed attempt is what the attempt log should then show; the retry schedule sends it again.
     func post(
         host: String, port: Int, target: String, headers: [(String, String)], body: [UInt8], keep: Int, deadline: NIODeadline
     )
@@ -62,6 +71,9 @@ final class PlainHTTPClient: Sendable {
         return try await self.exchange(on: fresh, key: key, head: head, body: body, keep: keep, deadline: deadline)
     }
 
+    /// Idle connections kept, to any receiver.
+    var idleCount: Int { self.idle.withLock { $0?.values.reduce(0) { $0 + $1.count } ?? 0 } }
+
     /// Closes the idle connections.
     func shutdown() {
         let connections = self.idle.withLock { idle in
@@ -77,11 +89,13 @@ final class PlainHTTPClient: Sendable {
         async throws -> Answer
     {
         let (answer, reusable) = try await connection.exchange(head: head, body: body, keep: keep, deadline: deadline).get()
+        // A connection whose close came already is not pooled: its `forget` may have run before this.
         let pooled =
             reusable
             && self.idle.withLock { idle in
+                guard idle != nil, connection.channel.isActive else { return false }
                 idle?[key, default: []].append(connection)
-                return idle != nil
+                return true
             }
         if pooled {
             connection.channel.eventLoop.execute { connection.handler.armIdleTimer(self.idleTimeout) }
@@ -227,18 +241,24 @@ final class PlainHTTPClient: Sendable {
             context.close(promise: nil)
         }
 
-        private func succeed(reusable: Bool) {
-            guard let promise = self.promise else { return }
-            self.promise = nil
-            self.timer?.cancel()
-            promise.succeed((self.answer, reusable))
+        /// Fails the answer awaited; a reset before any of the answer came is told as such.
+        func fail(_ error: any Error) {
+            if self.answer.status == 0, let io = error as? IOError, io.errnoCode == ECONNRESET || io.errnoCode == EPIPE {
+                self.finish(.failure(Failure.resetBeforeAnswer))
+            } else {
+                self.finish(.failure(error))
+            }
         }
 
-        func fail(_ error: any Error) {
+        private func succeed(reusable: Bool) {
+            self.finish(.success((self.answer, reusable)))
+        }
+
+        private func finish(_ result: Result<(Answer, Bool), any Error>) {
             guard let promise = self.promise else { return }
             self.promise = nil
             self.timer?.cancel()
-            promise.fail(error)
+            promise.completeWith(result)
         }
     }
 }

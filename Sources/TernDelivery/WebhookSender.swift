@@ -227,6 +227,7 @@ public struct WebhookSender: Sendable {
             switch plain {
             case .timedOut: return "timed out after \(timeout) s"
             case .closedBeforeAnswer: return "the receiver closed the connection before answering"
+            case .resetBeforeAnswer: return "the receiver reset the connection before answering"
             case .closedBeforeSending: return "the connection closed before the request was sent"
             }
         }

@@ -110,38 +110,36 @@ struct Settings: ParsableArguments {
             }
             configuration.deliverySettings.proxy = parsed
         }
-        if let concurrency = environment["TERN_WORKER_CONCURRENCY"] {
-            guard let value = Int(concurrency), (1...10_000).contains(value) else {
-                throw ConfigurationError("TERN_WORKER_CONCURRENCY must be a whole number from 1 to 10000 (got '\(concurrency)')")
-            }
+        if let value = try wholeNumber("TERN_WORKER_CONCURRENCY", in: 1...10_000, environment) {
             configuration.deliverySettings.concurrency = value
         }
-        for (name, keyPath) in [("TERN_RETENTION_DAYS", \RetentionPolicy.messageDays), ("TERN_DLQ_RETENTION_DAYS", \RetentionPolicy.deadLetterDays)] {
-            guard let text = environment[name] else { continue }
-            guard let days = Int(text), (1...3650).contains(days) else {
-                throw ConfigurationError("\(name) must be a whole number of days from 1 to 3650 (got '\(text)')")
-            }
-            configuration.retention[keyPath: keyPath] = days
+        if let value = try wholeNumber("TERN_DATABASE_POOL_SIZE", in: 2...1000, environment) {
+            configuration.databaseConnections = value
         }
-        if let lease = environment["TERN_DELIVERY_LEASE_SECONDS"] {
-            guard let value = Int(lease), (2...3600).contains(value) else {
-                throw ConfigurationError("TERN_DELIVERY_LEASE_SECONDS must be a whole number from 2 to 3600 (got '\(lease)')")
-            }
+        for (name, keyPath) in [("TERN_RETENTION_DAYS", \RetentionPolicy.messageDays), ("TERN_DLQ_RETENTION_DAYS", \RetentionPolicy.deadLetterDays)] {
+            if let days = try wholeNumber(name, in: 1...3650, of: "of days ", environment) { configuration.retention[keyPath: keyPath] = days }
+        }
+        if let value = try wholeNumber("TERN_DELIVERY_LEASE_SECONDS", in: 2...3600, environment) {
             configuration.deliverySettings.leaseSeconds = value
         }
-        if let timeout = environment["TERN_REQUEST_TIMEOUT_SECONDS"] {
-            guard let value = Int(timeout), (1...3600).contains(value) else {
-                throw ConfigurationError("TERN_REQUEST_TIMEOUT_SECONDS must be a whole number from 1 to 3600 (got '\(timeout)')")
-            }
+        if let value = try wholeNumber("TERN_REQUEST_TIMEOUT_SECONDS", in: 1...3600, environment) {
             configuration.requestReadTimeout = .seconds(value)
         }
-        if let timeout = environment["TERN_SHUTDOWN_TIMEOUT_SECONDS"] {
-            guard let value = Int(timeout), (1...3600).contains(value) else {
-                throw ConfigurationError("TERN_SHUTDOWN_TIMEOUT_SECONDS must be a whole number from 1 to 3600 (got '\(timeout)')")
-            }
+        if let value = try wholeNumber("TERN_SHUTDOWN_TIMEOUT_SECONDS", in: 1...3600, environment) {
             configuration.shutdownTimeout = .seconds(value)
         }
         return configuration
+    }
+
+    /// The whole number the variable `name` holds, nil when it is unset; outside `range` it is a configuration error.
+    private func wholeNumber(
+        _ name: String, in range: ClosedRange<Int>, of unit: String = "", _ environment: [String: String]
+    ) throws -> Int? {
+        guard let text = environment[name] else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigurationError("\(name) must be a whole number \(unit)from \(range.lowerBound) to \(range.upperBound) (got '\(text)')")
+        }
+        return value
     }
 }
 
@@ -163,6 +161,7 @@ struct Serve: AsyncParsableCommand {
             TERN_OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; off when unset),
             TERN_OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, the default, or http/json),
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
+            TERN_DATABASE_POOL_SIZE (PostgreSQL connections per process, default 20, and one more for the workers' claims),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
             TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),
             TERN_REQUEST_TIMEOUT_SECONDS (time for a client to send a request's head, then its body, default 30),
@@ -202,7 +201,7 @@ struct Migrate: AsyncParsableCommand {
             logger.logLevel = configuration.logLevel
             let location = try DatabaseLocation(url: configuration.databaseURL)
             let migrator = try Migrator(directory: configuration.resourcesDirectory.appendingPathComponent("Migrations"))
-            let database = try await Database.open(location, logger: logger)
+            let database = try await Database.open(location, connections: configuration.databaseConnections, logger: logger)
             let applied = try await database.whileRunning { [logger] in try await migrator.migrate(database, logger: logger) }
             print(applied.isEmpty ? "Database is up to date." : "Applied: \(applied.joined(separator: ", "))")
         } catch let error as ConfigurationError {
@@ -234,7 +233,7 @@ struct Backup: AsyncParsableCommand {
             guard !FileManager.default.fileExists(atPath: self.path) else { throw ConfigurationError("\(self.path) already exists") }
             var logger = Logger(label: "tern")
             logger.logLevel = .warning
-            let database = try await Database.open(location, logger: logger)
+            let database = try await Database.open(location, connections: configuration.databaseConnections, logger: logger)
             try await database.whileRunning { try await database.snapshot(to: self.path) }
             var copied = [self.path]
             let keyFile = configuration.keyFilePath(for: location)

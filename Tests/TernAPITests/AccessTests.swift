@@ -142,7 +142,7 @@ import Testing
     @Test(arguments: Backend.available)
     func aKeyRevokedOnAnotherNodeStopsWorkingAfterTheRecheckInterval(_ backend: Backend) async throws {
         let url = try await backend.freshDatabaseURL()
-        let database = try await Database.open(try DatabaseLocation(url: url), logger: Logger(label: "test"))
+        let database = try await Database.forTest(url)
         try await database.whileRunning {
             try await Migrator(directory: repositoryRoot.appendingPathComponent("Migrations")).migrate(database, logger: Logger(label: "test"))
             let store = Store(database: database, secretBox: SecretBox(keyBase64: testEncryptionKey)!)
@@ -170,7 +170,7 @@ import Testing
             let (_, key) = try await api.organization()
             let app = try await api.application(key)
             let secret = try #require(try await api.endpoint(key, app: app).string("secret"))
-            let database = try await Database.open(try DatabaseLocation(url: api.databaseURL), logger: Logger(label: "test"))
+            let database = try await Database.forTest(api.databaseURL)
             try await database.whileRunning {
                 let hashes = try await database.read { sql in
                     try await sql.raw("SELECT secret_hash FROM api_keys").all().map { try $0.decode(column: "secret_hash", as: String.self) }

@@ -61,8 +61,8 @@ import Testing
     @Test(arguments: Backend.available)
     func statementsThatNotifyWakeOtherListenersAtCommit(_ backend: Backend) async throws {
         let url = try await backend.freshDatabaseURL()
-        let database = try await Database.open(try DatabaseLocation(url: url), logger: Logger(label: "test"))
-        let other = try await Database.open(try DatabaseLocation(url: url), logger: Logger(label: "test"))
+        let database = try await Database.forTest(url)
+        let other = try await Database.forTest(url)
         try await database.whileRunning {
             try await other.whileRunning {
                 _ = try await database.write { sql in try await sql.raw("CREATE TABLE together_notes (id BIGINT PRIMARY KEY)").run() }

@@ -182,7 +182,7 @@ final class Accepted: Sendable {
 extension API {
     /// The key and application stashed in the organization's name by a set-up that has ended.
     static func names(_ databaseURL: String) async throws -> [String] {
-        let database = try await Database.open(try DatabaseLocation(url: databaseURL), logger: Logger(label: "test"))
+        let database = try await Database.forTest(databaseURL)
         let name = try await database.whileRunning {
             try await database.read { sql in
                 try await sql.raw("SELECT name FROM organizations WHERE name LIKE 'tern_%'").first()?.decode(column: "name", as: String.self)

@@ -15,6 +15,8 @@ final class ChaosReceiver: Sendable {
         case cutMidResponse
         /// Closes the connection once the request has arrived, sending nothing.
         case closeWithoutAnswer
+        /// Resets the connection (a TCP RST) once the request has arrived, sending nothing.
+        case resetWithoutAnswer
     }
 
     struct Arrival: Sendable {
@@ -119,6 +121,10 @@ final class ChaosReceiver: Sendable {
                 context.close(promise: nil)
             case .closeWithoutAnswer:
                 context.close(promise: nil)
+            case .resetWithoutAnswer:
+                // Lingering for 0 s makes the close a reset.
+                let linger = (channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+                (linger ?? channel.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in channel.close(promise: nil) }
             case .answerThenClose:
                 context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 204 No Content\r\n\r\n")), promise: nil)
                 context.close(promise: nil)

@@ -32,7 +32,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .postgres:
             let base = ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES_URL"]!
             let name = "\(Leftovers.databasePrefix)\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16))"
-            let database = try await Database.open(try DatabaseLocation(url: base), logger: Logger(label: "test"))
+            let database = try await Database.forTest(base)
             try await database.whileRunning {
                 try await database.read { sql in try await sql.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
             }
@@ -44,7 +44,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     /// Runs `body` with a fresh, empty database of this backend, migrated by nothing, its connections running.
     func withFreshDatabase<T: Sendable>(_ body: @Sendable (Database) async throws -> T) async throws -> T {
-        let database = try await Database.open(try DatabaseLocation(url: try await self.freshDatabaseURL()), logger: Logger(label: "test"))
+        let database = try await Database.forTest(try await self.freshDatabaseURL())
         return try await database.whileRunning { try await body(database) }
     }
 }
@@ -81,8 +81,7 @@ enum Leftovers {
             try? FileManager.default.removeItem(at: url)
         }
         guard let base = ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES_URL"], !base.isEmpty,
-            let location = try? DatabaseLocation(url: base),
-            let database = try? await Database.open(location, logger: Logger(label: "test"))
+            let database = try? await Database.forTest(base)
         else { return }
         _ = try? await database.whileRunning {
             let names = try await database.read { sql in
@@ -114,6 +113,19 @@ enum Leftovers {
     }
 }
 
+extension Database {
+    /// Opens a database for a test with a pool of `testDatabaseConnections`.
+    static func forTest(_ url: String) async throws -> Database {
+        try await Database.open(try DatabaseLocation(url: url), connections: testDatabaseConnections, logger: Logger(label: "test"))
+    }
+}
+
+/// The PostgreSQL connections each Tern of a test keeps (`TERN_DATABASE_POOL_SIZE`). A test process runs dozens of
+/// Terns at once against one server and shares its `max_connections` (500 in CI): at the default 20 each, the start
+/// of a run reached 300, the limit then, and a health check failed; at 2 it peaked at 211. Two is also the least Tern
+/// runs on (one connection listens for notifications), so the tests show nothing waits on a second lease.
+let testDatabaseConnections = 2
+
 let testAdminKey = "test-admin-key-0123456789abcdef"
 let testEncryptionKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -121,6 +133,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 func testConfiguration(_ databaseURL: String) -> TernConfiguration {
     var configuration = TernConfiguration(resourcesDirectory: repositoryRoot)
     configuration.databaseURL = databaseURL
+    configuration.databaseConnections = testDatabaseConnections
     configuration.adminKey = testAdminKey
     configuration.encryptionKey = testEncryptionKey
     configuration.allowPrivateEndpoints = true
@@ -279,14 +292,14 @@ extension API {
 
     /// Runs `body` with a store on this test's database, for what runs on a schedule rather than through HTTP.
     func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) async throws -> T) async throws -> T {
-        let database = try await Database.open(try DatabaseLocation(url: self.databaseURL), logger: Logger(label: "test"))
+        let database = try await Database.forTest(self.databaseURL)
         let store = Store(database: database, secretBox: SecretBox(keyBase64: testEncryptionKey)!)
         return try await database.whileRunning { try await body(store) }
     }
 
     /// Runs `body` on this test's database directly: for what no API shows yet, or to move time forward.
     func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let database = try await Database.open(try DatabaseLocation(url: self.databaseURL), logger: Logger(label: "test"))
+        let database = try await Database.forTest(self.databaseURL)
         return try await database.whileRunning { try await database.write(body) }
     }
 }

@@ -31,6 +31,7 @@ final class WorkerProcess: Sendable {
             "TERN_DATABASE_URL": databaseURL, "TERN_ROLE": role, "TERN_PORT": String(port), "TERN_ADMIN_KEY": testAdminKey,
             "TERN_ENCRYPTION_KEY": testEncryptionKey, "TERN_ALLOW_PRIVATE_ENDPOINTS": "true", "TERN_LOG_LEVEL": "info",
             "TERN_DELIVERY_LEASE_SECONDS": String(leaseSeconds), "TERN_WORKER_CONCURRENCY": String(concurrency),
+            "TERN_DATABASE_POOL_SIZE": String(testDatabaseConnections),
             "TERN_RESOURCES_DIR": repositoryRoot.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ].merging(environment) { $1 }
         let log = FileHandle(forWritingAtPath: logPath)

@@ -19,6 +19,9 @@ public struct TernConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
     public var databaseURL = "sqlite://tern.sqlite"
+    /// PostgreSQL connections this process keeps for requests, recording and housekeeping (`TERN_DATABASE_POOL_SIZE`);
+    /// the workers' claims have one more of their own.
+    public var databaseConnections = Database.defaultConnections
     public var role = Role.all
     /// The operator key; when nil one is generated on first start and printed once.
     public var adminKey: String?

@@ -16,7 +16,7 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
     let location = try DatabaseLocation(url: configuration.databaseURL)
     let migrator = try Migrator(directory: configuration.resourcesDirectory.appendingPathComponent("Migrations"))
     let secretBox = try configuration.secretBox(for: location, logger: logger)
-    let database = try await Database.open(location, logger: logger)
+    let database = try await Database.open(location, connections: configuration.databaseConnections, logger: logger)
     let store = Store(database: database, secretBox: secretBox)
     let authenticator = Authenticator(store: store, adminKey: configuration.adminKey, logger: logger)
     TernMetrics.bootstrap()

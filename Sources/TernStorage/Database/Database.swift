@@ -103,9 +103,13 @@ public final class Database: Service, Sendable {
         self.logger = logger
     }
 
-    /// Opens the database. For SQLite the file is created, in WAL mode; for PostgreSQL a client pool is made,
-    /// which connects once `run()` is running.
-    public static func open(_ location: DatabaseLocation, logger: Logger) async throws -> Database {
+    /// The PostgreSQL connections a process keeps for requests and housekeeping unless told otherwise
+    /// (`TERN_DATABASE_POOL_SIZE`); the workers' claims have one more of their own.
+    public static let defaultConnections = 20
+
+    /// Opens the database. For SQLite the file is created, in WAL mode; for PostgreSQL a client pool of at most
+    /// `connections` is made (plus the workers' one), which connects once `run()` is running.
+    public static func open(_ location: DatabaseLocation, connections: Int = defaultConnections, logger: Logger) async throws -> Database {
         switch location {
         case .sqliteFile(let path):
             let directory = (path as NSString).deletingLastPathComponent
@@ -122,7 +126,7 @@ public final class Database: Service, Sendable {
                 host: host, port: port, username: username, password: password, database: database,
                 tls: tls ? .require(.makeClientConfiguration()) : .disable
             )
-            configuration.options.maximumConnections = 20
+            configuration.options.maximumConnections = connections
             configuration.options.connectTimeout = .seconds(5)
             let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
             // The workers' claims on a connection of their own, whose statements keep one generic plan each (see
