@@ -168,12 +168,18 @@ import Testing
             let workers = [try WorkerProcess.start(databaseURL: databaseURL), try WorkerProcess.start(databaseURL: databaseURL)]
             let unthrottled = await eventually(timeout: .seconds(30)) { receiver.received.filter { $0.path == "/other" }.count == 50 }
             #expect(unthrottled)
-            _ = await eventually(timeout: .seconds(60)) { receiver.received.filter { $0.path == "/limited" }.count >= 230 }
+            let arrived = await eventually(timeout: .seconds(60)) { receiver.received.filter { $0.path == "/limited" }.count >= 230 }
+            #expect(arrived, "230 deliveries within 60 s")
             let arrivals = receiver.received.filter { $0.path == "/limited" }.map(\.at)
             let first = try #require(arrivals.first)
-            let window = arrivals.filter { $0 >= first + .seconds(2) && $0 < first + .seconds(22) }.count
-            print("THROTTLE \(backend.rawValue): \(window) deliveries in 20 s at 10/s over two worker processes")
-            #expect((180...220).contains(window), "\(window) deliveries in 20 s")
+            let span = first.duration(to: arrivals[min(229, arrivals.count - 1)])
+            print("THROTTLE \(backend.rawValue): 230 deliveries over \(span) at 10/s over two worker processes")
+            // One schedule for both processes: the 230th delivery's slot is 22.9 s after the first's, and no delivery goes
+            // before its slot (a limit per process would take half that). A busy machine can hold up the first delivery,
+            // shortening what the receiver sees, or bunch late ones together, which counting arrivals in a window would
+            // take for a rate above the limit: hence the span, with 4.9 s of margin below and a ceiling for a limit
+            // held too tightly.
+            #expect(span >= .seconds(18) && span <= .seconds(40), "\(span)")
             let attempts = try await api.withDatabase { sql in
                 try await sql.raw("SELECT MAX(attempt_count) AS n FROM deliveries WHERE endpoint_id = \(bind: endpointID)").first()?
                     .decode(column: "n", as: Int.self) ?? 0
