@@ -3,8 +3,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SQLKit
+import Synchronization
 import TernCore
 import TernHTTP
+import TernStorage
 import Testing
 
 @testable import TernTesting
@@ -101,6 +103,21 @@ import Testing
             let (key, app) = try await Self.prepare(api, url: receiver.url("/fast"))
             let workers = [try WorkerProcess.start(databaseURL: databaseURL), try WorkerProcess.start(databaseURL: databaseURL)]
             for worker in workers { #expect(await worker.waitUntilReady(), "\(worker.log)") }
+            // The connections to this database, counted every 50 ms while the events are published and delivered.
+            let peak = Atomic<Int>(0)
+            let sampler = try await Database.forTest(databaseURL)
+            let sampling = Task {
+                try? await sampler.whileRunning {
+                    while !Task.isCancelled {
+                        let count = try await sampler.read { sql in
+                            try await sql.raw("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database()").first()?
+                                .decode(column: "n", as: Int.self) ?? 0
+                        }
+                        peak.max(count, ordering: .relaxed)
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+            }
 
             let total = 2_000
             let messages = try await withThrowingTaskGroup(of: [String].self) { group in
@@ -120,6 +137,13 @@ import Testing
             #expect(messages.count == total)
             let allDelivered = try await eventually(timeout: .seconds(120)) { try await Self.deliveredCount(api, key: key, app: app) == total }
             #expect(allDelivered)
+            sampling.cancel()
+            await sampling.value
+            // Each pool keeps to `TERN_DATABASE_POOL_SIZE` (2 here): the API process 2, each worker process 2 and one for
+            // its claims, the counting 1: 9 in all. Seen: 9, and 10 in 3 runs of 18 for a moment (a pool
+            // listed a third connection beside its two busy ones; not traced further). At the default 20 this run reached 18.
+            print("CONNECTIONS postgres: at most \(peak.load(ordering: .relaxed)) to the database, three processes and the counter")
+            #expect((1...11).contains(peak.load(ordering: .relaxed)))
             #expect(Set(receiver.received.map(\.messageID)) == Set(messages), "no message lost")
             let expired = try await api.withDatabase { sql in
                 try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map {
