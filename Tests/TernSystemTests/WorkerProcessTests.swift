@@ -141,7 +141,7 @@ import Testing
             await sampling.value
             // Each pool keeps to `TERN_DATABASE_POOL_SIZE` (2 here): the API process 2, each worker process 2 and one for
             // its claims, the counting 1: 9 in all. Seen: 9, and 10 in 3 runs of 18 for a moment (a pool
-            // listed a third connection beside its two busy ones; not traced further). At the default 20 this run reached 18.
+            // had a third connection beside its two busy ones; not traced further). At the default 20 this run reached 18.
             print("CONNECTIONS postgres: at most \(peak.load(ordering: .relaxed)) to the database, three processes and the counter")
             #expect((1...11).contains(peak.load(ordering: .relaxed)))
             #expect(Set(receiver.received.map(\.messageID)) == Set(messages), "no message lost")
