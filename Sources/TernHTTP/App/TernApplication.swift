@@ -66,6 +66,7 @@ public func buildApplication(_ configuration: TernConfiguration) async throws ->
 func prepare(
     database: Database, store: Store, migrator: Migrator, configuration: TernConfiguration, location: DatabaseLocation, logger: Logger
 ) async throws {
+    await database.started.wait()
     do {
         try await migrator.migrate(database, logger: logger)
     } catch let error as ConfigurationError {

@@ -83,6 +83,9 @@ public final class Database: Service, Sendable {
     let notificationOrigin = Identifier.make("origin")
     /// Opened once the schema is migrated; workers wait for it before their first claim.
     public let migrated = Latch()
+    /// Opened as the PostgreSQL pool starts (`run()`, `whileRunning`), at once on SQLite. A statement sent before
+    /// it would wait for the pool too, but PostgresNIO logs a warning for each; start-up waits for this instead.
+    public let started = Latch()
 
     enum Backend: Sendable {
         case sqlite(SQLitePool)
@@ -101,6 +104,7 @@ public final class Database: Service, Sendable {
         self.kind = kind
         self.backend = backend
         self.logger = logger
+        if kind == .sqlite { self.started.open() }
     }
 
     /// The PostgreSQL connections a process keeps for requests and housekeeping unless told otherwise
@@ -146,6 +150,7 @@ public final class Database: Service, Sendable {
                 group.addTask { await workers.run() }
                 group.addTask { await self.watch.sweep() }
                 group.addTask { await self.keepPlannerStatisticsFresh() }
+                self.started.open()
                 await client.run()
                 group.cancelAll()
             }
@@ -175,10 +180,6 @@ public final class Database: Service, Sendable {
         case .postgres(let client, let workers):
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
-                    await client.run()
-                    return nil
-                }
-                group.addTask {
                     await workers.run()
                     return nil
                 }
@@ -186,7 +187,13 @@ public final class Database: Service, Sendable {
                     await self.watch.sweep()
                     return nil
                 }
+                group.addTask {
+                    self.started.open()
+                    await client.run()
+                    return nil
+                }
                 defer { group.cancelAll() }
+                await self.started.wait()
                 return try await body()
             }
         }
