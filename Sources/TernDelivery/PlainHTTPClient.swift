@@ -192,6 +192,8 @@ final class PlainHTTPClient: Sendable {
         private var answer = Answer(status: 0, retryAfter: nil, body: [])
         private var keep = 0
         private var keepAlive = true
+        /// The receiver's `Keep-Alive: timeout=N`, in seconds: how long it keeps an idle connection open.
+        private var receiverIdleSeconds: Int64?
         private var context: ChannelHandlerContext?
 
         func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -205,13 +207,29 @@ final class PlainHTTPClient: Sendable {
             self.keep = keep
             self.answer = Answer(status: 0, retryAfter: nil, body: [])
             self.keepAlive = true
+            self.receiverIdleSeconds = nil
         }
 
+        /// Closes the connection after `timeout` unused, or a second before the receiver said it would close it
+        /// (`Keep-Alive: timeout=N`, sent by Node and Apache, 5 s by default): a request sent just as the receiver
+        /// closes an idle connection fails (`aRequestTheCloseCrossedFailsOnceAndIsNotSentAgain`).
         func armIdleTimer(_ timeout: TimeAmount) {
             guard self.promise == nil, let context = self.context else { return }
             self.idleTimer?.cancel()
             let channel = context.channel
-            self.idleTimer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+            let idle = self.receiverIdleSeconds.map { min(timeout, .seconds($0 - Self.idleMargin)) } ?? timeout
+            self.idleTimer = context.eventLoop.scheduleTask(in: idle) { channel.close(promise: nil) }
+        }
+
+        static let idleMargin: Int64 = 1
+
+        /// The `timeout=N` of a `Keep-Alive` header (`timeout=5, max=100`).
+        static func idleSeconds(_ keepAlive: String) -> Int64? {
+            for part in keepAlive.split(separator: ",") {
+                let pair = part.filter { !$0.isWhitespace }.split(separator: "=", maxSplits: 1)
+                if pair.count == 2, pair[0].lowercased() == "timeout", let seconds = Int64(pair[1]), seconds >= 0 { return seconds }
+            }
+            return nil
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -221,6 +239,11 @@ final class PlainHTTPClient: Sendable {
                 self.answer.status = Int(head.status.code)
                 self.answer.retryAfter = head.headers.first(name: "retry-after")
                 self.keepAlive = head.isKeepAlive
+                if let hint = head.headers.first(name: "keep-alive").flatMap(Self.idleSeconds) {
+                    self.receiverIdleSeconds = hint
+                    // Too short to reuse safely.
+                    if hint <= Self.idleMargin { self.keepAlive = false }
+                }
             case .body(let part):
                 self.answer.body.append(contentsOf: part.readableBytesView.prefix(self.keep - self.answer.body.count))
                 // Enough is kept: the rest is not read, and the connection, its answer unfinished, is not reused.

@@ -86,6 +86,35 @@ import Testing
         await receiver.stop()
     }
 
+    /// `Keep-Alive: timeout=N` (Node and Apache send 5): the connection is closed a second before the receiver would
+    /// close it, and not kept at all when N leaves no second.
+    @Test func theReceiversKeepAliveTimeoutIsKeptWithin() async throws {
+        let receiver = try await ChaosReceiver.start { path, _, _, _ in
+            switch path {
+            case "/two": .answer(status: 204, headers: ["Keep-Alive": "timeout=2, max=100"])
+            case "/one": .answer(status: 204, headers: ["keep-alive": "timeout=1"])
+            default: .answer(status: 204)
+            }
+        }
+        #expect(PlainHTTPClient.AnswerHandler.idleSeconds("timeout=5, max=100") == 5)
+        #expect(PlainHTTPClient.AnswerHandler.idleSeconds(" max=100 , timeout = 15") == 15)
+        #expect(PlainHTTPClient.AnswerHandler.idleSeconds("max=100") == nil)
+        #expect(PlainHTTPClient.AnswerHandler.idleSeconds("timeout=soon") == nil)
+        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        #expect(try await self.post(client, receiver, "/two").status == 204)
+        #expect(client.idleCount == 1)
+        // Kept for 1 s: gone after 3.
+        try await Task.sleep(for: .seconds(3))
+        #expect(client.idleCount == 0)
+        #expect(try await self.post(client, receiver, "/one").status == 204)
+        #expect(client.idleCount == 0, "a connection the receiver keeps for 1 s is not kept")
+        #expect(try await self.post(client, receiver, "/hook").status == 204)
+        #expect(try await self.post(client, receiver, "/hook").status == 204)
+        #expect(receiver.connections.load(ordering: .relaxed) == 3, "without the header the connection is kept as before")
+        client.shutdown()
+        await receiver.stop()
+    }
+
     @Test func aLongAnswerIsCutAndItsConnectionClosed() async throws {
         let long = String(repeating: "é", count: 40_000)
         let receiver = try await ChaosReceiver.start { path, _, _, _ in
