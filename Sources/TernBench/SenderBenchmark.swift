@@ -43,13 +43,13 @@ public enum SenderBenchmark {
             deliveries: deliveries, concurrency: concurrency, plain_http_cpu_per_attempt_us: [], async_http_client_cpu_per_attempt_us: [],
             plain_http_attempts_per_second: [], async_http_client_attempts_per_second: [])
         // The receiver is up when an attempt is answered.
-        let probe = WebhookSender.standalone(plainHTTP: false, concurrency: 1)
+        let probe = WebhookSender.make(concurrency: 1, allowPrivateEndpoints: true, userAgent: "Tern/bench", plainHTTP: false)
         let up = await Toolkit.until(timeout: .seconds(30)) { await probe.attempt(job(0)).statusCode == 204 }
         try await probe.shutdown()
         guard up else { throw ConfigurationError("tern bench receive did not start: \(receiver.log)") }
         for round in 0..<(rounds * 2) {
             let plain = round % 2 == 0
-            let sender = WebhookSender.standalone(plainHTTP: plain, concurrency: concurrency)
+            let sender = WebhookSender.make(concurrency: concurrency, allowPrivateEndpoints: true, userAgent: "Tern/bench", plainHTTP: plain)
             let measured: Swift.Result<(cpu: Double, seconds: Double, answered: Int), any Error>
             do {
                 // Connections made and the code paths warmed before the measure.

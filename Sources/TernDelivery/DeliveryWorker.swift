@@ -54,16 +54,9 @@ public final class DeliveryWorker: Service, Sendable {
     }
 
     public func run() async throws {
-        let client = WebhookSender.makeClient(
-            connectionsPerHost: self.settings.concurrency, allowPrivateEndpoints: self.settings.allowPrivateEndpoints, proxy: self.settings.proxy
-        )
-        let plain =
-            self.settings.proxy == nil
-            ? PlainHTTPClient(group: HTTPClient.defaultEventLoopGroup, guarded: !self.settings.allowPrivateEndpoints) : nil
-        let sender = WebhookSender(
-            client: client, plain: plain, egressGuard: self.settings.allowPrivateEndpoints ? nil : EgressGuard(),
-            userAgent: self.settings.userAgent
-        )
+        let sender = WebhookSender.make(
+            concurrency: self.settings.concurrency, allowPrivateEndpoints: self.settings.allowPrivateEndpoints, proxy: self.settings.proxy,
+            userAgent: self.settings.userAgent)
         let database = self.store.database
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in

@@ -48,13 +48,16 @@ public struct WebhookSender: Sendable {
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
-    /// A sender as a worker without a proxy makes it, private endpoints allowed, for `tern bench sender`; with
-    /// `plainHTTP` false every request goes through async-http-client.
-    public static func standalone(plainHTTP: Bool, concurrency: Int) -> WebhookSender {
+    /// The sender of a worker with `concurrency` deliveries in flight: async-http-client (`makeClient`), and
+    /// `PlainHTTPClient` for plain `http://` receivers unless deliveries go through the operator's proxy (or
+    /// `plainHTTP` is false: `tern bench sender` measures both); the SSRF guard unless private endpoints are allowed.
+    public static func make(
+        concurrency: Int, allowPrivateEndpoints: Bool, proxy: DeliveryProxy? = nil, userAgent: String, plainHTTP: Bool = true
+    ) -> WebhookSender {
         WebhookSender(
-            client: Self.makeClient(connectionsPerHost: concurrency, allowPrivateEndpoints: true),
-            plain: plainHTTP ? PlainHTTPClient(group: HTTPClient.defaultEventLoopGroup, guarded: false) : nil, egressGuard: nil,
-            userAgent: "Tern/bench")
+            client: Self.makeClient(connectionsPerHost: concurrency, allowPrivateEndpoints: allowPrivateEndpoints, proxy: proxy),
+            plain: plainHTTP && proxy == nil ? PlainHTTPClient(group: HTTPClient.defaultEventLoopGroup, guarded: !allowPrivateEndpoints) : nil,
+            egressGuard: allowPrivateEndpoints ? nil : EgressGuard(), userAgent: userAgent)
     }
 
     /// Closes the sender's connections.

@@ -11,6 +11,10 @@ import Testing
 @Suite struct PlainHTTPClientTests {
     static let keep = Attempt.maxResponseBodyBytes + 4
 
+    static func client(guarded: Bool = false, idleTimeout: TimeAmount = .seconds(60)) -> PlainHTTPClient {
+        PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: guarded, idleTimeout: idleTimeout)
+    }
+
     func post(_ client: PlainHTTPClient, _ receiver: ChaosReceiver, _ target: String, seconds: Int64 = 30) async throws -> PlainHTTPClient.Answer {
         try await client.post(
             host: "127.0.0.1", port: receiver.port, target: target, headers: [("webhook-id", "msg_1"), ("content-type", "application/json")],
@@ -21,7 +25,7 @@ import Testing
         let receiver = try await ChaosReceiver.start { path, _, _, _ in
             path.hasPrefix("/busy") ? .answer(status: 429, headers: ["retry-after": "7"], body: "slow down") : .answer(status: 204)
         }
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        let client = Self.client()
         for _ in 0..<20 { #expect(try await self.post(client, receiver, "/hook").status == 204) }
         let busy = try await self.post(client, receiver, "/busy?tenant=a%20b&x=1")
         #expect(busy.status == 429)
@@ -42,7 +46,7 @@ import Testing
             default: .answer(status: 204)
             }
         }
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        let client = Self.client()
         #expect(try await self.post(client, receiver, "/close").status == 200)
         #expect(try await self.post(client, receiver, "/hook").status == 204)
         #expect(receiver.connections.load(ordering: .relaxed) == 2, "`connection: close` is honoured")
@@ -64,7 +68,7 @@ import Testing
         let receiver = try await ChaosReceiver.start { path, _, _, _ in
             path == "/crossed" ? .closeWithoutAnswer : .answer(status: 204)
         }
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        let client = Self.client()
         #expect(try await self.post(client, receiver, "/hook").status == 204)
         await #expect(throws: PlainHTTPClient.Failure.closedBeforeAnswer) { try await self.post(client, receiver, "/crossed") }
         #expect(try await self.post(client, receiver, "/hook").status == 204)
@@ -77,7 +81,7 @@ import Testing
     @Test func anIdleConnectionIsClosedAfterItsTimeout() async throws {
         let receiver = try await ChaosReceiver.start { _, _, _, _ in .answer(status: 204) }
         // Reuse before the timeout is `keptAliveConnectionsCarryTheNextDeliveries`.
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false, idleTimeout: .milliseconds(300))
+        let client = Self.client(idleTimeout: .milliseconds(300))
         #expect(try await self.post(client, receiver, "/hook").status == 204)
         try await Task.sleep(for: .milliseconds(1500))
         #expect(try await self.post(client, receiver, "/hook").status == 204)
@@ -100,7 +104,7 @@ import Testing
         #expect(PlainHTTPClient.AnswerHandler.idleSeconds(" max=100 , timeout = 15") == 15)
         #expect(PlainHTTPClient.AnswerHandler.idleSeconds("max=100") == nil)
         #expect(PlainHTTPClient.AnswerHandler.idleSeconds("timeout=soon") == nil)
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        let client = Self.client()
         #expect(try await self.post(client, receiver, "/two").status == 204)
         #expect(client.idleCount == 1)
         // Kept for 1 s: gone after 3.
@@ -120,7 +124,7 @@ import Testing
         let receiver = try await ChaosReceiver.start { path, _, _, _ in
             path == "/long" ? .answer(status: 200, body: long) : .answer(status: 204)
         }
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        let client = Self.client()
         let answer = try await self.post(client, receiver, "/long")
         #expect(answer.status == 200)
         #expect(answer.body.count == Self.keep)
@@ -142,7 +146,7 @@ import Testing
             default: .answer(status: 204)
             }
         }
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        let client = Self.client()
         func failure(_ target: String, seconds: Int64 = 30) async -> String? {
             do {
                 _ = try await self.post(client, receiver, target, seconds: seconds)
@@ -161,7 +165,7 @@ import Testing
         client.shutdown()
         do {
             // A new client: the stopped receiver's kept-alive connection would still answer.
-            _ = try await PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false).post(
+            _ = try await Self.client().post(
                 host: "127.0.0.1", port: port, target: "/", headers: [], body: [], keep: Self.keep, deadline: .now() + .seconds(1))
             Issue.record("a closed port answered")
         } catch {
@@ -171,7 +175,7 @@ import Testing
 
     @Test func theGuardRefusesAnInternalPeerAfterConnecting() async throws {
         let receiver = try await ChaosReceiver.start { _, _, _, _ in .answer(status: 204) }
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: true)
+        let client = Self.client(guarded: true)
         do {
             _ = try await self.post(client, receiver, "/hook")
             Issue.record("the guard let a loopback peer through")
@@ -185,7 +189,7 @@ import Testing
 
     @Test func headersThatWouldSplitTheRequestAreRefused() async throws {
         let receiver = try await ChaosReceiver.start { _, _, _, _ in .answer(status: 204) }
-        let client = PlainHTTPClient(group: MultiThreadedEventLoopGroup.singleton, guarded: false)
+        let client = Self.client()
         await #expect(throws: (any Error).self) {
             try await client.post(
                 host: "127.0.0.1", port: receiver.port, target: "/hook", headers: [("x-note", "a\r\nx-injected: 1")], body: [],
