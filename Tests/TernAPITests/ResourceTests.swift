@@ -240,7 +240,7 @@ import Testing
     func everyResponseCarriesARequestID(_ backend: Backend) async throws {
         try await withTern(backend) { api in
             let health = try await api.get("/health", key: nil)
-            #expect(health.status == 200)
+            #expect(health.status == 200, "\(health.text)")
             #expect((health["checks"] as? [String: [String: Any]])?["database"]?["status"] as? String == "ok")
             #expect(health.headers[.init("X-Request-Id")!]?.hasPrefix("req_") == true)
             let echoed = try await api.call(.get, "/v1/applications", headers: ["X-Request-Id": "trace-123"])
