@@ -175,7 +175,7 @@ struct Serve: AsyncParsableCommand {
         do {
             switch ProcessInfo.processInfo.environment["TERN_LOG_FORMAT"] ?? "text" {
             case "json": LoggingSystem.bootstrap(JSONLogHandler.init)
-            case "text", "": break
+            case "text", "": LoggingSystem.bootstrap(TextLogHandler.init)
             case let other: throw ConfigurationError("TERN_LOG_FORMAT must be text or json (got '\(other)')")
             }
             let configuration = try self.settings.configuration()

@@ -20,6 +20,46 @@ import Testing
     }
 }
 
+/// `TERN_LOG_FORMAT=text`: the lines `StreamLogHandler` writes, for the same metadata, source and message.
+@Suite struct TextLogTests {
+    final class Captured: TextOutputStream, @unchecked Sendable {
+        var text = ""
+        func write(_ string: String) { self.text += string }
+    }
+
+    @Test func aLineIsWhatStreamLogHandlerWrites() {
+        let cases: [(label: String, metadata: Logger.Metadata)] = [
+            ("tern", ["delivery_id": "dlv_1", "attempt": .stringConvertible(3), "tags": .array(["a", "b"]), "a": .dictionary(["k": "v"])]),
+            ("tern", [:]),
+            ("", ["error": "HTTP 500 \"quoted\""]),
+        ]
+        for (label, metadata) in cases {
+            let captured = Captured()
+            var stream = StreamLogHandler(label: label, stream: captured, metadataProvider: nil)
+            stream.metadata = metadata
+            stream.log(
+                event: LogEvent(
+                    level: .warning, message: "delivery exhausted", metadata: nil, source: "TernDelivery", file: "", function: "", line: 0))
+            let ours = TextLogHandler.line(
+                time: TextLogHandler.localTime(), level: .warning, label: label, metadata: metadata, source: "TernDelivery",
+                message: "delivery exhausted")
+            // The same line after the time (the two clocks may read different seconds); the time in the same form.
+            #expect(ours.drop { $0 != " " } == captured.text.drop { $0 != " " })
+            #expect(ours.prefix { $0 != " " }.count == captured.text.prefix { $0 != " " }.count)
+        }
+    }
+
+    @Test func metadataSetOnTheLoggerAndGivenWithTheLineAreBothWritten() {
+        var handler = TextLogHandler(label: "tern")
+        handler[metadataKey: "request_id"] = "req_1"
+        #expect(handler[metadataKey: "request_id"] == "req_1")
+        #expect(handler.metadata == ["request_id": "req_1"])
+        let line = TextLogHandler.line(
+            time: "T", level: .info, label: "tern", metadata: handler.metadata.merging(["b": "2"]) { $1 }, source: "S", message: "m")
+        #expect(line == "T info tern: b=2 request_id=req_1 [S] m\n")
+    }
+}
+
 /// The publish answer, written by hand, is the JSON `JSONResponse` would write for the same fields.
 @Suite struct PublishReplyTests {
     @Test func theHandWrittenReplyIsWhatTheEncoderWrites() throws {
