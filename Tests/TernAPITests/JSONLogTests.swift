@@ -113,5 +113,8 @@ import Testing
         #expect(AuditRules.match(.post, "/v1/applications/app_1/events") == nil)
         #expect(AuditRules.match(.post, "/api/v1/app/t1/msg") == nil)
         #expect(AuditRules.match(.delete, "/api/v1/app/t1")?.action == "tenant.deleted")
+        #expect(AuditRules.match(.patch, "/v1/applications/app_1/event-types/user%2Ecreated")?.parameters["name"] == "user.created")
+        #expect(AuditRules.match(.patch, "//v1/applications//app_1/")?.parameters == ["app_id": "app_1"])
+        #expect(AuditRules.match(.post, "/v1/applications/app_1/endpoint") == nil)
     }
 }

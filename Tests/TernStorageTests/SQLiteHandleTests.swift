@@ -14,6 +14,24 @@ import Testing
         Leftovers.temporary("handle", suffix: ".sqlite").path
     }
 
+    /// Binds become the values SQLiteKit's encoder makes of them, whether they take the direct way or its.
+    @Test func bindsAreTheValuesSQLiteKitsEncoderMakes() async throws {
+        struct Shape: Codable, Sendable { var sides: Int }
+        let pool = try await SQLitePool.open(path: nil, readers: 0, logger: Logger(label: "test"))
+        try await pool.withWriter { handle in
+            let values: [any Encodable & Sendable] = [
+                "text", "", "é ☃", Optional("some"), String?.none, 42, -1, Int?.none, Int64.max, Int64?(7), 2.5, Double?.none, true, false,
+                Bool?(true), Int32(3), Data([1, 2]), Shape(sides: 3), [1, 2, 3],
+            ]
+            for value in values {
+                let direct = try handle.data(value)
+                let encoded = try handle.encoder.encode(value)
+                #expect(direct == encoded, "\(value)")
+            }
+        }
+        await pool.close()
+    }
+
     @Test func aKeptStatementRunsAgainWithOtherValuesAndAFailedOneStaysUsable() async throws {
         let path = Self.file()
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
