@@ -174,8 +174,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         do {
             switch ProcessInfo.processInfo.environment["TERN_LOG_FORMAT"] ?? "text" {
-            case "json": LoggingSystem.bootstrap(JSONLogHandler.init)
-            case "text", "": LoggingSystem.bootstrap(TextLogHandler.init)
+            case "json": LoggingSystem.bootstrap { TernLogHandler(label: $0, format: .json) }
+            case "text", "": LoggingSystem.bootstrap { TernLogHandler(label: $0, format: .text) }
             case let other: throw ConfigurationError("TERN_LOG_FORMAT must be text or json (got '\(other)')")
             }
             let configuration = try self.settings.configuration()

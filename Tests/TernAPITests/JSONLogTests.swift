@@ -8,7 +8,7 @@ import Testing
 /// `TERN_LOG_FORMAT=json`: each line is one JSON object with the message, level, label, source and every metadata key.
 @Suite struct JSONLogTests {
     @Test func aLogLineIsOneJSONObjectWithItsMetadata() throws {
-        let line = JSONLogHandler.line(
+        let line = TernLogHandler.jsonLine(
             time: Date(timeIntervalSince1970: 1_764_979_200.5), level: .warning, label: "tern", message: "delivery exhausted; \"quoted\"\nnext",
             source: "TernDelivery", metadata: ["delivery_id": "dlv_1", "attempt": .stringConvertible(3), "tags": .array(["a", "b"])])
         #expect(!line.contains("\n"))
@@ -40,8 +40,8 @@ import Testing
             stream.log(
                 event: LogEvent(
                     level: .warning, message: "delivery exhausted", metadata: nil, source: "TernDelivery", file: "", function: "", line: 0))
-            let ours = TextLogHandler.line(
-                time: TextLogHandler.localTime(), level: .warning, label: label, metadata: metadata, source: "TernDelivery",
+            let ours = TernLogHandler.textLine(
+                time: TernLogHandler.localTime(), level: .warning, label: label, metadata: metadata, source: "TernDelivery",
                 message: "delivery exhausted")
             // The same line after the time (the two clocks may read different seconds); the time in the same form.
             #expect(ours.drop { $0 != " " } == captured.text.drop { $0 != " " })
@@ -50,11 +50,11 @@ import Testing
     }
 
     @Test func metadataSetOnTheLoggerAndGivenWithTheLineAreBothWritten() {
-        var handler = TextLogHandler(label: "tern")
+        var handler = TernLogHandler(label: "tern", format: .text)
         handler[metadataKey: "request_id"] = "req_1"
         #expect(handler[metadataKey: "request_id"] == "req_1")
         #expect(handler.metadata == ["request_id": "req_1"])
-        let line = TextLogHandler.line(
+        let line = TernLogHandler.textLine(
             time: "T", level: .info, label: "tern", metadata: handler.metadata.merging(["b": "2"]) { $1 }, source: "S", message: "m")
         #expect(line == "T info tern: b=2 request_id=req_1 [S] m\n")
     }
