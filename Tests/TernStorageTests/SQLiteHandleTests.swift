@@ -1,6 +1,9 @@
 import Foundation
 import Logging
+import NIOCore
 import SQLKit
+import SQLiteKit
+import SQLiteNIO
 import Testing
 
 @testable import TernStorage
@@ -30,6 +33,34 @@ import Testing
             }
         }
         await pool.close()
+    }
+
+    /// Columns read directly are the values SQLiteKit's decoder reads, and what it refuses is still refused.
+    @Test func columnsReadAsSQLiteKitsDecoderReadsThem() throws {
+        let decoder = SQLiteDataDecoder()
+        let values: [SQLiteData] = [
+            .text("text"), .text(""), .text("42"), .integer(42), .integer(-7), .float(2.5), .null, .blob(ByteBuffer(bytes: [1])),
+        ]
+        func check<D: Decodable & Equatable>(_ type: D.Type) {
+            for value in values {
+                let row = SQLiteResultRow(columns: SQLiteColumnNames(names: ["c"]), values: [value], decoder: decoder)
+                let direct = try? row.decode(column: "c", as: D.self)
+                let decoded = try? decoder.decode(D.self, from: value)
+                #expect(direct == decoded, "\(D.self) from \(value)")
+            }
+        }
+        check(String.self)
+        check(String?.self)
+        check(Int.self)
+        check(Int?.self)
+        check(Int64.self)
+        check(Int64?.self)
+        check(Double.self)
+        check(Double?.self)
+        check(Bool.self)
+        #expect(SQLiteResultRow.direct(.integer(3), as: Int?.self) == .some(3))
+        #expect(SQLiteResultRow.direct(.null, as: String?.self) == .some(nil), "a null read directly as nil, not left to the decoder")
+        #expect(SQLiteResultRow.direct(.text("x"), as: Int.self) == nil, "a mismatch is left to the decoder")
     }
 
     @Test func aKeptStatementRunsAgainWithOtherValuesAndAFailedOneStaysUsable() async throws {

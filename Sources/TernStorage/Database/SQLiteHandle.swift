@@ -91,7 +91,8 @@ final class SQLiteHandle: @unchecked Sendable {
 
     /// A bind as SQLite's value: the common types at once, the rest (`nil`, values written as JSON) through SQLiteKit's
     /// encoder, which looks up each value's conformance and unwraps an optional with an encoder of its own (1.3% of the
-    /// server's CPU under `tern bench`, `docs/benchmarks.md`, item 30). The same values either way (`SQLiteBindTests`).
+    /// server's CPU under `tern bench`, `docs/benchmarks.md`, item 30). The same values either way
+    /// (`SQLiteHandleTests.bindsAreTheValuesSQLiteKitsEncoderMakes`).
     func data(_ value: any Encodable & Sendable) throws -> SQLiteData {
         switch value {
         case let text as String: .text(text)
@@ -211,11 +212,15 @@ final class SQLiteColumnNames: Sendable {
     let names: [String]
     let offsets: [String: Int]
 
-    init(_ statement: OpaquePointer) {
+    convenience init(_ statement: OpaquePointer) {
         let count = Int(sqlite_nio_sqlite3_column_count(statement))
-        let names = (0..<count).map { index in
-            sqlite_nio_sqlite3_column_name(statement, Int32(index)).map { String(cString: $0) } ?? ""
-        }
+        self.init(
+            names: (0..<count).map { index in
+                sqlite_nio_sqlite3_column_name(statement, Int32(index)).map { String(cString: $0) } ?? ""
+            })
+    }
+
+    init(names: [String]) {
         self.names = names
         self.offsets = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     }
@@ -243,7 +248,27 @@ struct SQLiteResultRow: SQLRow {
             throw DecodingError.keyNotFound(
                 SQLiteColumnKey(stringValue: column), .init(codingPath: [], debugDescription: "no column '\(column)' in the result"))
         }
-        return try self.decoder.decode(D.self, from: self.values[offset])
+        let value = self.values[offset]
+        if let direct = Self.direct(value, as: D.self) { return direct }
+        return try self.decoder.decode(D.self, from: value)
+    }
+
+    /// A text, integer, real or null column read as a `String`, `Int`, `Int64` or `Double` (or an optional of one), as
+    /// SQLiteKit's decoder reads it but without its conformance lookup and, for an optional, its decoder object (0.97%
+    /// of the server's CPU under `tern bench` with them, `docs/benchmarks.md`, item 31); nil for anything else, which the
+    /// decoder reads. The same values either way (`SQLiteHandleTests.columnsReadAsSQLiteKitsDecoderReadsThem`).
+    static func direct<D>(_ value: SQLiteData, as type: D.Type) -> D? {
+        switch value {
+        case .text(let text) where D.self == String.self || D.self == String?.self: text as? D
+        case .integer(let number) where D.self == Int.self || D.self == Int?.self: number as? D
+        case .integer(let number) where D.self == Int64.self || D.self == Int64?.self: Int64(number) as? D
+        case .float(let number) where D.self == Double.self || D.self == Double?.self: number as? D
+        case .null where D.self == String?.self: String?.none as? D
+        case .null where D.self == Int?.self: Int?.none as? D
+        case .null where D.self == Int64?.self: Int64?.none as? D
+        case .null where D.self == Double?.self: Double?.none as? D
+        default: nil
+        }
     }
 }
 
