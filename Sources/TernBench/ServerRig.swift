@@ -30,12 +30,13 @@ struct ServerRig: Sendable {
         let url = databaseURL ?? "sqlite://\(directory.path)/bench.sqlite"
         let admin = "bench-admin-" + Base64URL.encode(randomBytes(18))
         let port = try Toolkit.freePort()
-        let server = try ChildServer.start(
-            executable: executable,
-            environment: [
-                "TERN_DATABASE_URL": url, "TERN_PORT": String(port), "TERN_ADMIN_KEY": admin, "TERN_ENCRYPTION_KEY": SecretBox.generateKeyBase64(),
-                "TERN_ALLOW_PRIVATE_ENDPOINTS": "true", "TERN_LOG_LEVEL": "error", "TERN_RESOURCES_DIR": resources.path,
-            ], log: directory.appendingPathComponent("server.log"))
+        var environment = [
+            "TERN_DATABASE_URL": url, "TERN_PORT": String(port), "TERN_ADMIN_KEY": admin, "TERN_ENCRYPTION_KEY": SecretBox.generateKeyBase64(),
+            "TERN_ALLOW_PRIVATE_ENDPOINTS": "true", "TERN_LOG_LEVEL": "error", "TERN_RESOURCES_DIR": resources.path,
+        ]
+        // Set for the benchmark, it is the server's too (`TERN_DIRECT_DELIVERY=false` measures every delivery claimed).
+        if let direct = ProcessInfo.processInfo.environment["TERN_DIRECT_DELIVERY"] { environment["TERN_DIRECT_DELIVERY"] = direct }
+        let server = try ChildServer.start(executable: executable, environment: environment, log: directory.appendingPathComponent("server.log"))
         defer { server.stop() }
         let client = HTTPClient(
             eventLoopGroup: HTTPClient.defaultEventLoopGroup,

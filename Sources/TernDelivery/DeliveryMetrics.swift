@@ -7,6 +7,8 @@ public enum DeliveryMetrics {
     static let delivered = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "delivered")])
     static let failed = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "failed")])
     static let exhausted = Counter(label: "tern_deliveries_total", dimensions: [("outcome", "exhausted")])
+    /// Deliveries the worker took straight from its process's publishes (`DirectDelivery`), not claimed.
+    static let direct = Counter(label: "tern_direct_deliveries_total")
 
     static func outcome(_ status: DeliveryStatus) {
         switch status {

@@ -23,6 +23,9 @@ public struct DeliveryWorkerSettings: Sendable {
     /// Every delivery (and OAuth2 token request) goes through this HTTP proxy with CONNECT
     /// (`TERN_DELIVERY_PROXY_URL`), so that deliveries leave from the proxy's address.
     public var proxy: DeliveryProxy?
+    /// Takes the deliveries this process's publishes queue straight from their commit, without claiming them
+    /// (`DirectDelivery`; `TERN_DIRECT_DELIVERY`).
+    public var direct = true
 
     public init() {}
 }
@@ -37,6 +40,9 @@ public final class DeliveryWorker: Service, Sendable {
     let inFlight = Mutex(0)
     let slotFreed = WakeSignal()
     let stopping = Mutex(false)
+    /// The last claim took all it asked for, so more may be due: publishes then queue their deliveries behind those
+    /// instead of handing them over (`DirectTaker`), until a claim finds the queue drained. True until the first claim.
+    let behind = Mutex(true)
     /// Attempts finishing together are recorded in one transaction.
     let recorder: GroupCommitter<AttemptRecord, RecordedAttempt>
 
@@ -74,6 +80,7 @@ public final class DeliveryWorker: Service, Sendable {
     /// Stops claiming; deliveries in flight finish.
     func stop() {
         self.stopping.withLock { $0 = true }
+        self.store.database.directDelivery.register(nil)
         self.store.database.deliveriesQueued.ring()
         self.slotFreed.ring()
     }
@@ -82,6 +89,9 @@ public final class DeliveryWorker: Service, Sendable {
 
     func deliverUntilStopped(_ sender: WebhookSender) async {
         await self.store.database.migrated.wait { self.isStopping }
+        if self.settings.direct && !self.isStopping {
+            self.store.database.directDelivery.register(DirectTaker(worker: self, sender: sender))
+        }
         await withTaskCancellationHandler {
             await withDiscardingTaskGroup { group in
                 while !self.isStopping {
@@ -106,27 +116,31 @@ public final class DeliveryWorker: Service, Sendable {
                         await self.store.database.deliveriesQueued.wait(timeout: .seconds(1))
                         continue
                     }
+                    self.behind.withLock { $0 = jobs.count == limit }
                     if jobs.isEmpty {
                         await self.sleepUntilWork()
                         continue
                     }
                     self.inFlight.withLock { $0 += jobs.count }
-                    for job in jobs {
-                        group.addTask {
-                            let record = await sender.send(job)
-                            await self.record(record)
-                            self.inFlight.withLock { $0 -= 1 }
-                            self.slotFreed.ring()
-                        }
-                    }
+                    for job in jobs { group.addTask { await self.deliver(job, sender) } }
                     // Fewer than asked for: nothing else was due when the claim ran. Claim again when more is queued
                     // (at once if it already was), not in an empty claim first.
                     if jobs.count < limit { await self.sleepUntilWork() }
                 }
             }
+            // Deliveries handed over by publishes run outside the group: they finish too.
+            while self.inFlight.withLock({ $0 }) > 0 && !Task.isCancelled { await self.slotFreed.wait(timeout: .seconds(1)) }
         } onCancel: {
             self.stop()
         }
+    }
+
+    /// Sends a delivery this worker holds, records the attempt, and frees its place.
+    func deliver(_ job: DeliveryJob, _ sender: WebhookSender) async {
+        let record = await sender.send(job)
+        await self.record(record)
+        self.inFlight.withLock { $0 -= 1 }
+        self.slotFreed.ring()
     }
 
     /// Sleeps until publish rings, the next retry is due, or the poll interval passes. Returns at once, without
@@ -216,5 +230,39 @@ public final class DeliveryWorker: Service, Sendable {
             DeliveryMetrics.breakerTrip(reason: reason)
             logger.warning("endpoint disabled", metadata: ["disabled_reason": "\(reason)", "detail": "\(result.disabledDetail ?? "")"])
         }
+    }
+}
+
+/// The worker's side of `DirectDelivery`: room from the same places in flight as its claims, and each delivery handed
+/// over sent in a task of its own (waited for at shutdown by the count in flight).
+final class DirectTaker: DirectDeliveryTaker {
+    let worker: DeliveryWorker
+    let sender: WebhookSender
+
+    init(worker: DeliveryWorker, sender: WebhookSender) {
+        self.worker = worker
+        self.sender = sender
+    }
+
+    var leaseSeconds: Int { self.worker.settings.leaseSeconds }
+
+    /// None while stopping, or while the worker's claims are behind (older deliveries go first).
+    func reserve(upTo count: Int) -> Int {
+        guard !self.worker.stopping.withLock({ $0 }), !self.worker.behind.withLock({ $0 }) else { return 0 }
+        return self.worker.inFlight.withLock { inFlight in
+            let granted = min(count, max(0, self.worker.settings.concurrency - inFlight))
+            inFlight += granted
+            return granted
+        }
+    }
+
+    func giveBack(_ count: Int) {
+        self.worker.inFlight.withLock { $0 -= count }
+        self.worker.slotFreed.ring()
+    }
+
+    func take(_ jobs: [DeliveryJob]) {
+        DeliveryMetrics.direct.increment(by: jobs.count)
+        for job in jobs { Task { await self.worker.deliver(job, self.sender) } }
     }
 }

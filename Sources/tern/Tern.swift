@@ -79,11 +79,11 @@ struct Settings: ParsableArguments {
         }
         configuration.encryptionKey = environment["TERN_ENCRYPTION_KEY"]
         configuration.dataDirectory = environment["TERN_DATA_DIR"]
-        if let allow = environment["TERN_ALLOW_PRIVATE_ENDPOINTS"] {
-            guard ["true", "false", "1", "0", ""].contains(allow.lowercased()) else {
-                throw ConfigurationError("TERN_ALLOW_PRIVATE_ENDPOINTS must be true or false (got '\(allow)')")
-            }
-            configuration.allowPrivateEndpoints = allow.lowercased() == "true" || allow == "1"
+        if let allow = try flag("TERN_ALLOW_PRIVATE_ENDPOINTS", environment) {
+            configuration.allowPrivateEndpoints = allow
+        }
+        if let direct = try flag("TERN_DIRECT_DELIVERY", environment) {
+            configuration.deliverySettings.direct = direct
         }
         if let proxies = environment["TERN_TRUSTED_PROXIES"], !proxies.isEmpty {
             configuration.trustedProxies = try proxies.split(separator: ",").map { text in
@@ -131,6 +131,15 @@ struct Settings: ParsableArguments {
         return configuration
     }
 
+    /// The yes or no the variable `name` holds (true or 1, false, 0 or empty), nil when it is unset.
+    private func flag(_ name: String, _ environment: [String: String]) throws -> Bool? {
+        guard let text = environment[name] else { return nil }
+        guard ["true", "false", "1", "0", ""].contains(text.lowercased()) else {
+            throw ConfigurationError("\(name) must be true or false (got '\(text)')")
+        }
+        return text.lowercased() == "true" || text == "1"
+    }
+
     /// The whole number the variable `name` holds, nil when it is unset; outside `range` it is a configuration error.
     private func wholeNumber(
         _ name: String, in range: ClosedRange<Int>, of unit: String = "", _ environment: [String: String]
@@ -163,6 +172,7 @@ struct Serve: AsyncParsableCommand {
             TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
             TERN_DATABASE_POOL_SIZE (PostgreSQL connections per process, default 20, and one more for the workers' claims),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
+            TERN_DIRECT_DELIVERY (true, the default: a process's worker takes its publishes' deliveries without claiming them),
             TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),
             TERN_REQUEST_TIMEOUT_SECONDS (time for a client to send a request's head, then its body, default 30),
             TERN_SHUTDOWN_TIMEOUT_SECONDS (how long SIGTERM lets work in flight finish before cancelling it, default 45).

@@ -171,6 +171,65 @@ import Testing
     }
 }
 
+extension FaultTests {
+    /// A `tern serve` process (API and worker) hands its publishes' deliveries to its worker at commit, without a
+    /// claim. Killed with SIGKILL while it does, with deliveries handed over and unsent or unrecorded: a new process
+    /// sends each of them once its lease ends, so every 202 is delivered, and twice only where a lease expired.
+    @Test(arguments: Backend.available)
+    func aProcessKilledWhileItDeliversItsOwnPublishesLosesNothing(_ backend: Backend) async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        receiver.script("/hook", then: .init(status: 200, delay: .milliseconds(50)))
+        let (databaseURL, key, app) = try await Self.preparedDatabase(backend, endpointURL: receiver.url("/hook"))
+        let server = try WorkerProcess.start(databaseURL: databaseURL, role: "all", leaseSeconds: 2, concurrency: 32)
+        #expect(await server.waitUntilReady(), "\(server.log)")
+        let accepted = Accepted()
+        let handedOver = Tally()
+        await withTaskGroup(of: Void.self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    for index in 0..<1_000 {
+                        guard let answer = await Self.publish(port: server.port, key: key, app: app, payload: #"{"c": \#(client), "n": \#(index)}"#)
+                        else { return }
+                        if let id = answer.id { accepted.add(id) }
+                    }
+                }
+            }
+            group.addTask {
+                _ = await eventually(timeout: .seconds(60)) { receiver.received.count >= 300 }
+                let metrics = (try? await WorkerProcessTests.metrics(port: server.port)) ?? ""
+                handedOver.add("direct", count: metricValue("tern_direct_deliveries_total", in: metrics))
+                await server.kill()
+            }
+        }
+        let acceptedIDs = accepted.ids
+        #expect(handedOver["direct"] > 0, "the killed process took its publishes' deliveries without claims")
+        let survivor = try WorkerProcess.start(databaseURL: databaseURL, role: "all", leaseSeconds: 2, concurrency: 32)
+        #expect(await survivor.waitUntilReady(), "\(survivor.log)")
+        let all = await eventually(timeout: .seconds(120)) { Set(receiver.received.map(\.messageID)).isSuperset(of: acceptedIDs) }
+        #expect(all, "every event that got a 202 is delivered: \(survivor.log.suffix(2000))")
+        try await withTern(backend, databaseURL: databaseURL, configure: { $0.role = .api }) { api in
+            let (messages, orphans) = try await Self.consistency(api)
+            #expect(orphans == 0)
+            let expired = Set(
+                try await api.withDatabase { sql in
+                    try await sql.raw("SELECT message_id FROM deliveries WHERE lease_expiries > 0").all().map {
+                        try $0.decode(column: "message_id", as: String.self)
+                    }
+                })
+            let received = receiver.received
+            let duplicated = Dictionary(grouping: received, by: \.messageID).filter { $0.value.count > 1 }
+            #expect(Set(duplicated.keys).isSubset(of: expired), "duplicates only where a lease expired")
+            print(
+                "FAULT direct-kill backend=\(backend) accepted=\(acceptedIDs.count) stored=\(messages) handed_over_before_kill=\(handedOver["direct"]) "
+                    + "delivered_of_accepted=\(Set(received.map(\.messageID)).intersection(acceptedIDs).count) duplicated=\(duplicated.count) "
+                    + "expired_leases=\(expired.count)"
+            )
+        }
+        #expect(await survivor.terminate() == 0)
+    }
+}
+
 /// The ids of accepted publishes, collected from concurrent clients.
 final class Accepted: Sendable {
     let state = Mutex<[String]>([])
@@ -256,7 +315,7 @@ extension FaultTests {
 /// Counts what a publisher saw, by outcome.
 final class Tally: Sendable {
     let state = Mutex<[String: Int]>([:])
-    func add(_ outcome: String) { self.state.withLock { $0[outcome, default: 0] += 1 } }
+    func add(_ outcome: String, count: Int = 1) { self.state.withLock { $0[outcome, default: 0] += count } }
     subscript(_ outcome: String) -> Int { self.state.withLock { $0[outcome] ?? 0 } }
     var summary: String { self.state.withLock { $0.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") } }
 }

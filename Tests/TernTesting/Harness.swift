@@ -328,3 +328,9 @@ func runProgram(_ executable: String, _ arguments: [String]) async throws -> (In
     }
     return (status, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
 }
+
+/// The value of the metric line `name` (without labels) in Prometheus text; 0 when it has none.
+func metricValue(_ name: String, in metrics: String) -> Int {
+    let line = metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+    return line.flatMap { Double($0.split(separator: " ").last ?? "").map { Int($0) } } ?? 0
+}

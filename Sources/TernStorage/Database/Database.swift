@@ -78,6 +78,8 @@ public final class Database: Service, Sendable {
     let logger: Logger
     /// Rung after a commit that queued deliveries, to wake this process's workers at once.
     public let deliveriesQueued = WakeSignal()
+    /// This process's delivery worker, when it takes what publishes queue straight from their commit.
+    public let directDelivery = DirectDelivery()
     /// The payload of this object's PostgreSQL notifications, which its own listener skips: its workers were rung in
     /// process already, and an echo would only cost them an empty claim.
     let notificationOrigin = Identifier.make("origin")

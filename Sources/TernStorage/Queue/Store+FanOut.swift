@@ -8,13 +8,25 @@ struct FanOutEndpoint: Sendable {
     var filter: RoutingFilter?
     var fifo: Bool
     var orderingKey: String?
+    /// The row with what a delivery takes from the endpoint (`OpenedEndpoint`), when this process's worker may be
+    /// handed its deliveries straight from the publish: read so (`receivers`), active, without a rate limit (whose
+    /// schedule a claim keeps) and without ordering (a line's deliveries wait for the one before).
+    var direct: (any SQLRow)?
 
-    init(_ row: any SQLRow) throws {
+    /// The columns to read, of the endpoint as `e`; `receivers`: with the delivery's too (`OpenedEndpoint.columns`).
+    static func columns(receivers: Bool) -> String {
+        "e.id, e.channels, e.filter, e.ordering, e.ordering_key" + (receivers ? ", e.status, " + OpenedEndpoint.columns : "")
+    }
+
+    init(_ row: any SQLRow, receivers: Bool) throws {
         self.id = try row.string("id")
         self.channels = try JSONColumn.decode([String].self, try row.optionalString("channels")).map(Set.init)
         self.filter = try JSONColumn.decode(JSONValue.self, try row.optionalString("filter")).flatMap { try? RoutingFilter($0) }
         self.fifo = try row.optionalString("ordering") == EndpointOrdering.fifo.rawValue
         self.orderingKey = try row.optionalString("ordering_key")
+        if receivers, !self.fifo, try row.string("status") == EndpointStatus.active.rawValue, try row.optionalInt("throttle_rate") == nil {
+            self.direct = row
+        }
     }
 }
 
@@ -28,29 +40,30 @@ extension Store {
     /// The tenant's endpoints without a route that take the event type (the same for every message of the type).
     /// `lock`: held (`Database.shareRowsClause`) until the transaction ends.
     static func unroutedEndpoints(
-        _ database: Database, applicationID: String, tenantID: String, eventType: String, lock: Bool, _ sql: any SQLDatabase
+        _ database: Database, applicationID: String, tenantID: String, eventType: String, lock: Bool, receivers: Bool, _ sql: any SQLDatabase
     ) async throws -> [FanOutEndpoint] {
         try await sql.raw(
             """
-            SELECT id, channels, filter, ordering, ordering_key FROM endpoints WHERE application_id = \(bind: applicationID)
-            AND tenant_id = \(bind: tenantID) AND filter_path IS NULL AND status <> 'disabled' AND (events = '[]' OR id IN
+            SELECT \(unsafeRaw: FanOutEndpoint.columns(receivers: receivers)) FROM endpoints e WHERE e.application_id = \(bind: applicationID)
+            AND e.tenant_id = \(bind: tenantID) AND e.filter_path IS NULL AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN
             (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: lock ? database.shareRowsClause : "")
             """
-        ).all().map(FanOutEndpoint.init)
+        ).all().map { try FanOutEndpoint($0, receivers: receivers) }
     }
 
     /// The tenant's routed endpoints that take the event type and are routed on one of `keys`.
     static func routedEndpoints(
-        _ database: Database, applicationID: String, tenantID: String, eventType: String, keys: [String], lock: Bool, _ sql: any SQLDatabase
+        _ database: Database, applicationID: String, tenantID: String, eventType: String, keys: [String], lock: Bool, receivers: Bool,
+        _ sql: any SQLDatabase
     ) async throws -> [FanOutEndpoint] {
         guard !keys.isEmpty else { return [] }
         return try await sql.raw(
             """
-            SELECT e.id, e.channels, e.filter, e.ordering, e.ordering_key FROM endpoint_filter_routes r JOIN endpoints e ON e.id = r.endpoint_id
+            SELECT \(unsafeRaw: FanOutEndpoint.columns(receivers: receivers)) FROM endpoint_filter_routes r JOIN endpoints e ON e.id = r.endpoint_id
             WHERE r.application_id = \(bind: applicationID) AND r.tenant_id = \(bind: tenantID) AND r.route IN (\(binds: keys))
             AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: lock ? database.shareRowsClause : "")
             """
-        ).all().map(FanOutEndpoint.init)
+        ).all().map { try FanOutEndpoint($0, receivers: receivers) }
     }
 
     /// The endpoints subscribed to the event type by name, as a subquery (its values bound by the caller's statement).

@@ -20,32 +20,40 @@ struct PublishRequest: Sendable {
 /// one. Each keeps its own outcome: an unknown event type, a rate or quota refusal or a repeated `event_id` affects
 /// that publish alone, decided before anything is written, so a batch never half-stores a publish.
 extension Store {
-    static func publishBatch(_ database: Database, _ requests: [PublishRequest]) async -> [Result<Published, any Error>] {
+    static func publishBatch(_ database: Database, _ secretBox: SecretBox, _ requests: [PublishRequest]) async -> [Result<Published, any Error>] {
+        // This process's worker, if it has room, takes the batch's deliveries once the write commits.
+        let direct = database.directDelivery.batch(secretBox)
         do {
             do {
                 // Without limits the batch usually writes with one statement, outside BEGIN and COMMIT on PostgreSQL.
                 if !requests.contains(where: { $0.input.limits.bucket != nil || $0.input.limits.messagesPerMonth != nil }) {
                     do {
-                        return try await database.writeInOneStatement { sql, held in
-                            try await Self.publishAll(database, requests, exact: false, held: held, sql)
+                        return try await DirectBatch.run(direct) {
+                            try await database.writeInOneStatement { sql, held in
+                                try await Self.publishAll(database, requests, exact: false, held: held, direct, sql)
+                            }
                         }
                     } catch is NeedsTransaction {}
                 }
-                return try await database.writeQueuing(notifiesItself: true) { sql in
-                    try await Self.publishAll(database, requests, exact: false, held: true, sql)
+                return try await DirectBatch.run(direct) {
+                    try await database.writeQueuing(notifiesItself: true) { sql in
+                        try await Self.publishAll(database, requests, exact: false, held: true, direct, sql)
+                    }
                 }
             } catch is DecideExactly {
                 // The batch would pass a monthly quota or its rate bucket ran short meanwhile: decided again with the
                 // rows locked first, publish by publish.
-                return try await database.writeQueuing(notifiesItself: true) { sql in
-                    try await Self.publishAll(database, requests, exact: true, held: true, sql)
+                return try await DirectBatch.run(direct) {
+                    try await database.writeQueuing(notifiesItself: true) { sql in
+                        try await Self.publishAll(database, requests, exact: true, held: true, direct, sql)
+                    }
                 }
             }
         } catch {
             guard requests.count > 1 else { return [.failure(error)] }
             // Something failed for the whole batch (a race on an event_id with another process, say): try each alone.
             var results: [Result<Published, any Error>] = []
-            for request in requests { results += await Self.publishBatch(database, [request]) }
+            for request in requests { results += await Self.publishBatch(database, secretBox, [request]) }
             return results
         }
     }
@@ -63,8 +71,11 @@ extension Store {
     /// limits, as `publishBatch` sends it), the batch writes with one statement (`Database.writeInOneStatement`), which
     /// locks the endpoints it writes deliveries for and leaves out those disabled since they were read; a batch that
     /// needs more (FIFO lines to release) throws `NeedsTransaction` before it writes anything.
+    ///
+    /// `direct`: deliveries that need no claim (due now, to an active endpoint without a rate limit or ordering) are
+    /// written leased to this process's worker, as many as it has room for, and handed to it after the commit.
     static func publishAll(
-        _ database: Database, _ requests: [PublishRequest], exact: Bool, held: Bool, _ sql: any SQLDatabase
+        _ database: Database, _ requests: [PublishRequest], exact: Bool, held: Bool, _ direct: DirectBatch?, _ sql: any SQLDatabase
     ) async throws -> ([Result<Published, any Error>], queued: Bool) {
         var results = [Result<Published, any Error>?](repeating: nil, count: requests.count)
         let now = Timestamp.now()
@@ -182,13 +193,16 @@ extension Store {
         var messages: [(Message, String)] = []
         var expiries: [Timestamp?] = []
         var deliveryRows: [(Message, String, String)] = []
+        // Rows the worker may be handed (by index in `deliveryRows`), with their endpoint's row and application.
+        var handable: [(row: Int, endpoint: any SQLRow, application: Application)] = []
         var perOrganization: [String: Int] = [:]
         for (index, request) in requests.enumerated() where results[index] == nil && repeatOf[index] == nil {
             let input = request.input
             let key = "\(request.applicationID)|\(input.tenantID)|\(input.eventType)"
             if unrouted[key] == nil {
                 unrouted[key] = try await Self.unroutedEndpoints(
-                    database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, lock: held, sql)
+                    database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, lock: held,
+                    receivers: direct != nil, sql)
             }
             // A filter reads the message's document, made (its payload parsed) only when an endpoint needs it.
             var document: JSONValue?
@@ -200,7 +214,7 @@ extension Store {
                 if routed[routedKey] == nil {
                     routed[routedKey] = try await Self.routedEndpoints(
                         database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, keys: keys,
-                        lock: held, sql)
+                        lock: held, receivers: direct != nil, sql)
                 }
                 candidates += routed[routedKey]!
             }
@@ -214,6 +228,7 @@ extension Store {
             expiries.append(input.payloadExpiry(from: now))
             // An endpoint with channels takes only messages that share one; one without takes every message.
             var targets: [String] = []
+            let dueNow = (input.deliverAt ?? now) <= now
             for endpoint in candidates {
                 if let channels = endpoint.channels, !(input.channels?.contains(where: channels.contains) ?? false) { continue }
                 if let filter = endpoint.filter {
@@ -230,6 +245,11 @@ extension Store {
                     }
                     lines[deliveryRows.count + targets.count] = (line, index)
                 }
+                if dueNow, let row = endpoint.direct,
+                    case .success(let application)? = applications["\(request.organizationID)/\(request.applicationID)"]
+                {
+                    handable.append((deliveryRows.count + targets.count, row, application))
+                }
                 targets.append(endpoint.id)
             }
             for endpointID in targets { deliveryRows.append((message, endpointID, request.organizationID)) }
@@ -242,11 +262,13 @@ extension Store {
             }
         }
 
+        let leased = Self.handOver(handable, of: deliveryRows, to: direct, now: now)
+
         // The rows, and the month's counts that need no decision (no quota, or one held since the start), in one
         // statement on PostgreSQL (`runTogether`), which also tells other processes' workers when it queued deliveries.
         var writes = Self.messageInserts(messages, payloadExpiries: expiries, sql)
         if let insert = Self.deliveryInsert(
-            deliveryRows, lines: lines, trigger: .scheduled, now: now, lockingEndpoints: database.shareJoinedEndpointsClause, sql)
+            deliveryRows, lines: lines, leased: leased, trigger: .scheduled, now: now, lockingEndpoints: database.shareJoinedEndpointsClause, sql)
         {
             writes.append(insert)
         }
@@ -257,7 +279,9 @@ extension Store {
         if !held && (!lines.isEmpty || writes.reduce(0, { $0 + $1.binds }) > Database.bindsTogether) {
             throw NeedsTransaction()
         }
-        try await database.runTogether(writes, notifyingWorkers: !deliveryRows.isEmpty, sql)
+        // Rows handed to this process's worker need no claim: other workers are told only of the others.
+        let queued = deliveryRows.count > (leased?.ids.count ?? 0)
+        try await database.runTogether(writes, notifyingWorkers: queued, sql)
         // The endpoints are held shared since fan-out, so a worker ending a head releases after this commits.
         let touched = Set(lines.map { OrderingLine(endpointID: deliveryRows[$0.key].1, line: $0.value.line) })
         try await database.releaseLines(touched, now: now.microseconds, lock: false, sql)
@@ -278,7 +302,40 @@ extension Store {
                 try await Self.takeTokens(count, spec.bucket, applicationID: spec.applicationID, tenantID: spec.tenantID, now: now, sql)
             }
         }
-        return (results.map { $0 ?? .failure(TernError.unavailable("the publish was not decided")) }, queued: !deliveryRows.isEmpty)
+        return (results.map { $0 ?? .failure(TernError.unavailable("the publish was not decided")) }, queued: queued)
+    }
+
+    /// Reserves room with this process's worker for the `handable` rows, makes their jobs, and returns the ids and
+    /// lease under which the rows it took are written (nil when it took none). A row whose endpoint cannot be opened
+    /// (a secret sealed with another key, say) is left to a claim, which reports it.
+    static func handOver(
+        _ handable: [(row: Int, endpoint: any SQLRow, application: Application)], of rows: [(Message, String, String)], to direct: DirectBatch?,
+        now: Timestamp
+    ) -> DeliveryLeases? {
+        guard let direct else { return nil }
+        let granted = direct.reserve(upTo: handable.count)
+        guard granted > 0 else { return nil }
+        var leases = DeliveryLeases(token: direct.token, until: now.adding(seconds: Int64(direct.taker.leaseSeconds)))
+        var opened: [String: OpenedEndpoint?] = [:]
+        var settings: [String: DeliverySettings] = [:]
+        var jobs: [DeliveryJob] = []
+        for candidate in handable.prefix(granted) {
+            let (message, endpointID, organizationID) = rows[candidate.row]
+            if opened[endpointID] == nil { opened[endpointID] = .some(try? OpenedEndpoint(candidate.endpoint, direct.secretBox, now: now)) }
+            guard let endpoint = opened[endpointID]! else { continue }
+            if settings[message.applicationID] == nil { settings[message.applicationID] = DeliverySettings(candidate.application) }
+            let id = Identifier.make("dlv")
+            leases.ids[candidate.row] = id
+            var job = DeliveryJob(
+                deliveryID: id, messageID: message.id, endpointID: endpointID, organizationID: organizationID,
+                applicationID: message.applicationID, tenantID: message.tenantID, eventType: message.eventType, payload: message.payload,
+                attemptCount: 0, trigger: .scheduled, leaseToken: direct.token, leaseExpiries: 0, endpoint: endpoint,
+                settings: settings[message.applicationID]!)
+            job.traceContext = message.traceContext
+            jobs.append(job)
+        }
+        direct.hand(jobs)
+        return leases.ids.isEmpty ? nil : leases
     }
 
     /// The month's message count, with its quota row (shard 0) locked (PostgreSQL) until the transaction ends.
@@ -404,19 +461,23 @@ extension Store {
     /// (`Database.jsonRows`), so a fan-out to 1,000 endpoints binds five values, not 15,000. `lockingEndpoints` (a
     /// publish's, `Database.shareJoinedEndpointsClause`): only rows whose endpoint is not disabled when the statement
     /// runs are written, and those endpoints are held until it commits.
+    /// `leased`: rows written `delivering` under a lease (handed to this process's worker), by index, with their ids.
     static func deliveryInsert(
-        _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], trigger: AttemptTrigger, now: Timestamp,
-        lockingEndpoints: String? = nil, _ sql: any SQLDatabase
+        _ rows: [(Message, String, String)], lines: [Int: (line: String, place: Int)] = [:], leased: DeliveryLeases? = nil,
+        trigger: AttemptTrigger, now: Timestamp, lockingEndpoints: String? = nil, _ sql: any SQLDatabase
     ) -> (any SQLExpression, binds: Int)? {
         guard !rows.isEmpty else { return nil }
         var values = JSONRows(reservingRows: rows.count, bytesEach: 200)
         for (index, (message, endpointID, organizationID)) in rows.enumerated() {
             let line = lines[index]
+            let leaseID = leased?.ids[index]
+            let due = leaseID != nil ? leased!.until.microseconds : line == nil ? max(now, message.deliverAt ?? now).microseconds : Self.waitingInLine
             values.append(
-                .text(Identifier.make("dlv")), .text(organizationID), .text(message.applicationID), .text(message.id), .text(endpointID),
-                .text(message.tenantID), .text(message.eventType),
-                .integer(line == nil ? max(now, message.deliverAt ?? now).microseconds : Self.waitingInLine), .text(line?.line),
-                .integer(line.map { now.microseconds * 1024 + Int64($0.place) })
+                .text(leaseID ?? Identifier.make("dlv")), .text(organizationID), .text(message.applicationID), .text(message.id),
+                .text(endpointID), .text(message.tenantID), .text(message.eventType), .integer(due), .text(line?.line),
+                .integer(line.map { now.microseconds * 1024 + Int64($0.place) }),
+                .text(leaseID == nil ? DeliveryStatus.pending.rawValue : DeliveryStatus.delivering.rawValue),
+                .text(leaseID.map { _ in leased!.token })
             )
         }
         let source = Database.jsonRows(
@@ -424,18 +485,21 @@ extension Store {
             columns: [
                 ("id", "TEXT"), ("organization_id", "TEXT"), ("application_id", "TEXT"), ("message_id", "TEXT"), ("endpoint_id", "TEXT"),
                 ("tenant_id", "TEXT"), ("event_type", "TEXT"), ("next_attempt_at", "BIGINT"), ("ordering_line", "TEXT"),
-                ("ordering_seq", "BIGINT"),
+                ("ordering_seq", "BIGINT"), ("status", "TEXT"), ("lease_token", "TEXT"),
             ], as: "x", sql)
-        // Joined again to the endpoints, which must still take deliveries when the statement runs.
-        let stillEnabled = lockingEndpoints.map { " JOIN endpoints e ON e.id = x.endpoint_id AND e.status <> 'disabled'" + $0 } ?? ""
+        // Joined again to the endpoints, which must still take deliveries when the statement runs. A leased row is
+        // written whatever the endpoint's status now: its worker sends it as soon as this commits, as it would a row
+        // claimed just before the endpoint changed.
+        let stillEnabled =
+            lockingEndpoints.map { " JOIN endpoints e ON e.id = x.endpoint_id AND (e.status <> 'disabled' OR x.lease_token IS NOT NULL)" + $0 } ?? ""
         let insert: SQLQueryString = """
             INSERT INTO deliveries (id, organization_id, application_id, message_id, endpoint_id, tenant_id, event_type, status,
-            attempt_count, next_attempt_at, next_trigger, ordering_line, ordering_seq, created_at, updated_at)
+            attempt_count, next_attempt_at, next_trigger, lease_token, ordering_line, ordering_seq, created_at, updated_at)
             SELECT x.id, x.organization_id, x.application_id, x.message_id, x.endpoint_id, x.tenant_id, x.event_type,
-            \(bind: DeliveryStatus.pending.rawValue), 0, x.next_attempt_at, \(bind: trigger.rawValue), x.ordering_line, x.ordering_seq,
+            x.status, 0, x.next_attempt_at, \(bind: trigger.rawValue), x.lease_token, x.ordering_line, x.ordering_seq,
             \(bind: now.microseconds), \(bind: now.microseconds) FROM \(source)\(unsafeRaw: stillEnabled)
             """
-        return (insert, 5)
+        return (insert, 4)
     }
 }
 
@@ -466,4 +530,11 @@ extension Database {
         }
         return (try row.decode(column: "tokens", as: Double.self), try row.timestamp("updated_at"))
     }
+}
+
+/// The rows of a publish written leased to this process's worker: their ids by index, and the lease.
+struct DeliveryLeases {
+    var ids: [Int: String] = [:]
+    var token: String
+    var until: Timestamp
 }

@@ -69,53 +69,26 @@ extension Store {
         let now = Timestamp.now()
         // What belongs to the endpoint (and its application) is read once per endpoint, not once per delivery:
         // a claim's rows are mostly a few endpoints' (and its secrets are opened once each).
-        var receivers: [String: ClaimedReceiver] = [:]
+        var receivers: [String: (OpenedEndpoint, DeliverySettings)] = [:]
         return try rows.map { row in
             let endpointID = try row.string("endpoint_id")
-            let receiver: ClaimedReceiver
+            let receiver: (OpenedEndpoint, DeliverySettings)
             if let known = receivers[endpointID] {
                 receiver = known
             } else {
-                receiver = try self.claimedReceiver(row, now: now)
+                receiver = (try OpenedEndpoint(row, self.secretBox, now: now), try DeliverySettings(applicationRow: row))
                 receivers[endpointID] = receiver
             }
             var job = DeliveryJob(
                 deliveryID: try row.string("id"), messageID: try row.string("message_id"), endpointID: endpointID,
                 organizationID: try row.string("organization_id"), applicationID: try row.string("application_id"),
                 tenantID: try row.string("tenant_id"), eventType: try row.string("event_type"), payload: try row.string("payload"),
-                url: receiver.url, headers: receiver.headers, timeoutSeconds: receiver.timeoutSeconds, secrets: receiver.secrets,
                 attemptCount: try row.int("attempt_count"), trigger: AttemptTrigger(rawValue: try row.string("next_trigger")) ?? .scheduled,
-                retrySchedule: receiver.retrySchedule, failureThreshold: receiver.failureThreshold, leaseToken: token,
-                leaseExpiries: try row.int("lease_expiries"), headerStyle: receiver.headerStyle, operational: receiver.operational,
-                rateLimit: receiver.rateLimit
+                leaseToken: token, leaseExpiries: try row.int("lease_expiries"), endpoint: receiver.0, settings: receiver.1
             )
-            job.auth = receiver.auth
-            job.tls = receiver.tls
             job.traceContext = try row.optionalString("trace_context")
-            job.sendTraceparent = receiver.sendTraceparent
             return job
         }
-    }
-
-    /// A claimed row's endpoint and application settings, secrets opened.
-    private func claimedReceiver(_ row: any SQLRow, now: Timestamp) throws -> ClaimedReceiver {
-        var secrets = [try self.secretBox.open(try row.string("secret"))]
-        if let previous = try row.optionalString("previous_secret"),
-            let expires = try row.optionalTimestamp("previous_secret_expires_at"), expires > now
-        {
-            secrets.append(try self.secretBox.open(previous))
-        }
-        let (auth, tls) = try self.openReceiver(row)
-        return ClaimedReceiver(
-            url: try row.string("url"), headers: try JSONColumn.decode([String: String].self, try row.string("headers")) ?? [:],
-            timeoutSeconds: try row.int("timeout_seconds"), secrets: secrets,
-            retrySchedule: try JSONColumn.decode([Int].self, try row.string("retry_schedule")) ?? RetrySchedule.standard,
-            failureThreshold: try row.int("failure_threshold"),
-            headerStyle: WebhookHeaderStyle(rawValue: try row.string("webhook_headers")) ?? .standard,
-            operational: try row.string("kind") == "operational",
-            rateLimit: try row.optionalInt("throttle_rate").map { EndpointRateLimit(perSecond: $0, burst: try row.optionalInt("rate_limit_burst")) },
-            auth: auth, tls: tls, sendTraceparent: (try? row.bool("send_traceparent")) ?? false
-        )
     }
 
     /// Keeps the claimed rows of rate-limited endpoints within their limits, in a transaction after the claim's (only
@@ -475,20 +448,4 @@ extension Store {
             return QueueStats(depth: depth, oldestDueAgeSeconds: oldest.map { Double(now - Int64($0)) / 1_000_000 } ?? 0)
         }
     }
-}
-
-/// What a claimed delivery takes from its endpoint and application.
-private struct ClaimedReceiver {
-    var url: String
-    var headers: [String: String]
-    var timeoutSeconds: Int
-    var secrets: [String]
-    var retrySchedule: [Int]
-    var failureThreshold: Int
-    var headerStyle: WebhookHeaderStyle
-    var operational: Bool
-    var rateLimit: EndpointRateLimit?
-    var auth: EndpointAuth?
-    var tls: EndpointTLS?
-    var sendTraceparent: Bool
 }

@@ -61,14 +61,4 @@ extension Store {
         }
         endpoint.publicKey = (try? row.optionalString("public_key")) ?? nil
     }
-
-    /// The receiver settings a delivery needs, opened: from the claim's row (`e.auth`, `e.tls_*`).
-    func openReceiver(_ row: any SQLRow) throws -> (EndpointAuth?, EndpointTLS?) {
-        let auth = try row.optionalString("auth").map { try JSONColumn.decode(EndpointAuth.self, try self.secretBox.open($0)) } ?? nil
-        let certificate = try row.optionalString("tls_client_certificate")
-        let key = try row.optionalString("tls_client_key").map { try self.secretBox.open($0) }
-        let bundle = try row.optionalString("tls_ca_bundle")
-        let tls = EndpointTLS(clientCertificatePEM: certificate, clientKeyPEM: key, caBundlePEM: bundle)
-        return (auth, tls.isEmpty ? nil : tls)
-    }
 }

@@ -23,7 +23,7 @@ public struct Store: Sendable {
         self.database = database
         self.secretBox = secretBox
         self.publisher = GroupCommitter(maxBatch: 256, concurrency: database.publishConcurrency) { [database] requests in
-            await Store.publishBatch(database, requests)
+            await Store.publishBatch(database, secretBox, requests)
         }
     }
 }
