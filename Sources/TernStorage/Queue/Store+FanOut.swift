@@ -13,13 +13,15 @@ struct FanOutEndpoint: Sendable {
     /// schedule a claim keeps) and without ordering (a line's deliveries wait for the one before).
     var direct: (any SQLRow)?
 
-    /// The columns to read, of the endpoint as `e`; `receivers`: with the delivery's too (`OpenedEndpoint.columns`).
-    static func columns(receivers: Bool) -> String {
-        "e.id, e.channels, e.filter, e.ordering, e.ordering_key" + (receivers ? ", e.status, " + OpenedEndpoint.columns : "")
+    /// The columns to read, of the endpoint as `e`, its id as `id`; `receivers`: with the delivery's too
+    /// (`OpenedEndpoint.columns`).
+    static func columns(receivers: Bool, id: String = "e.id") -> String {
+        id + ", e.channels, e.filter, e.ordering, e.ordering_key" + (receivers ? ", e.status, " + OpenedEndpoint.columns : "")
     }
 
-    init(_ row: any SQLRow, receivers: Bool) throws {
-        self.id = try row.string("id")
+    /// `id`: the column of the endpoint's id (a read joined to its application names it `endpoint_id`).
+    init(_ row: any SQLRow, receivers: Bool, id: String = "id") throws {
+        self.id = try row.string(id)
         self.channels = try JSONColumn.decode([String].self, try row.optionalString("channels")).map(Set.init)
         self.filter = try JSONColumn.decode(JSONValue.self, try row.optionalString("filter")).flatMap { try? RoutingFilter($0) }
         self.fifo = try row.optionalString("ordering") == EndpointOrdering.fifo.rawValue
@@ -49,6 +51,27 @@ extension Store {
             (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: lock ? database.shareRowsClause : "")
             """
         ).all().map { try FanOutEndpoint($0, receivers: receivers) }
+    }
+
+    /// The publish's application (as `applicationRow` reads it, with its event type) and, on the same rows, the tenant's
+    /// endpoints without a route that take the event type (`unroutedEndpoints`, unlocked), their id as `endpoint_id`:
+    /// one row with a null `endpoint_id` when there are none. Throws not found without the application.
+    static func applicationWithEndpoints(_ request: PublishRequest, receivers: Bool, _ sql: any SQLDatabase) async throws -> [any SQLRow] {
+        let (applicationID, tenantID, eventType) = (request.applicationID, request.input.tenantID, request.input.eventType)
+        // The application's columns by name: an endpoint column of the same name would read as the application's.
+        let rows = try await sql.raw(
+            """
+            SELECT a.id, a.organization_id, a.name, a.retry_schedule, a.failure_threshold, a.portal, a.allow_unregistered_event_types,
+            a.created_at, a.updated_at, a.kind, a.filter_paths, a.webhook_headers, a.send_traceparent, t.name AS event_type_name,
+            t.archived AS event_type_archived, \(unsafeRaw: FanOutEndpoint.columns(receivers: receivers, id: "e.id AS endpoint_id"))
+            FROM applications a LEFT JOIN event_types t ON t.application_id = a.id AND t.name = \(bind: eventType)
+            LEFT JOIN endpoints e ON e.application_id = a.id AND e.tenant_id = \(bind: tenantID) AND e.filter_path IS NULL
+            AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN (\(Self.subscribed(applicationID, tenantID, eventType))))
+            WHERE a.id = \(bind: applicationID) AND a.organization_id = \(bind: request.organizationID) AND a.kind = 'standard'
+            """
+        ).all()
+        guard !rows.isEmpty else { throw TernError.notFound("No application '\(applicationID)'.") }
+        return rows
     }
 
     /// The tenant's routed endpoints that take the event type and are routed on one of `keys`.
