@@ -44,9 +44,7 @@ extension Store {
     ) async throws -> [FanOutEndpoint] {
         try await sql.raw(
             """
-            SELECT \(unsafeRaw: FanOutEndpoint.columns(direct: direct)) FROM endpoints e WHERE e.application_id = \(bind: applicationID)
-            AND e.tenant_id = \(bind: tenantID) AND e.filter_path IS NULL AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN
-            (\(Self.subscribed(applicationID, tenantID, eventType))))\(unsafeRaw: lock ? database.shareRowsClause : "")
+            SELECT \(unsafeRaw: FanOutEndpoint.columns(direct: direct)) FROM endpoints e WHERE \(Self.takesUnrouted(applicationID, tenantID, eventType))\(unsafeRaw: lock ? database.shareRowsClause : "")
             """
         ).all().map { try FanOutEndpoint($0, direct: direct) }
     }
@@ -57,19 +55,23 @@ extension Store {
     static func applicationWithEndpoints(_ request: PublishRequest, direct: Bool, _ sql: any SQLDatabase) async throws -> [any SQLRow] {
         let (applicationID, tenantID, eventType) = (request.applicationID, request.input.tenantID, request.input.eventType)
         // The application's columns by name: an endpoint column of the same name would read as the application's.
-        let rows = try await sql.raw(
+        let columns = """
+            a.id, a.organization_id, a.name, a.retry_schedule, a.failure_threshold, a.portal, a.allow_unregistered_event_types,
+            a.created_at, a.updated_at, a.kind, a.filter_paths, a.webhook_headers, a.send_traceparent,
             """
-            SELECT a.id, a.organization_id, a.name, a.retry_schedule, a.failure_threshold, a.portal, a.allow_unregistered_event_types,
-            a.created_at, a.updated_at, a.kind, a.filter_paths, a.webhook_headers, a.send_traceparent, t.name AS event_type_name,
-            t.archived AS event_type_archived, \(unsafeRaw: FanOutEndpoint.columns(direct: direct, id: "e.id AS endpoint_id"))
-            FROM applications a LEFT JOIN event_types t ON t.application_id = a.id AND t.name = \(bind: eventType)
-            LEFT JOIN endpoints e ON e.application_id = a.id AND e.tenant_id = \(bind: tenantID) AND e.filter_path IS NULL
-            AND e.status <> 'disabled' AND (e.events = '[]' OR e.id IN (\(Self.subscribed(applicationID, tenantID, eventType))))
-            WHERE a.id = \(bind: applicationID) AND a.organization_id = \(bind: request.organizationID) AND a.kind = 'standard'
-            """
-        ).all()
-        guard !rows.isEmpty else { throw TernError.notFound("No application '\(applicationID)'.") }
-        return rows
+        return try await Self.applicationRows(
+            request.organizationID, applicationID, eventType: eventType,
+            columns: columns + " " + FanOutEndpoint.columns(direct: direct, id: "e.id AS endpoint_id"),
+            joining: "LEFT JOIN endpoints e ON \(Self.takesUnrouted(applicationID, tenantID, eventType))", sql)
+    }
+
+    /// Which of the tenant's endpoints (as `e`) without a route take the event type: not disabled, and subscribed to
+    /// every type or to this one.
+    private static func takesUnrouted(_ applicationID: String, _ tenantID: String, _ eventType: String) -> SQLQueryString {
+        """
+        e.application_id = \(bind: applicationID) AND e.tenant_id = \(bind: tenantID) AND e.filter_path IS NULL AND e.status <> 'disabled'
+        AND (e.events = '[]' OR e.id IN (\(Self.subscribed(applicationID, tenantID, eventType))))
+        """
     }
 
     /// The tenant's routed endpoints that take the event type and are routed on one of `keys`.

@@ -79,16 +79,24 @@ extension Store {
     static func applicationRow(
         _ organizationID: String, _ id: String, eventType: String? = nil, _ sql: any SQLDatabase
     ) async throws -> any SQLRow {
-        guard
-            let row = try await sql.raw(
-                """
-                SELECT a.*, t.name AS event_type_name, t.archived AS event_type_archived FROM applications a
-                LEFT JOIN event_types t ON t.application_id = a.id AND t.name = \(bind: eventType)
-                WHERE a.id = \(bind: id) AND a.organization_id = \(bind: organizationID) AND a.kind = 'standard'
-                """
-            ).first()
-        else { throw TernError.notFound("No application '\(id)'.") }
-        return row
+        try await Self.applicationRows(organizationID, id, eventType: eventType, sql)[0]
+    }
+
+    /// `applicationRow`'s read with `columns` of the application (`a`) and of what `joining` joins to it, one row per
+    /// row joined (at least one: the join is an outer one). Not found without the application.
+    static func applicationRows(
+        _ organizationID: String, _ id: String, eventType: String?, columns: String = "a.*", joining: SQLQueryString = "",
+        _ sql: any SQLDatabase
+    ) async throws -> [any SQLRow] {
+        let rows = try await sql.raw(
+            """
+            SELECT \(unsafeRaw: columns), t.name AS event_type_name, t.archived AS event_type_archived FROM applications a
+            LEFT JOIN event_types t ON t.application_id = a.id AND t.name = \(bind: eventType) \(joining)
+            WHERE a.id = \(bind: id) AND a.organization_id = \(bind: organizationID) AND a.kind = 'standard'
+            """
+        ).all()
+        guard !rows.isEmpty else { throw TernError.notFound("No application '\(id)'.") }
+        return rows
     }
 
     /// Replaces the application's settings with `update(current)`.
