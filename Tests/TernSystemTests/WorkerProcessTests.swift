@@ -139,11 +139,12 @@ import Testing
             #expect(allDelivered)
             sampling.cancel()
             await sampling.value
-            // Each pool keeps to `TERN_DATABASE_POOL_SIZE` (`testDatabaseConnections`): the API process its pool, each
-            // worker process its pool and one for its claims, the counting 1. At pool 2 (9 in all) this read 9, and 10
-            // in 3 runs of 18 for a moment (a pool had a third connection beside its two busy ones; not traced further);
-            // at the default 20 it read 18, as a pool opens connections only when its leases wait.
-            let bound = 3 * testDatabaseConnections + 2 + 1
+            // Each pool keeps to `TERN_DATABASE_POOL_SIZE` (`testDatabaseConnections`): the API process its pool and its
+            // publishes' (`postgresPublishConcurrency`), each worker process its pool and one for its claims, the
+            // counting 1. At pool 2 (9 in all, before the publishes had their own) this read 9, and 10 in 3 runs of 18
+            // for a moment (a pool had a third connection beside its two busy ones; not traced further); at the default
+            // 20 it read 18, as a pool opens connections only when its leases wait.
+            let bound = 3 * testDatabaseConnections + Database.postgresPublishConcurrency + 2 + 1
             print("CONNECTIONS postgres: at most \(peak.load(ordering: .relaxed)) to the database (bound \(bound)), three processes and the counter")
             #expect((1...bound + 2).contains(peak.load(ordering: .relaxed)))
             #expect(Set(receiver.received.map(\.messageID)) == Set(messages), "no message lost")

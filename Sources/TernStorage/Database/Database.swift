@@ -91,12 +91,8 @@ public final class Database: Service, Sendable {
 
     enum Backend: Sendable {
         case sqlite(SQLitePool)
-        case postgres(PostgresClient, workers: PostgresClient)
+        case postgres(PostgresClient, workers: PostgresClient, publishes: PostgresClient)
     }
-
-    /// The statements the workers prepared on their connection of their own (PostgreSQL): their names by connection
-    /// and text, and the number of the next one (names are never used twice, so a connection never meets one it has).
-    let workerStatements = Mutex<(names: [PostgresConnection.ID: [String: String]], next: Int)>(([:], 0))
 
     /// PostgreSQL reads and transactions in flight, abandoned when one outlives its time (see `OperationWatch`).
     let watch: OperationWatch
@@ -140,16 +136,21 @@ public final class Database: Service, Sendable {
             configuration.options.maximumConnections = 1
             configuration.options.additionalStartupParameters = [("plan_cache_mode", "force_generic_plan")]
             let workers = PostgresClient(configuration: configuration, backgroundLogger: logger)
-            return Database(kind: .postgres, backend: .postgres(client, workers: workers), logger: logger)
+            // The publishes written with one statement, on connections of their own, as many as publish at once, where
+            // their statements are planned once (`writeInOneStatement`).
+            configuration.options.maximumConnections = Self.postgresPublishConcurrency
+            let publishes = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            return Database(kind: .postgres, backend: .postgres(client, workers: workers, publishes: publishes), logger: logger)
         }
     }
 
     /// Runs the connection pool until shutdown (PostgreSQL); closes the SQLite connections afterwards.
     public func run() async throws {
         switch self.backend {
-        case .postgres(let client, let workers):
+        case .postgres(let client, let workers, let publishes):
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await workers.run() }
+                group.addTask { await publishes.run() }
                 group.addTask { await self.watch.sweep() }
                 group.addTask { await self.keepPlannerStatisticsFresh() }
                 self.started.open()
@@ -179,10 +180,14 @@ public final class Database: Service, Sendable {
                 await pool.close()
                 throw error
             }
-        case .postgres(let client, let workers):
+        case .postgres(let client, let workers, let publishes):
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
                     await workers.run()
+                    return nil
+                }
+                group.addTask {
+                    await publishes.run()
                     return nil
                 }
                 group.addTask {
@@ -207,7 +212,7 @@ public final class Database: Service, Sendable {
             switch self.backend {
             case .sqlite(let pool):
                 return try await pool.withReader { try await body($0.sql()) }
-            case .postgres(let client, _):
+            case .postgres(let client, _, _):
                 return try await client.withConnection { connection in
                     try await self.watch.run(connection) { try await body(LiveConnection(connection)) }
                 }
@@ -227,7 +232,7 @@ public final class Database: Service, Sendable {
                 return try await pool.withWriter { connection in
                     try await Self.transaction(connection.sql(), begin: Self.begin(.sqlite), body)
                 }
-            case .postgres(let client, _):
+            case .postgres(let client, _, _):
                 return try await client.withConnection { connection in
                     try await self.watch.run(connection) {
                         try await Self.transaction(LiveConnection(connection), begin: Self.begin(.postgres), body)

@@ -6,8 +6,7 @@ import SQLiteKit
 import Synchronization
 import TernCore
 
-// Every difference between SQLite and PostgreSQL is in this file: row locks, claiming (and the workers' prepared
-// statements), notifications, the migration lock, how a write transaction begins, error codes, planner statistics and
+// Every difference between SQLite and PostgreSQL is in this file: row locks, claiming, statements kept prepared, notifications, the migration lock, how a write transaction begins, error codes, planner statistics and
 // rows sent as JSON. The rest of storage is one SQL text for both.
 extension Database {
     /// How a write transaction begins: `BEGIN IMMEDIATE` takes SQLite's write lock at once (so a transaction never
@@ -62,8 +61,11 @@ extension Database {
     /// are shared by more publishes (measured on 2 cores: 0.447 instead of 0.512 ms of CPU per event, p99 49 instead of
     /// 71 ms; measured again with five, four made the open loop at 1,000/s slower, receipt p50 25 against 17–22 ms).
     var publishConcurrency: Int {
-        self.kind == .postgres ? 2 : 1
+        self.kind == .postgres ? Self.postgresPublishConcurrency : 1
     }
+
+    /// The publish transactions PostgreSQL runs at once, and the connections of their own they keep (`open`).
+    public static let postgresPublishConcurrency = 2
 
     /// Maps driver errors to domain errors: unique violations become conflicts, the rest unavailability.
     func translate(_ error: any Error) -> any Error {
@@ -88,7 +90,7 @@ extension Database {
         switch self.backend {
         case .sqlite(let pool):
             return try await pool.withWriter { try await body($0.sql(), Self.begin(.sqlite)) }
-        case .postgres(let client, _):
+        case .postgres(let client, _, _):
             return try await client.withConnection { connection in
                 let sql = connection.sql()
                 try await sql.raw("SELECT pg_advisory_lock(\(literal: Self.migrationLockKey))").run()
@@ -150,16 +152,20 @@ extension Database {
     /// than `write`. What `body` reads before it is then read as committed at that moment and not held (`held` is
     /// false: no row stays locked), so the statement itself must lock and check what it relies on. On SQLite as
     /// `writeQueuing`, `held` true: one transaction on the single writer, whose reads nothing can change before the
-    /// commit.
+    /// commit. PostgreSQL runs it on the publishes' connections (`postgresPublishConcurrency`, started with
+    /// `plan_cache_mode = force_generic_plan`), where the statements it keeps prepared (`Prepared`: the publish's read
+    /// and its write) are planned once per connection instead of on every call (0.2 to 0.5 ms each; with the default
+    /// mode PostgreSQL kept planning the read anew, its generic plan costed higher for a tenant of 1,000 endpoints).
+    /// Every statement a publish sends finds its rows by equal values, which a generic plan finds as well.
     func writeInOneStatement<T: Sendable>(
         _ body: @escaping @Sendable (any SQLDatabase, _ held: Bool) async throws -> (T, queued: Bool)
     ) async throws -> T {
-        guard case .postgres(let client, _) = self.backend else {
+        guard case .postgres(_, _, let publishes) = self.backend else {
             return try await self.writeQueuing(notifiesItself: true) { sql in try await body(sql, true) }
         }
         let (result, queued): (T, Bool)
         do {
-            (result, queued) = try await client.withConnection { connection in
+            (result, queued) = try await publishes.withConnection { connection in
                 try await self.watch.run(connection) { try await body(LiveConnection(connection), false) }
             }
         } catch let error as TernError {
@@ -215,19 +221,18 @@ extension Database {
     }
 
     /// Runs a statement of the delivery workers (the claim, the next due time) and returns its rows: on PostgreSQL on
-    /// the workers' connection of their own, started with `plan_cache_mode = force_generic_plan`, where each statement
-    /// is prepared once by its text (SQL's `PREPARE`) and then run by name with its values written in (`EXECUTE`), so
-    /// that PostgreSQL plans it once per connection instead of on every call (the claim planned for 0.79 ms a call and
-    /// ran for 0.64 in the open loop); `ANALYZE` of a table it reads makes PostgreSQL plan it again. Not for the other
-    /// statements, whose generic plans can be worse than the custom ones (a range on a bound value is guessed at a
-    /// third of the rows). Its text must not change with every call, its values being binds; a `LIMIT` is written into
-    /// it, as a generic plan takes a bound `LIMIT` for a tenth of the rows and planned the claim's UPDATE as a scan of
-    /// the whole table. `statement` is made once the connection is in hand, for the time it is given, which is
-    /// returned with the rows. On SQLite a read.
+    /// the workers' connection of their own, started with `plan_cache_mode = force_generic_plan`, where it is kept
+    /// prepared (`Prepared`), so that PostgreSQL plans it once per connection instead of on every call (the claim
+    /// planned for 0.79 ms a call and ran for 0.64 in the open loop); `ANALYZE` of a table it reads makes PostgreSQL plan
+    /// it again. Not for the other statements, whose generic plans can be worse than the custom ones (a range on a bound
+    /// value is guessed at a third of the rows). Its text must not change with every call, its values being binds; a
+    /// `LIMIT` is written into it, as a generic plan takes a bound `LIMIT` for a tenth of the rows and planned the
+    /// claim's UPDATE as a scan of the whole table. `statement` is made once the connection is in hand, for the time it
+    /// is given, which is returned with the rows. On SQLite a read.
     func onWorkersConnection(
         _ statement: @escaping @Sendable (_ now: Timestamp) -> SQLQueryString
     ) async throws -> (rows: [any SQLRow], at: Timestamp) {
-        guard case .postgres(_, let workers) = self.backend else {
+        guard case .postgres(_, let workers, _) = self.backend else {
             return try await self.read { sql in
                 let now = Timestamp.now()
                 return (try await sql.raw(statement(now)).all(), now)
@@ -237,13 +242,7 @@ extension Database {
             return try await workers.withConnection { connection in
                 try await self.watch.run(connection) {
                     let now = Timestamp.now()
-                    let sql = LiveConnection(connection)
-                    var serializer = SQLSerializer(database: sql)
-                    statement(now).serialize(to: &serializer)
-                    let values = try serializer.binds.map(Self.literal)
-                    let name = try await self.workerStatement(serializer.sql, on: connection, sql)
-                    let execute = values.isEmpty ? "EXECUTE \(name)" : "EXECUTE \(name)(\(values.joined(separator: ", ")))"
-                    return (try await sql.raw(SQLQueryString(execute)).all(), now)
+                    return (try await LiveConnection(connection).all(prepared: statement(now)), now)
                 }
             }
         } catch let error as TernError {
@@ -251,41 +250,6 @@ extension Database {
         } catch {
             throw self.translate(error)
         }
-    }
-
-    /// The name of the workers' statement of this text on this connection, prepared the first time. The pool has one
-    /// connection: a new one means the last one is gone, and what is known of its statements is dropped.
-    private func workerStatement(_ text: String, on connection: PostgresConnection, _ sql: any SQLDatabase) async throws -> String {
-        let (known, name) = self.workerStatements.withLock { statements -> (String?, String) in
-            if let known = statements.names[connection.id]?[text] { return (known, known) }
-            statements.next += 1
-            return (nil, "tern_worker_\(statements.next)")
-        }
-        if let known { return known }
-        try await sql.raw(SQLQueryString("PREPARE \(name) AS \(text)")).run()
-        self.workerStatements.withLock { statements in
-            if statements.names[connection.id] == nil { statements.names = [connection.id: [:]] }
-            statements.names[connection.id]![text] = name
-        }
-        return name
-    }
-
-    /// A value of a workers' statement written as an SQL literal for `EXECUTE` (which takes no bound values): the
-    /// types those statements bind, strings as escape strings, whatever `standard_conforming_strings` says.
-    static func literal(_ bind: any Encodable & Sendable) throws -> String {
-        switch bind {
-        case let value as Int64: return String(value)
-        case let value as Int: return String(value)
-        case let value as Bool: return value ? "true" : "false"
-        case let value as String where !value.contains("\0"):
-            return "E'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "''") + "'"
-        default: throw UnwritableValue(type: "\(type(of: bind))")
-        }
-    }
-
-    struct UnwritableValue: Error, CustomStringConvertible {
-        var type: String
-        var description: String { "a workers' statement cannot write a \(self.type) into its text" }
     }
 
     /// The most values `runTogether` binds in one statement (PostgreSQL takes 65,535).
@@ -298,7 +262,8 @@ extension Database {
     /// is not counted). On SQLite one after the other: there is no round trip to save. `notifyingWorkers`: the statement
     /// also tells workers in other processes, as `notifyWorkers` does, for a write of `writeQueuing(notifiesItself:
     /// true)` or `writeInOneStatement` (with `last`, whose rows it returns, a statement of its own follows: in a
-    /// transaction sent at its commit, outside one just after the statement committed).
+    /// transaction sent at its commit, outside one just after the statement committed). Each statement is kept
+    /// prepared (`Prepared`): `last` names the columns it returns.
     @discardableResult
     func runTogether(
         _ statements: [(any SQLExpression, binds: Int)], returning last: (any SQLExpression)? = nil, notifyingWorkers: Bool = false,
@@ -331,7 +296,7 @@ extension Database {
             for (index, part) in group.enumerated() {
                 parts += [SQLRaw(index == 0 ? "WITH w0 AS (" : ", w\(index) AS ("), part, SQLRaw(") ")]
             }
-            rows = try await sql.raw("\(SQLList(parts + [statement], separator: SQLRaw("")))").all()
+            rows = try await sql.all(prepared: SQLList(parts + [statement], separator: SQLRaw("")))
         }
         if notifyAfter { try await sql.raw(self.notification).run() }
         return rows
@@ -349,7 +314,7 @@ extension Database {
     /// Calls `onNotify` whenever another process (another `Database`) queues deliveries, until the task is cancelled.
     /// On SQLite, where workers of other processes are not told, this returns at once and the workers' poll covers them.
     public func listenForDeliveries(_ onNotify: @escaping @Sendable () -> Void) async {
-        guard case .postgres(let client, _) = self.backend else { return }
+        guard case .postgres(let client, _, _) = self.backend else { return }
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
@@ -404,5 +369,157 @@ extension Database {
     func refreshPlannerStatistics() async throws {
         guard self.kind == .postgres else { return }
         try await self.read { sql in try await sql.raw("ANALYZE").run() }
+    }
+}
+
+/// A statement that PostgreSQL keeps prepared on each connection that runs it (`LiveConnection.runPrepared`), so that
+/// it is parsed once per connection and planned once where the connection was started with `plan_cache_mode =
+/// force_generic_plan` (the workers' claims, `onWorkersConnection`; the publishes, `writeInOneStatement`), elsewhere
+/// once PostgreSQL finds its generic plan no costlier than the custom ones of its first five runs (the record of
+/// successes). For the hot statements whose planning cost as much as their execution or more: a publish's read of
+/// its application and endpoints planned for 0.22 ms and ran for 0.03, its write planned for 0.23 to 0.47 ms. Sent
+/// with `SQLDatabase.all(prepared:)`. On SQLite, whose connections keep every statement prepared (`SQLiteHandle`),
+/// and where it cannot be kept, an ordinary statement. Its columns must be named, not `*`, which a migration changes.
+struct Prepared: SQLExpression {
+    let statement: any SQLExpression
+
+    init(_ statement: any SQLExpression) { self.statement = statement }
+
+    func serialize(to serializer: inout SQLSerializer) { self.statement.serialize(to: &serializer) }
+}
+
+extension SQLDatabase {
+    /// The rows of `statement`, kept prepared where the connection can (`Prepared`).
+    func all(prepared statement: any SQLExpression) async throws -> [any SQLRow] {
+        let rows = Mutex<[any SQLRow]>([])
+        try await self.execute(sql: Prepared(statement)) { row in rows.withLock { $0.append(row) } }
+        return rows.withLock { $0 }
+    }
+}
+
+/// The names of the statements kept prepared (`Prepared`), by connection and by text with the types of its values: a
+/// statement prepared with a value's type is run with that type only. A connection is given at most `perConnection`
+/// names (a publish's statement differs with its batch's size); past that a statement runs unprepared, as does one
+/// that binds more than `mostValues` (a large batch, whose planning its many rows share, and whose plan PostgreSQL
+/// would keep in the connection's memory for good). A name whose
+/// run failed is given up, and the next run prepares the text anew under a new one: PostgresNIO remembers a failed
+/// preparation for good, and PostgreSQL refuses a kept statement whose columns a migration changed. What a connection
+/// was given is forgotten when it closes.
+final class PreparedStatements: Sendable {
+    static let perConnection = 32
+    static let mostValues = 256
+
+    private struct Kept {
+        var names: [String: String] = [:]
+        var given = 0
+    }
+
+    private let state = Mutex<(kept: [ObjectIdentifier: Kept], next: Int)>(([:], 0))
+
+    /// The name of `key` on `connection`, nil when the connection was given as many as it may be.
+    func name(_ key: String, on connection: PostgresConnection) -> String? {
+        let object = ObjectIdentifier(connection)
+        let (name, first) = self.state.withLock { state -> (String?, Bool) in
+            let first = state.kept[object] == nil
+            if first { state.kept[object] = Kept() }
+            if let known = state.kept[object]!.names[key] { return (known, first) }
+            guard state.kept[object]!.given < Self.perConnection else { return (nil, first) }
+            state.next += 1
+            state.kept[object]!.given += 1
+            state.kept[object]!.names[key] = "tern_prepared_\(state.next)"
+            return ("tern_prepared_\(state.next)", first)
+        }
+        if first { connection.closeFuture.whenComplete { _ in self.state.withLock { _ = $0.kept.removeValue(forKey: object) } } }
+        return name
+    }
+
+    /// Gives up the name of `key` on `connection` after a failed run.
+    func failed(_ key: String, on connection: PostgresConnection) {
+        self.state.withLock { _ = $0.kept[ObjectIdentifier(connection)]?.names.removeValue(forKey: key) }
+    }
+}
+
+extension LiveConnection {
+    static let prepared = PreparedStatements()
+
+    /// Runs `statement` by name, prepared on this connection the first time; false, having run nothing, when it is not
+    /// kept (too many values, a value of a type `PreparedValue` does not cover, or the connection keeps as many as it
+    /// may).
+    func runPrepared(_ statement: Prepared, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws -> Bool {
+        var serializer = SQLSerializer(database: self)
+        statement.serialize(to: &serializer)
+        guard serializer.binds.count <= PreparedStatements.mostValues else { return false }
+        var bindings = PostgresBindings(capacity: serializer.binds.count)
+        var types: [PostgresDataType] = []
+        types.reserveCapacity(serializer.binds.count)
+        for bind in serializer.binds {
+            guard let value = bind as? any PreparedValue else { return false }
+            value.append(to: &bindings)
+            types.append(type(of: value).postgresType)
+        }
+        let key = types.map { String($0.rawValue) }.joined(separator: ",") + ";" + serializer.sql
+        guard let name = Self.prepared.name(key, on: self.connection) else { return false }
+        do {
+            let rows = try await NamedStatement.$current.withValue((name, serializer.sql, types)) {
+                try await self.connection.execute(NamedStatement(bindings: bindings), logger: self.logger)
+            }
+            for try await row in rows { onRow(row.sql()) }
+        } catch {
+            Self.prepared.failed(key, on: self.connection)
+            throw error
+        }
+        return true
+    }
+}
+
+/// PostgresNIO's prepared statement, whose name, text and value types are static: here those of the statement being
+/// run (`runPrepared`), which PostgresNIO reads as it sends it.
+private struct NamedStatement: PostgresPreparedStatement {
+    @TaskLocal static var current: (name: String, sql: String, types: [PostgresDataType]) = ("", "", [])
+    static var name: String { Self.current.name }
+    static var sql: String { Self.current.sql }
+    static var bindingDataTypes: [PostgresDataType] { Self.current.types }
+
+    let bindings: PostgresBindings
+
+    func makeBindings() -> PostgresBindings { self.bindings }
+    func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
+}
+
+/// A value a prepared statement binds, with the type it is prepared with, also when it is NULL.
+protocol PreparedValue {
+    static var postgresType: PostgresDataType { get }
+    func append(to bindings: inout PostgresBindings)
+}
+
+extension String: PreparedValue {
+    static var postgresType: PostgresDataType { .text }
+    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
+}
+
+extension Int: PreparedValue {
+    static var postgresType: PostgresDataType { .int8 }
+    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
+}
+
+extension Int64: PreparedValue {
+    static var postgresType: PostgresDataType { .int8 }
+    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
+}
+
+extension Double: PreparedValue {
+    static var postgresType: PostgresDataType { .float8 }
+    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
+}
+
+extension Bool: PreparedValue {
+    static var postgresType: PostgresDataType { .bool }
+    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
+}
+
+extension Optional: PreparedValue where Wrapped: PreparedValue {
+    static var postgresType: PostgresDataType { Wrapped.postgresType }
+    func append(to bindings: inout PostgresBindings) {
+        if let value = self { value.append(to: &bindings) } else { bindings.appendNull() }
     }
 }

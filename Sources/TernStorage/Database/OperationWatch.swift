@@ -32,6 +32,7 @@ struct LiveConnection: SQLDatabase {
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
         guard !self.connection.isClosed else { throw OperationWatch.closed }
+        if let prepared = query as? Prepared, try await self.runPrepared(prepared, onRow) { return }
         try await self.database.execute(sql: query, onRow)
     }
 }

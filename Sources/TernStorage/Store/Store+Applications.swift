@@ -83,18 +83,18 @@ extension Store {
     }
 
     /// `applicationRow`'s read with `columns` of the application (`a`) and of what `joining` joins to it, one row per
-    /// row joined (at least one: the join is an outer one). Not found without the application.
+    /// row joined (at least one: the join is an outer one). Not found without the application. Kept prepared
+    /// (`Prepared`) when `columns` names its columns (`a.*` would change with a migration).
     static func applicationRows(
         _ organizationID: String, _ id: String, eventType: String?, columns: String = "a.*", joining: SQLQueryString = "",
         _ sql: any SQLDatabase
     ) async throws -> [any SQLRow] {
-        let rows = try await sql.raw(
-            """
+        let statement: SQLQueryString = """
             SELECT \(unsafeRaw: columns), t.name AS event_type_name, t.archived AS event_type_archived FROM applications a
             LEFT JOIN event_types t ON t.application_id = a.id AND t.name = \(bind: eventType) \(joining)
             WHERE a.id = \(bind: id) AND a.organization_id = \(bind: organizationID) AND a.kind = 'standard'
             """
-        ).all()
+        let rows = columns == "a.*" ? try await sql.raw(statement).all() : try await sql.all(prepared: statement)
         guard !rows.isEmpty else { throw TernError.notFound("No application '\(id)'.") }
         return rows
     }
