@@ -20,7 +20,7 @@ public struct TernConfiguration: Sendable {
     public var port = 8080
     public var databaseURL = "sqlite://tern.sqlite"
     /// PostgreSQL connections this process keeps for requests, recording and housekeeping (`TERN_DATABASE_POOL_SIZE`);
-    /// the workers' claims have one more of their own.
+    /// the workers' claims have one more of their own, and publishes two (`Database.postgresPublishConcurrency`).
     public var databaseConnections = Database.defaultConnections
     public var role = Role.all
     /// The operator key; when nil one is generated on first start and printed once.

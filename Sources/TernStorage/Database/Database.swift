@@ -106,7 +106,7 @@ public final class Database: Service, Sendable {
     }
 
     /// The PostgreSQL connections a process keeps for requests and housekeeping unless told otherwise
-    /// (`TERN_DATABASE_POOL_SIZE`); the workers' claims have one more of their own.
+    /// (`TERN_DATABASE_POOL_SIZE`); the workers' claims have one more of their own, and publishes two.
     public static let defaultConnections = 20
 
     /// Opens the database. For SQLite the file is created, in WAL mode; for PostgreSQL a client pool of at most
