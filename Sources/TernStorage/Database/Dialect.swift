@@ -486,36 +486,23 @@ private struct NamedStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
 }
 
-/// A value a prepared statement binds, with the type it is prepared with, also when it is NULL.
+/// A value a prepared statement binds, with the type it is prepared with, also when it is NULL: the types the
+/// statements kept prepared bind, each as PostgresNIO encodes it (and as PostgresKit binds it unprepared).
 protocol PreparedValue {
     static var postgresType: PostgresDataType { get }
     func append(to bindings: inout PostgresBindings)
 }
 
-extension String: PreparedValue {
-    static var postgresType: PostgresDataType { .text }
+extension PreparedValue where Self: PostgresNonThrowingEncodable {
+    static var postgresType: PostgresDataType { Self.psqlType }
     func append(to bindings: inout PostgresBindings) { bindings.append(self) }
 }
 
-extension Int: PreparedValue {
-    static var postgresType: PostgresDataType { .int8 }
-    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
-}
-
-extension Int64: PreparedValue {
-    static var postgresType: PostgresDataType { .int8 }
-    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
-}
-
-extension Double: PreparedValue {
-    static var postgresType: PostgresDataType { .float8 }
-    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
-}
-
-extension Bool: PreparedValue {
-    static var postgresType: PostgresDataType { .bool }
-    func append(to bindings: inout PostgresBindings) { bindings.append(self) }
-}
+extension String: PreparedValue {}
+extension Int: PreparedValue {}
+extension Int64: PreparedValue {}
+extension Double: PreparedValue {}
+extension Bool: PreparedValue {}
 
 extension Optional: PreparedValue where Wrapped: PreparedValue {
     static var postgresType: PostgresDataType { Wrapped.postgresType }
