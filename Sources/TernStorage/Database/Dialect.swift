@@ -6,7 +6,8 @@ import SQLiteKit
 import Synchronization
 import TernCore
 
-// Every difference between SQLite and PostgreSQL is in this file: row locks, claiming, statements kept prepared, notifications, the migration lock, how a write transaction begins, error codes, planner statistics and
+// Every difference between SQLite and PostgreSQL is in this file: row locks, claiming, statements kept prepared,
+// notifications, the migration lock, how a write transaction begins, error codes, planner statistics and
 // rows sent as JSON. The rest of storage is one SQL text for both.
 extension Database {
     /// How a write transaction begins: `BEGIN IMMEDIATE` takes SQLite's write lock at once (so a transaction never
@@ -409,15 +410,21 @@ final class PreparedStatements: Sendable {
     static let perConnection = 32
     static let mostValues = 256
 
+    /// A statement as kept: its text and the types of its values.
+    struct Key: Hashable {
+        var sql: String
+        var types: [PostgresDataType]
+    }
+
     private struct Kept {
-        var names: [String: String] = [:]
+        var names: [Key: String] = [:]
         var given = 0
     }
 
     private let state = Mutex<(kept: [ObjectIdentifier: Kept], next: Int)>(([:], 0))
 
     /// The name of `key` on `connection`, nil when the connection was given as many as it may be.
-    func name(_ key: String, on connection: PostgresConnection) -> String? {
+    func name(_ key: Key, on connection: PostgresConnection) -> String? {
         let object = ObjectIdentifier(connection)
         let (name, first) = self.state.withLock { state -> (String?, Bool) in
             let first = state.kept[object] == nil
@@ -434,7 +441,7 @@ final class PreparedStatements: Sendable {
     }
 
     /// Gives up the name of `key` on `connection` after a failed run.
-    func failed(_ key: String, on connection: PostgresConnection) {
+    func failed(_ key: Key, on connection: PostgresConnection) {
         self.state.withLock { _ = $0.kept[ObjectIdentifier(connection)]?.names.removeValue(forKey: key) }
     }
 }
@@ -457,7 +464,7 @@ extension LiveConnection {
             value.append(to: &bindings)
             types.append(type(of: value).postgresType)
         }
-        let key = types.map { String($0.rawValue) }.joined(separator: ",") + ";" + serializer.sql
+        let key = PreparedStatements.Key(sql: serializer.sql, types: types)
         guard let name = Self.prepared.name(key, on: self.connection) else { return false }
         do {
             let rows = try await NamedStatement.$current.withValue((name, serializer.sql, types)) {
