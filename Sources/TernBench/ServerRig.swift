@@ -34,8 +34,11 @@ struct ServerRig: Sendable {
             "TERN_DATABASE_URL": url, "TERN_PORT": String(port), "TERN_ADMIN_KEY": admin, "TERN_ENCRYPTION_KEY": SecretBox.generateKeyBase64(),
             "TERN_ALLOW_PRIVATE_ENDPOINTS": "true", "TERN_LOG_LEVEL": "error", "TERN_RESOURCES_DIR": resources.path,
         ]
-        // Set for the benchmark, it is the server's too (`TERN_DIRECT_DELIVERY=false` measures every delivery claimed).
-        if let direct = ProcessInfo.processInfo.environment["TERN_DIRECT_DELIVERY"] { environment["TERN_DIRECT_DELIVERY"] = direct }
+        // Set for the benchmark, they are the server's too (`TERN_DIRECT_DELIVERY=false` measures every delivery
+        // claimed, `TERN_EVENT_LOOP_EXECUTOR=false` the server's tasks on Swift's global pool).
+        for name in ["TERN_DIRECT_DELIVERY", "TERN_EVENT_LOOP_EXECUTOR"] {
+            if let value = ProcessInfo.processInfo.environment[name] { environment[name] = value }
+        }
         let server = try ChildServer.start(executable: executable, environment: environment, log: directory.appendingPathComponent("server.log"))
         defer { server.stop() }
         let client = HTTPClient(

@@ -265,8 +265,8 @@ final class DirectTaker: DirectDeliveryTaker {
     /// go ahead of the sends in the executor's queue (a fan-out to 1,000 endpoints was answered 5 ms later otherwise).
     func take(_ jobs: [DeliveryJob]) {
         DeliveryMetrics.direct.increment(by: jobs.count)
-        Task {
-            for job in jobs { Task { await self.worker.deliver(job, self.sender) } }
+        Task(executorPreference: PreferredExecutor.current) {
+            for job in jobs { Task(executorPreference: PreferredExecutor.current) { await self.worker.deliver(job, self.sender) } }
         }
     }
 }

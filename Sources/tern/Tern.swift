@@ -85,6 +85,9 @@ struct Settings: ParsableArguments {
         if let direct = try flag("TERN_DIRECT_DELIVERY", environment) {
             configuration.deliverySettings.direct = direct
         }
+        if let onEventLoops = try flag("TERN_EVENT_LOOP_EXECUTOR", environment) {
+            configuration.eventLoopExecutor = onEventLoops
+        }
         if let proxies = environment["TERN_TRUSTED_PROXIES"], !proxies.isEmpty {
             configuration.trustedProxies = try proxies.split(separator: ",").map { text in
                 let trimmed = text.trimmingCharacters(in: .whitespaces)
@@ -173,6 +176,7 @@ struct Serve: AsyncParsableCommand {
             TERN_DATABASE_POOL_SIZE (PostgreSQL connections per process, default 20, one more for the workers' claims, two for publishes),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
             TERN_DIRECT_DELIVERY (true, the default: a process's worker takes its publishes' deliveries without claiming them),
+            TERN_EVENT_LOOP_EXECUTOR (true, the default: the server's tasks run on NIO's event loops; false: on Swift's pool),
             TERN_RETENTION_DAYS (delivered messages, default 30), TERN_DLQ_RETENTION_DAYS (exhausted deliveries, default 7),
             TERN_REQUEST_TIMEOUT_SECONDS (time for a client to send a request's head, then its body, default 30),
             TERN_SHUTDOWN_TIMEOUT_SECONDS (how long SIGTERM lets work in flight finish before cancelling it, default 45).
@@ -190,7 +194,7 @@ struct Serve: AsyncParsableCommand {
             }
             let configuration = try self.settings.configuration()
             let app = try await buildApplication(configuration)
-            try await runUntilStopped(app, gracefulFor: configuration.shutdownTimeout)
+            try await runUntilStopped(app, gracefulFor: configuration.shutdownTimeout, onEventLoops: configuration.eventLoopExecutor)
         } catch let error as ConfigurationError {
             fail(error.description)
         } catch {

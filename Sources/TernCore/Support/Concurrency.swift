@@ -187,7 +187,7 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
                 state.committing += 1
                 return true
             }
-            if lead { Task { await self.drain() } }
+            if lead { Task(executorPreference: PreferredExecutor.current) { await self.drain() } }
         }
         return try result.get()
     }
@@ -210,4 +210,10 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
             }
         }
     }
+}
+
+/// The executor the server's tasks prefer (`EventLoopExecutor` under `tern serve`), so that the tasks it starts
+/// unstructured (which do not inherit a preference) run where their parents run. Nil: Swift's global executor.
+public enum PreferredExecutor {
+    @TaskLocal public static var current: (any TaskExecutor)?
 }

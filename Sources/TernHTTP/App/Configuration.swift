@@ -47,6 +47,9 @@ public struct TernConfiguration: Sendable {
     public var shutdownTimeout = Duration.seconds(45)
     /// How long delivered messages and dead-lettered deliveries are kept.
     public var retention = RetentionPolicy.standard
+    /// Whether the server's tasks run on NIO's event loops (`EventLoopExecutor`, `TERN_EVENT_LOOP_EXECUTOR`) rather
+    /// than on Swift's global pool.
+    public var eventLoopExecutor = true
     /// The delivery workers' settings; `allowPrivateEndpoints` is copied in from above.
     public var deliverySettings = DeliveryWorkerSettings()
 

@@ -179,10 +179,13 @@ public func describeDatabaseError(_ error: any Error) -> String {
 
 /// Runs a built application until SIGTERM or SIGINT. Shutdown is graceful (deliveries in flight finish, each within
 /// its endpoint's timeout of at most 30 s) for up to `gracefulFor`; after that the services are cancelled, so that a
-/// process whose database has gone away (where a claim can wait for a connection for ever) still exits.
-public func runUntilStopped(_ app: some ApplicationProtocol, gracefulFor: Duration) async throws {
+/// process whose database has gone away (where a claim can wait for a connection for ever) still exits. On
+/// `onEventLoops`, the application's tasks run on NIO's event loops (`EventLoopExecutor`) rather than Swift's pool.
+public func runUntilStopped(_ app: some ApplicationProtocol, gracefulFor: Duration, onEventLoops: Bool = true) async throws {
     var configuration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: app.logger)
     configuration.maximumGracefulShutdownDuration = gracefulFor
     configuration.maximumCancellationDuration = .seconds(5)
-    try await ServiceGroup(configuration: configuration).run()
+    let group = ServiceGroup(configuration: configuration)
+    guard onEventLoops else { return try await group.run() }
+    try await EventLoopExecutor(group: .singleton).run { try await group.run() }
 }

@@ -81,7 +81,7 @@ final class OperationWatch: Sendable {
                 let key = ObjectIdentifier(operation)
                 self.inFlight.withLock { $0[key] = operation }
                 operation.task.withLock {
-                    $0 = Task {
+                    $0 = Task(executorPreference: PreferredExecutor.current) {
                         let result: Result<any Sendable, any Error>
                         do { result = .success(try await body()) } catch { result = .failure(error) }
                         self.inFlight.withLock { _ = $0.removeValue(forKey: key) }
