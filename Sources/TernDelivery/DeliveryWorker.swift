@@ -265,8 +265,9 @@ final class DirectTaker: DirectDeliveryTaker {
     /// go ahead of the sends in the executor's queue (a fan-out to 1,000 endpoints was answered 5 ms later otherwise).
     func take(_ jobs: [DeliveryJob]) {
         DeliveryMetrics.direct.increment(by: jobs.count)
-        Task(executorPreference: PreferredExecutor.current) {
-            for job in jobs { Task(executorPreference: PreferredExecutor.current) { await self.worker.deliver(job, self.sender) } }
+        let executor = PreferredExecutor.current
+        Task(executorPreference: executor) {
+            for job in jobs { Task(executorPreference: executor) { await self.worker.deliver(job, self.sender) } }
         }
     }
 }

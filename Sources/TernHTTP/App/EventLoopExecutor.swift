@@ -6,8 +6,8 @@ import TernCore
 /// the loop of the thread that enqueued it, which is the loop whose I/O resumed the task (a request read, a row
 /// received, a receiver's answer), and on the group's next loop when enqueued from elsewhere (a timer, SQLite's
 /// thread). A publish then reads its request, runs its statements, answers and sends its deliveries without hopping
-/// between NIO's threads and Swift's global pool: 5.4–6.5 thread switches a publish instead of 19–21
-/// (`docs/benchmarks.md`, item 36). Blocking work never runs here: argon2 has threads of its own, SQLite its
+/// between NIO's threads and Swift's global pool: 5.4–7.9 thread switches a publish instead of 19–23 at moderate
+/// rates (`docs/benchmarks.md`, item 36). Blocking work never runs here: argon2 has threads of its own, SQLite its
 /// connections' threads (`SQLiteThread`, preferred inside a transaction), name resolution NIO's thread pool.
 final class EventLoopExecutor: TaskExecutor {
     let group: MultiThreadedEventLoopGroup
