@@ -50,13 +50,7 @@ public final class DeliveryWorker: Service, Sendable {
         self.store = store
         self.settings = settings
         self.logger = logger
-        self.recorder = GroupCommitter(maxBatch: 256) { [store] records in
-            do {
-                return try await store.recordAttempts(records).map { .success($0) }
-            } catch {
-                return records.map { _ in .failure(error) }
-            }
-        }
+        self.recorder = GroupCommitter(maxBatch: 256) { [store] records in await store.recordAttemptsEach(records) }
     }
 
     public func run() async throws {

@@ -160,4 +160,50 @@ import Testing
             #expect(attempts.count == 2 && Set(attempts).count == 1)
         }
     }
+
+    /// A batch of records as the worker sends them: first successes are written with one statement of their own (on
+    /// PostgreSQL), a FIFO line's head and a failure in a transaction; each gets its own result and one attempt row, and
+    /// the delivered head lets the next of its line go.
+    @Test(arguments: Backend.available)
+    func firstSuccessesALinesHeadAndAFailureEachRecordedOnce(_ backend: Backend) async throws {
+        try await withTern(backend, configure: { $0.role = .api }) { api in
+            let (orgID, _) = try await api.organization(plan: "scale")
+            let key = try await api.createKey(orgID: orgID)
+            let app = try await api.application(key, extra: #", "allow_unregistered_event_types": true"#)
+            _ = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/plain")
+            let (lineEndpoint, _) = try await api.endpoint(key, app: app, url: "http://127.0.0.1:9/line", extra: #", "ordering": "fifo""#)
+            let first = try #require(try await api.publish(key, app: app).string("id"))
+            let second = try #require(try await api.publish(key, app: app).string("id"))
+            let (results, attempts, nextInLine) = try await api.withStore { store in
+                let jobs = try await store.claimDeliveries(limit: 10, leaseSeconds: 60)
+                // Both plain deliveries and the line's head; the line's second waits behind it.
+                #expect(jobs.count == 3)
+                let records = jobs.map { job in
+                    let fails = job.url.hasSuffix("/plain") && job.messageID == second
+                    return AttemptRecord(
+                        job: job, requestHeaders: ["content-type": "application/json"], statusCode: fails ? 500 : 200, responseBody: "ok",
+                        durationMS: 3, error: nil, outcome: fails ? .failure(retryAfterSeconds: nil) : .success, at: .now())
+                }
+                let results = await store.recordAttemptsEach(records)
+                let outcomes = try zip(jobs, results).map { job, result in (job.url, job.messageID, try result.get().status) }
+                return try await store.database.read { sql in
+                    let attempts = try await sql.raw(
+                        "SELECT delivery_id, status_code, request_headers FROM attempts WHERE message_id IN (\(bind: first), \(bind: second))"
+                    ).all().map { (try $0.string("delivery_id"), try $0.int("status_code"), try $0.string("request_headers")) }
+                    let next = try await sql.raw(
+                        "SELECT next_attempt_at FROM deliveries WHERE endpoint_id = \(bind: lineEndpoint) AND message_id = \(bind: second)"
+                    ).all().map { try $0.int("next_attempt_at") }
+                    return (outcomes, attempts, next)
+                }
+            }
+            for (url, message, status) in results {
+                #expect(status == (url.hasSuffix("/plain") && message == second ? .failed : .delivered), "\(url) \(message)")
+            }
+            #expect(attempts.count == 3 && Set(attempts.map(\.0)).count == 3, "\(attempts)")
+            #expect(attempts.allSatisfy { $0.2.contains("application/json") }, "\(attempts)")
+            #expect(attempts.map(\.1).sorted() == [200, 200, 500])
+            // Released: due now, no longer waiting in line.
+            #expect(nextInLine.count == 1 && nextInLine[0] < Store.waitingInLine, "\(nextInLine)")
+        }
+    }
 }

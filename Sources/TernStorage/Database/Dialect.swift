@@ -303,6 +303,29 @@ extension Database {
         return rows
     }
 
+    /// `update` (an UPDATE … RETURNING `id`) with the `rows` of `table` whose `key` it returned, after `parts` (as
+    /// `runTogether`'s), as one statement committed on its own, all three from `build`; returns the update's rows. On
+    /// PostgreSQL the statement runs outside BEGIN … COMMIT on the pool, kept prepared: one round trip where a
+    /// transaction takes four (BEGIN, the update, the insert, COMMIT). Nil on SQLite, without calling `build`: a
+    /// transaction costs no round trips there, and the caller writes in one as usual.
+    func updateWithTheirRows(
+        insertInto table: String, columns: [(name: String, type: String)], key: String,
+        _ build: () -> (parts: [any SQLExpression], update: SQLQueryString, rows: JSONRows)
+    ) async throws -> [any SQLRow]? {
+        guard self.kind == .postgres else { return nil }
+        let (parts, update, rows) = build()
+        return try await self.read { sql in
+            var statement: [any SQLExpression] = []
+            for (index, part) in parts.enumerated() { statement += [SQLRaw(index == 0 ? "WITH w0 AS (" : ", w\(index) AS ("), part, SQLRaw(") ")] }
+            let names = columns.map(\.name).joined(separator: ", ")
+            statement += [
+                SQLRaw(parts.isEmpty ? "WITH u AS (" : ", u AS ("), update, SQLRaw("), i AS (INSERT INTO \(table) (\(names)) SELECT \(names) FROM "),
+                Self.jsonRows(rows, columns: columns, as: "r", sql), SQLRaw(" WHERE r.\(key) IN (SELECT id FROM u)) SELECT id FROM u"),
+            ]
+            return try await sql.all(prepared: SQLList(statement, separator: SQLRaw("")))
+        }
+    }
+
     /// Inside a transaction that queued deliveries: tells workers in other processes (PostgreSQL `NOTIFY`, sent
     /// at commit). Workers in this process are woken by `deliveriesQueued` after the commit.
     func notifyWorkers(_ sql: any SQLDatabase) async throws {

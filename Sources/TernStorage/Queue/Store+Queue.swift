@@ -176,13 +176,70 @@ extension Store {
         ).run()
     }
 
-    /// Records attempts in one transaction: each attempt row, the delivery's new status (delivered, rescheduled as
+    /// Records attempts, one result each: each attempt row, the delivery's new status (delivered, rescheduled as
     /// failed, or exhausted into the dead-letter queue), the endpoint's failure count, the circuit breaker, and the
-    /// operational events these cause (which wake the workers once committed).
+    /// operational events these cause (which wake the workers once committed). First successes outside FIFO lines,
+    /// the common case, cause nothing else: on PostgreSQL they are written with one statement of their own
+    /// (`recordFirstSuccesses`); the rest in one transaction. A result's failure is its write's, which left it
+    /// unwritten, so that the record may be tried again.
+    public func recordAttemptsEach(_ records: [AttemptRecord]) async -> [Result<RecordedAttempt, any Error>] {
+        var results = [Result<RecordedAttempt, any Error>?](repeating: nil, count: records.count)
+        let first = records.indices.filter {
+            records[$0].outcome == .success && (records[$0].job.attemptCount == 0 || records[$0].job.operational)
+        }
+        if !first.isEmpty {
+            do {
+                let delivered = try await self.recordFirstSuccesses(first.map { records[$0] }) ?? []
+                for index in first where delivered.contains(records[index].job.deliveryID) {
+                    results[index] = .success(RecordedAttempt(status: .delivered))
+                }
+            } catch {
+                for index in first { results[index] = .failure(error) }
+            }
+        }
+        let rest = records.indices.filter { results[$0] == nil }
+        guard !rest.isEmpty else { return results.map { $0! } }
+        do {
+            let recorded = try await self.recordInOneTransaction(rest.map { records[$0] })
+            for (offset, index) in rest.enumerated() { results[index] = .success(recorded[offset]) }
+        } catch {
+            for index in rest { results[index] = .failure(error) }
+        }
+        return results.map { $0! }
+    }
+
+    /// `recordAttemptsEach`, failing as a whole when any record's write failed.
     public func recordAttempts(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
+        try await self.recordAttemptsEach(records).map { try $0.get() }
+    }
+
+    /// Writes first successes (no earlier attempt, so nothing to recover) with one statement of their own where the
+    /// database has one (`Database.updateWithTheirRows`): the endpoints' failure counts reset, the deliveries still
+    /// held by their lease and in no FIFO line marked delivered, and the attempt rows of those. Returns the deliveries
+    /// it marked (the others, whose lease ran out or that end a line, are recorded in a transaction); nil on SQLite.
+    func recordFirstSuccesses(_ records: [AttemptRecord]) async throws -> Set<String>? {
+        let rows = try await self.database.updateWithTheirRows(insertInto: "attempts", columns: Self.attemptColumns, key: "delivery_id") {
+            var attempts = JSONRows(reservingRows: records.count, bytesEach: 400)
+            for record in records {
+                attempts.append(
+                    .text(record.id), .text(record.job.deliveryID), .text(record.job.messageID), .text(record.job.endpointID),
+                    .text(record.job.url), .text(JSONColumn.encode(record.requestHeaders)), .integer(record.statusCode.map(Int64.init)),
+                    .text(record.responseBody), .integer(Int64(record.durationMS)), .text(record.error), .text(record.job.trigger.rawValue),
+                    .integer(record.at.microseconds))
+            }
+            return (
+                [Self.resetFailures(Array(Set(records.map(\.job.endpointID))))],
+                Self.markDelivered(records, outsideLines: true, returning: "deliveries.id"), attempts
+            )
+        }
+        return try rows.map { Set(try $0.map { try $0.string("id") }) }
+    }
+
+    /// Records attempts in one transaction (`recordAttemptsEach`).
+    func recordInOneTransaction(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
         try await self.database.writeQueuing { sql -> ([RecordedAttempt], queued: Bool) in
-            // Successes, the common case, are written with a few statements for the whole batch; failures one by one
-            // (each may reschedule, exhaust, or trip the breaker).
+            // Successes are written with a few statements for the whole batch; failures one by one (each may reschedule,
+            // exhaust, or trip the breaker).
             let successes = records.indices.filter { records[$0].outcome == .success }
             var results = [RecordedAttempt](repeating: RecordedAttempt(), count: records.count)
             var events: [OperationalEvent] = []
@@ -240,25 +297,10 @@ extension Store {
                 recovering[try row.string("id")] = try row.optionalString("uid")
             }
         }
-        let resetFailures: SQLQueryString = """
-            UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0
-            """
-        var values: [SQLQueryString] = []
-        for record in records {
-            values.append(
-                "(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))"
-            )
-        }
         // The failure counts reset and the deliveries marked, one statement on PostgreSQL.
         let delivered = try await self.database.runTogether(
-            [(resetFailures, binds: endpointIDs.count)],
-            returning: """
-                UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
-                lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
-                updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
-                WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2
-                RETURNING deliveries.id, deliveries.endpoint_id, deliveries.ordering_line
-                """ as SQLQueryString, sql)
+            [(Self.resetFailures(endpointIDs), binds: endpointIDs.count)],
+            returning: Self.markDelivered(records, returning: "deliveries.id, deliveries.endpoint_id, deliveries.ordering_line"), sql)
         // A delivered head lets the next of its line go.
         let released = try await self.database.releaseLines(of: delivered, now: Timestamp.now().microseconds, sql)
         let updated = Set(try delivered.map { try $0.string("id") })
@@ -371,13 +413,40 @@ extension Store {
         return (result, events, released)
     }
 
+    /// Resets the failure counts of endpoints that answered.
+    static func resetFailures(_ endpointIDs: [String]) -> SQLQueryString {
+        "UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL WHERE id IN (\(binds: endpointIDs)) AND consecutive_failures <> 0"
+    }
+
+    /// Marks the records' deliveries that their lease still holds (and, `outsideLines`, that are in no FIFO line,
+    /// whose end must release the next one in the same transaction) delivered, returning `returning`.
+    static func markDelivered(_ records: [AttemptRecord], outsideLines: Bool = false, returning: String) -> SQLQueryString {
+        var values: [SQLQueryString] = []
+        for record in records {
+            values.append(
+                "(\(bind: record.job.deliveryID), \(bind: record.job.leaseToken), \(bind: record.statusCode ?? 200), \(bind: record.at.microseconds))"
+            )
+        }
+        return """
+            UPDATE deliveries SET status = 'delivered', attempt_count = attempt_count + 1, next_attempt_at = NULL, next_trigger = 'scheduled',
+            lease_token = NULL, last_status_code = v.column3, last_error = NULL, last_attempt_at = v.column4, delivered_at = v.column4,
+            updated_at = v.column4 FROM (VALUES \(SQLList(values, separator: SQLRaw(", ")))) AS v
+            WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2\(unsafeRaw: outsideLines ? " AND deliveries.ordering_line IS NULL" : "")
+            RETURNING \(unsafeRaw: returning)
+            """
+    }
+
+    /// The columns of an attempt row, with their types.
+    static let attemptColumns: [(name: String, type: String)] = [
+        ("id", "TEXT"), ("delivery_id", "TEXT"), ("message_id", "TEXT"), ("endpoint_id", "TEXT"), ("url", "TEXT"), ("request_headers", "TEXT"),
+        ("status_code", "BIGINT"), ("response_body", "TEXT"), ("duration_ms", "BIGINT"), ("error", "TEXT"), ("trigger", "TEXT"),
+        ("created_at", "BIGINT"),
+    ]
+
     /// Writes one attempt row per record, in one statement.
     static func insertAttempts(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws {
         guard !records.isEmpty else { return }
-        var insert = sql.insert(into: "attempts").columns(
-            "id", "delivery_id", "message_id", "endpoint_id", "url", "request_headers", "status_code", "response_body", "duration_ms",
-            "error", "trigger", "created_at"
-        )
+        var insert = sql.insert(into: "attempts").columns(Self.attemptColumns.map(\.name))
         for record in records {
             insert = insert.values(
                 SQLBind(record.id), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
