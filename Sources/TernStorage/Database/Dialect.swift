@@ -293,11 +293,7 @@ extension Database {
             var main = number == groups.count - 1 ? last : nil
             if main == nil, group.count == 1 { main = group.removeLast() }
             guard let statement = main ?? (group.isEmpty ? nil : SQLRaw("SELECT 1")) else { continue }
-            var parts: [any SQLExpression] = []
-            for (index, part) in group.enumerated() {
-                parts += [SQLRaw(index == 0 ? "WITH w0 AS (" : ", w\(index) AS ("), part, SQLRaw(") ")]
-            }
-            rows = try await sql.all(prepared: SQLList(parts + [statement], separator: SQLRaw("")))
+            rows = try await sql.all(prepared: SQLList(Self.withClauses(group) + [statement], separator: SQLRaw("")))
         }
         if notifyAfter { try await sql.raw(self.notification).run() }
         return rows
@@ -315,15 +311,20 @@ extension Database {
         guard self.kind == .postgres else { return nil }
         let (parts, update, rows) = build()
         return try await self.read { sql in
-            var statement: [any SQLExpression] = []
-            for (index, part) in parts.enumerated() { statement += [SQLRaw(index == 0 ? "WITH w0 AS (" : ", w\(index) AS ("), part, SQLRaw(") ")] }
             let names = columns.map(\.name).joined(separator: ", ")
-            statement += [
-                SQLRaw(parts.isEmpty ? "WITH u AS (" : ", u AS ("), update, SQLRaw("), i AS (INSERT INTO \(table) (\(names)) SELECT \(names) FROM "),
-                Self.jsonRows(rows, columns: columns, as: "r", sql), SQLRaw(" WHERE r.\(key) IN (SELECT id FROM u)) SELECT id FROM u"),
-            ]
+            let statement =
+                Self.withClauses(parts) + [
+                    SQLRaw(parts.isEmpty ? "WITH u AS (" : ", u AS ("), update,
+                    SQLRaw("), i AS (INSERT INTO \(table) (\(names)) SELECT \(names) FROM "),
+                    Self.jsonRows(rows, columns: columns, as: "r", sql), SQLRaw(" WHERE r.\(key) IN (SELECT id FROM u)) SELECT id FROM u"),
+                ]
             return try await sql.all(prepared: SQLList(statement, separator: SQLRaw("")))
         }
+    }
+
+    /// `parts` as the clauses `w0`, `w1`, … of a WITH, for a statement that follows them.
+    static func withClauses(_ parts: [any SQLExpression]) -> [any SQLExpression] {
+        parts.enumerated().flatMap { index, part in [SQLRaw(index == 0 ? "WITH w0 AS (" : ", w\(index) AS ("), part, SQLRaw(") ")] }
     }
 
     /// Inside a transaction that queued deliveries: tells workers in other processes (PostgreSQL `NOTIFY`, sent
