@@ -1,7 +1,9 @@
 import Foundation
 import Logging
 import SQLKit
+import TernCore
 import Testing
+import _ConnectionPoolModule
 
 @testable import TernStorage
 @testable import TernTesting
@@ -69,6 +71,21 @@ import Testing
                 try await sql.raw("SELECT COUNT(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%''prepared probe''%'").first()
             }
             #expect(try kept?.decode(column: "n", as: Int.self) == 1)
+        }
+    }
+}
+
+/// What the database layer's errors become at the API.
+@Suite struct DatabaseErrorTests {
+    /// PostgreSQL restarting: the pool gives up connecting for a while and says so with an error of its own, which
+    /// PostgresNIO passes on as it is; it is unavailability (503), as a refused connection is, not a server error.
+    @Test func thePoolGivingUpIsUnavailability() async throws {
+        let database = try await Database.open(.sqliteMemory, logger: Logger(label: "errors"))
+        for error in [_ConnectionPoolModule.ConnectionPoolError.connectionCreationCircuitBreakerTripped, .poolShutdown] {
+            guard case TernError.unavailable = database.translate(error) else {
+                Issue.record("\(error) became \(database.translate(error))")
+                continue
+            }
         }
     }
 }

@@ -389,6 +389,8 @@ extension FaultTests {
             try await Task.sleep(for: .seconds(6))  // the last publishes' answers (5 s client timeout)
             let ids = Set(accepted.ids)
             #expect(afterRestart >= 200, "publishing resumed after the restart: \(outcomes.summary)")
+            // A publish refused while PostgreSQL is away says so (503), never a server error.
+            #expect(outcomes["500"] == 0, "\(outcomes.summary)")
             #expect(health["503"] > 0, "/health said 503 while PostgreSQL was down: \(health.summary)")
             let delivered = await eventually(timeout: .seconds(60)) { Set(receiver.received.map(\.messageID)).isSuperset(of: ids) }
             #expect(delivered, "every 202 is delivered")

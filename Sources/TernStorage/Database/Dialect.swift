@@ -5,6 +5,7 @@ import SQLKit
 import SQLiteKit
 import Synchronization
 import TernCore
+import _ConnectionPoolModule
 
 // Every difference between SQLite and PostgreSQL is in this file: row locks, claiming, statements kept prepared,
 // notifications, the migration lock, how a write transaction begins, error codes, planner statistics and
@@ -74,6 +75,12 @@ extension Database {
             if psql.serverInfo?[.sqlState] == "23505" { return TernError.conflict("the object already exists") }
             if psql.serverInfo?[.sqlState] == "23503" { return TernError.notFound("a referenced object does not exist") }
             self.logger.error("database error", metadata: ["error": "\(String(reflecting: psql))"])
+            return TernError.unavailable("the database is unavailable")
+        }
+        if error is _ConnectionPoolModule.ConnectionPoolError {
+            // The pool gave up connecting (PostgreSQL down or restarting: `connectionCreationCircuitBreakerTripped`),
+            // or is shutting down: PostgresNIO passes these on unmapped.
+            self.logger.error("database error", metadata: ["error": "\(error)"])
             return TernError.unavailable("the database is unavailable")
         }
         if let sqlite = error as? SQLiteFailure {
