@@ -149,8 +149,7 @@ public final class Database: Service, Sendable {
         switch self.backend {
         case .postgres(let client, let workers, let publishes):
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await workers.run() }
-                group.addTask { await publishes.run() }
+                for pool in [workers, publishes] { group.addTask { await pool.run() } }
                 group.addTask { await self.watch.sweep() }
                 group.addTask { await self.keepPlannerStatisticsFresh() }
                 self.started.open()
@@ -182,13 +181,11 @@ public final class Database: Service, Sendable {
             }
         case .postgres(let client, let workers, let publishes):
             return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask {
-                    await workers.run()
-                    return nil
-                }
-                group.addTask {
-                    await publishes.run()
-                    return nil
+                for pool in [workers, publishes] {
+                    group.addTask {
+                        await pool.run()
+                        return nil
+                    }
                 }
                 group.addTask {
                     await self.watch.sweep()

@@ -74,13 +74,11 @@ extension Database {
         if let psql = error as? PSQLError {
             if psql.serverInfo?[.sqlState] == "23505" { return TernError.conflict("the object already exists") }
             if psql.serverInfo?[.sqlState] == "23503" { return TernError.notFound("a referenced object does not exist") }
-            self.logger.error("database error", metadata: ["error": "\(String(reflecting: psql))"])
-            return TernError.unavailable("the database is unavailable")
         }
-        if error is _ConnectionPoolModule.ConnectionPoolError {
-            // The pool gave up connecting (PostgreSQL down or restarting: `connectionCreationCircuitBreakerTripped`),
-            // or is shutting down: PostgresNIO passes these on unmapped.
-            self.logger.error("database error", metadata: ["error": "\(error)"])
+        // The pool's own errors too: it gave up connecting (PostgreSQL down or restarting,
+        // `connectionCreationCircuitBreakerTripped`) or is shutting down, which PostgresNIO passes on unmapped.
+        if error is PSQLError || error is _ConnectionPoolModule.ConnectionPoolError {
+            self.logger.error("database error", metadata: ["error": "\(String(reflecting: error))"])
             return TernError.unavailable("the database is unavailable")
         }
         if let sqlite = error as? SQLiteFailure {

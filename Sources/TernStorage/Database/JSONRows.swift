@@ -1,3 +1,4 @@
+import SQLKit
 import TernCore
 
 /// A table's rows as one JSON array of arrays, for a statement to read with `Database.jsonRows` in one bind.
@@ -5,6 +6,14 @@ struct JSONRows: Sendable {
     enum Cell {
         case text(String?)
         case integer(Int64?)
+
+        /// The value bound on its own, for a statement that writes it without `jsonRows`.
+        var bind: SQLBind {
+            switch self {
+            case .text(let value): SQLBind(value)
+            case .integer(let value): SQLBind(value)
+            }
+        }
     }
 
     private(set) var text = "["
@@ -15,6 +24,10 @@ struct JSONRows: Sendable {
     }
 
     mutating func append(_ cells: Cell...) {
+        self.append(cells)
+    }
+
+    mutating func append(_ cells: [Cell]) {
         self.text += self.count == 0 ? "[" : ",["
         for (index, cell) in cells.enumerated() {
             if index > 0 { self.text += "," }

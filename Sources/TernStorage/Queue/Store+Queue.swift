@@ -220,13 +220,7 @@ extension Store {
     func recordFirstSuccesses(_ records: [AttemptRecord]) async throws -> Set<String>? {
         let rows = try await self.database.updateWithTheirRows(insertInto: "attempts", columns: Self.attemptColumns, key: "delivery_id") {
             var attempts = JSONRows(reservingRows: records.count, bytesEach: 400)
-            for record in records {
-                attempts.append(
-                    .text(record.id), .text(record.job.deliveryID), .text(record.job.messageID), .text(record.job.endpointID),
-                    .text(record.job.url), .text(JSONColumn.encode(record.requestHeaders)), .integer(record.statusCode.map(Int64.init)),
-                    .text(record.responseBody), .integer(Int64(record.durationMS)), .text(record.error), .text(record.job.trigger.rawValue),
-                    .integer(record.at.microseconds))
-            }
+            for record in records { attempts.append(Self.attemptRow(record)) }
             return (
                 [Self.resetFailures(Array(Set(records.map(\.job.endpointID))))],
                 Self.markDelivered(records, outsideLines: true, returning: "deliveries.id"), attempts
@@ -436,7 +430,7 @@ extension Store {
             """
     }
 
-    /// The columns of an attempt row, with their types.
+    /// The columns of an attempt row, with their types (`attemptRow`'s values, in order).
     static let attemptColumns: [(name: String, type: String)] = [
         ("id", "TEXT"), ("delivery_id", "TEXT"), ("message_id", "TEXT"), ("endpoint_id", "TEXT"), ("url", "TEXT"), ("request_headers", "TEXT"),
         ("status_code", "BIGINT"), ("response_body", "TEXT"), ("duration_ms", "BIGINT"), ("error", "TEXT"), ("trigger", "TEXT"),
@@ -447,14 +441,17 @@ extension Store {
     static func insertAttempts(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws {
         guard !records.isEmpty else { return }
         var insert = sql.insert(into: "attempts").columns(Self.attemptColumns.map(\.name))
-        for record in records {
-            insert = insert.values(
-                SQLBind(record.id), SQLBind(record.job.deliveryID), SQLBind(record.job.messageID), SQLBind(record.job.endpointID),
-                SQLBind(record.job.url), SQLBind(JSONColumn.encode(record.requestHeaders)), SQLBind(record.statusCode), SQLBind(record.responseBody),
-                SQLBind(record.durationMS), SQLBind(record.error), SQLBind(record.job.trigger.rawValue), SQLBind(record.at.microseconds)
-            )
-        }
+        for record in records { insert = insert.values(Self.attemptRow(record).map(\.bind)) }
         try await insert.run()
+    }
+
+    /// The values of a record's attempt row, in `attemptColumns`' order.
+    static func attemptRow(_ record: AttemptRecord) -> [JSONRows.Cell] {
+        [
+            .text(record.id), .text(record.job.deliveryID), .text(record.job.messageID), .text(record.job.endpointID), .text(record.job.url),
+            .text(JSONColumn.encode(record.requestHeaders)), .integer(record.statusCode.map(Int64.init)), .text(record.responseBody),
+            .integer(Int64(record.durationMS)), .text(record.error), .text(record.job.trigger.rawValue), .integer(record.at.microseconds),
+        ]
     }
 
     /// Disables the endpoint (if it is not already), moves its queued deliveries to the dead-letter queue and
