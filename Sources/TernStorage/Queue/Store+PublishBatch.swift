@@ -108,7 +108,9 @@ extension Store {
                 filterPaths[request.applicationID] = try Self.filterPaths(row)
                 let archived: Bool? = try row.optionalString("event_type_name") == nil ? nil : try row.bool("event_type_archived")
                 eventTypes["\(request.applicationID)|\(request.input.eventType)"] = .some(archived)
-            } catch {
+            } catch let error as TernError {
+                // This publish's own outcome (no such application); a database error fails the batch, whose caller
+                // translates it.
                 applications[key] = .failure(error)
             }
         }
@@ -168,7 +170,7 @@ extension Store {
                         eventTypes[key] = .some(try await Self.eventTypeArchived(request.applicationID, input.eventType, sql))
                     }
                     try Self.requirePublishable(input.eventType, archived: eventTypes[key]!)
-                } catch {
+                } catch let error as TernError {
                     results[index] = .failure(error)
                     continue
                 }
