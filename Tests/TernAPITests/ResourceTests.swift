@@ -239,8 +239,14 @@ import Testing
     @Test(arguments: Backend.available)
     func everyResponseCarriesARequestID(_ backend: Backend) async throws {
         try await withTern(backend) { api in
-            let health = try await api.get("/health", key: nil)
-            #expect(health.status == 200, "\(health.text)")
+            // Under a loaded machine the write check can pass its 2-second limit (503, "degraded") and recover with the
+            // next check: health is read until it answers 200; the request ID is on every answer.
+            var health = try await api.get("/health", key: nil)
+            let healthy = try await eventually {
+                health = try await api.get("/health", key: nil)
+                return health.status == 200
+            }
+            #expect(healthy, "\(health.text)")
             #expect((health["checks"] as? [String: [String: Any]])?["database"]?["status"] as? String == "ok")
             #expect(health.headers[.init("X-Request-Id")!]?.hasPrefix("req_") == true)
             let echoed = try await api.call(.get, "/v1/applications", headers: ["X-Request-Id": "trace-123"])
