@@ -25,6 +25,18 @@ import Testing
         #expect(Set(identifiers.flatMap { $0.utf8.suffix(16) }).count == 32)
     }
 
+    @Test(arguments: [0, 1, 255, 256, 257, 4_096])
+    func randomBytesFillEveryByteAcrossTheSystemCallsChunks(_ count: Int) {
+        let draws = (0..<64).map { _ in randomBytes(count) }
+        #expect(draws.allSatisfy { $0.count == count })
+        guard count > 0 else { return }
+        // Each position (the last chunk's bytes included) takes many values over the draws: none is left unwritten.
+        for position in Set([0, count / 2, count - 1]) {
+            #expect(Set(draws.map { $0[position] }).count > 16, "byte \(position) of \(count)")
+        }
+        if count >= 16 { #expect(Set(draws).count == draws.count) }
+    }
+
     @Test func timestampsAreRFC3339UTC() {
         let time = Timestamp(microseconds: 1_700_000_000_123_456)
         #expect(time.description == "2023-11-14T22:13:20.123Z")

@@ -1,4 +1,3 @@
-import Crypto
 import Synchronization
 
 #if canImport(FoundationEssentials)
@@ -36,7 +35,8 @@ public enum Identifier {
     }
 }
 
-/// Random bits for identifiers, drawn from the CSPRNG 4 KiB at a time instead of one system call per draw.
+/// Random bits for identifiers, drawn from the CSPRNG 4 KiB at a time (`randomBytes`: 16 system calls) instead of a
+/// system call per identifier.
 final class RandomBytes: Sendable {
     static let shared = RandomBytes()
     static let refill = 4_096
@@ -47,7 +47,7 @@ final class RandomBytes: Sendable {
     func next80Bits() -> (UInt64, UInt16) {
         self.pool.withLock { pool in
             if pool.offset + 10 > pool.bytes.count {
-                pool.bytes = SymmetricKey(size: SymmetricKeySize(bitCount: Self.refill * 8)).withUnsafeBytes { Array($0) }
+                pool.bytes = randomBytes(Self.refill)
                 pool.offset = 0
             }
             var high: UInt64 = 0

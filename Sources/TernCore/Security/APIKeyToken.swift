@@ -76,10 +76,22 @@ public enum Argon2id {
     }
 }
 
-/// `count` bytes from the system's secure random generator.
+/// `count` bytes from the system's secure random generator: `getentropy`, one system call per 256 bytes. The standard
+/// library's generator makes one per value it returns (8 bytes, or a single byte when asked for `UInt8`s), and
+/// swift-crypto's `SymmetricKey(size:)` draws through it 8 bytes at a time.
 public func randomBytes(_ count: Int) -> [UInt8] {
-    var generator = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in generator.next() }
+    [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        var offset = 0
+        while offset < count {
+            let chunk = min(256, count - offset)
+            if getentropy(buffer.baseAddress! + offset, chunk) != 0 {
+                var generator = SystemRandomNumberGenerator()
+                for index in offset..<(offset + chunk) { buffer[index] = UInt8(truncatingIfNeeded: generator.next() as UInt64) }
+            }
+            offset += chunk
+        }
+        initialized = count
+    }
 }
 
 /// Base64url without padding.
