@@ -15,6 +15,24 @@ import Yams
         return try #require(schemas[name] as? [String: Any])
     }
 
+    /// Every operation that reads the database answers 503 when it is unavailable (`TernError.unavailable`: an outage, a
+    /// restart, a full disk; FaultTests and FullDiskTests see it), so the spec lists it on each of them.
+    @Test func everyOperationOnTheDatabaseListsUnavailability() throws {
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        let spec = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let paths = try #require(spec["paths"] as? [String: [String: Any]])
+        var checked = 0
+        for (path, operations) in paths where path.hasPrefix("/v1/") || path.hasPrefix("/in/") {
+            for (method, operation) in operations {
+                guard let responses = (operation as? [String: Any])?["responses"] as? [String: Any] else { continue }
+                checked += 1
+                let unavailable = responses["503"] as? [String: Any]
+                #expect(unavailable?["$ref"] as? String == "#/components/responses/Unavailable", "\(method) \(path)")
+            }
+        }
+        #expect(checked > 50)
+    }
+
     @Test func theEndpointURLPatternOfTheSpecIsTheOneTheServerChecks() throws {
         #expect(try self.schema("EndpointURL")["pattern"] as? String == Rules.endpointURLPattern)
     }
