@@ -149,6 +149,28 @@ import Testing
 }
 
 extension SecurityTests {
+    /// A keep-alive connection whose requests each arrive whole in time stays open however long it is used (the
+    /// connection's one deadline timer fires, finds the deadline moved and sets itself again), and is closed once its
+    /// client stops sending for longer than the request timeout.
+    @Test func aConnectionUsedInTimeStaysOpenAndIsClosedOnceItsClientGoesQuiet() async throws {
+        try await withTern(.sqlite, live: true, configure: { $0.requestReadTimeout = .seconds(2) }) { api in
+            let port = try #require(api.port)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+            let request = ByteBuffer(string: "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            // Two and a half request timeouts of requests 100 ms apart.
+            let until = ContinuousClock.now + .seconds(5)
+            var sent = 0
+            while ContinuousClock.now < until, channel.isActive {
+                try await channel.writeAndFlush(request)
+                sent += 1
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(channel.isActive, "closed after \(sent) requests sent in time")
+            let closed = await eventually(timeout: .seconds(20)) { !channel.isActive }
+            #expect(closed, "the quiet connection was closed")
+        }
+    }
+
     /// 100 slow-loris connections (50 trickle a request head a byte at a time, 50 a body) against a server whose
     /// request timeout is 2 s: requests from other clients are answered meanwhile, and the server closes every slow
     /// connection by itself.

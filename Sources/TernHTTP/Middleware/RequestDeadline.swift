@@ -6,6 +6,11 @@ import NIOHTTPTypes
 /// connection opening or of the previous answer, and its body within `timeout` of the head. A client trickling a
 /// byte at a time (slow loris) keeps the idle timeout from firing, but not this. No deadline runs while Tern works
 /// on a request and answers it.
+///
+/// Arming and disarming only move a stored instant: the connection has at most one timer, which, when it fires,
+/// closes the connection if the deadline has passed, sets itself again for a deadline that has moved, and lapses
+/// while none is set. A connection serving requests one after another schedules a timer once per `timeout`, not
+/// two per request (`docs/benchmarks.md`, "Looked at after item 37").
 final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -13,7 +18,9 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
     typealias OutboundOut = HTTPResponsePart
 
     let timeout: TimeAmount
-    var deadline: Scheduled<Void>?
+    /// When the connection closes unless the request in progress has arrived whole; nil while none is awaited.
+    var deadline: NIODeadline?
+    var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
@@ -29,14 +36,16 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.disarm()
+        self.deadline = nil
+        self.timer?.cancel()
+        self.timer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head: self.arm(context)
         case .body: break
-        case .end: self.disarm()
+        case .end: self.deadline = nil
         }
         context.fireChannelRead(data)
     }
@@ -47,15 +56,20 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func arm(_ context: ChannelHandlerContext) {
-        self.disarm()
-        let channel = context.channel
-        self.deadline = context.eventLoop.scheduleTask(in: self.timeout) {
-            channel.close(promise: nil)
-        }
+        let deadline = NIODeadline.now() + self.timeout
+        self.deadline = deadline
+        if self.timer == nil { self.setTimer(for: deadline, context) }
     }
 
-    func disarm() {
-        self.deadline?.cancel()
-        self.deadline = nil
+    private func setTimer(for deadline: NIODeadline, _ context: ChannelHandlerContext) {
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.timer = nil
+            guard let deadline = self.deadline else { return }
+            if deadline <= .now() {
+                context.channel.close(promise: nil)
+            } else {
+                self.setTimer(for: deadline, context)
+            }
+        }
     }
 }
