@@ -207,3 +207,10 @@ import Testing
         }
     }
 }
+
+extension Store {
+    /// `recordAttemptsEach`, failing as a whole when any record's write failed (the tests' shorthand).
+    func recordAttempts(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
+        try await self.recordAttemptsEach(records).map { try $0.get() }
+    }
+}

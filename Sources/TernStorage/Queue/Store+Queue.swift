@@ -208,11 +208,6 @@ extension Store {
         return results.map { $0! }
     }
 
-    /// `recordAttemptsEach`, failing as a whole when any record's write failed.
-    public func recordAttempts(_ records: [AttemptRecord]) async throws -> [RecordedAttempt] {
-        try await self.recordAttemptsEach(records).map { try $0.get() }
-    }
-
     /// Writes first successes (no earlier attempt, so nothing to recover) with one statement of their own where the
     /// database has one (`Database.updateWithTheirRows`): the endpoints' failure counts reset, the deliveries still
     /// held by their lease and in no FIFO line marked delivered, and the attempt rows of those. Returns the deliveries
