@@ -5,6 +5,7 @@ import SQLKit
 import SQLiteKit
 import SQLiteNIO
 import Testing
+import VaporCSQLite
 
 @testable import TernStorage
 @testable import TernTesting
@@ -110,6 +111,43 @@ import Testing
         }
         let count = SQLiteHandle.statementCacheSize + 40
         #expect(total == 2 * (count * (count - 1) / 2) + count)
+        await pool.close()
+    }
+
+    /// A kept statement whose plan may depend on a bound value (a LEFT JOIN's `ON … = ?`) runs again without being
+    /// prepared anew, keeps no copy of a large value between uses, and refuses too few values instead of reusing the
+    /// last ones.
+    @Test func aKeptStatementIsNotPreparedAgainAndHoldsNoLargeValue() async throws {
+        let pool = try await SQLitePool.open(path: nil, readers: 0, logger: Logger(label: "test"))
+        try await pool.withWriter { handle in
+            let sql = handle.sql()
+            try await sql.raw("CREATE TABLE apps (id TEXT PRIMARY KEY, body TEXT)").run()
+            try await sql.raw("CREATE TABLE hooks (id TEXT PRIMARY KEY, app_id TEXT NOT NULL, tenant TEXT NOT NULL)").run()
+            let large = String(repeating: "p", count: 4096)
+            for number in 0..<5 {
+                try await sql.raw("INSERT INTO apps (id, body) VALUES (\(bind: "app-\(number)"), \(bind: large))").run()
+                try await sql.raw("INSERT INTO hooks (id, app_id, tenant) VALUES (\(bind: "hook-\(number)"), \(bind: "app-\(number)"), \(bind: "t"))")
+                    .run()
+            }
+            var found: [String] = []
+            for number in 0..<5 {
+                let row = try await sql.raw(
+                    "SELECT a.id, h.id AS hook FROM apps a LEFT JOIN hooks h ON h.app_id = a.id AND h.tenant = \(bind: "t") WHERE a.id = \(bind: "app-\(number)")"
+                ).first()
+                try found.append(row?.decode(column: "hook", as: String.self) ?? "none")
+            }
+            #expect(found == (0..<5).map { "hook-\($0)" })
+            let read = "SELECT a.id, h.id AS hook FROM apps a LEFT JOIN hooks h ON h.app_id = a.id AND h.tenant = ?1 WHERE a.id = ?2"
+            #expect(handle.kept(read)?.reprepares == 0, "prepared once, run five times")
+            let insert = try #require(handle.kept("INSERT INTO apps (id, body) VALUES (?1, ?2)"))
+            let held = large.withCString {
+                sqlite_nio_sqlite3_bind_text(insert.pointer, 2, $0, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+            }
+            #expect(held == SQLITE_OK)
+            let holding = try #require(handle.kept("INSERT INTO apps (id, body) VALUES (?1, ?2)")).bytes
+            #expect(holding - insert.bytes >= 4096, "between uses the statement held no copy of the large value: \(insert.bytes), with it \(holding)")
+            #expect(throws: SQLiteFailure.self) { try handle.run("SELECT * FROM apps WHERE id = ?1 AND body = ?2", ["app-1"]) { _ in } }
+        }
         await pool.close()
     }
 

@@ -68,10 +68,17 @@ final class SQLiteHandle: @unchecked Sendable {
     func run(_ sql: String, _ binds: [any Encodable & Sendable], _ onRow: (any SQLRow) -> Void) throws {
         guard let db = self.db else { throw SQLiteFailure(code: SQLITE_MISUSE, message: "the connection is closed") }
         let statement = try self.statement(sql, db)
-        defer { statement.release(kept: self.statements[sql] === statement) }
+        var large: [Int32] = []
+        defer { statement.release(kept: self.statements[sql] === statement, unbinding: large) }
         let pointer = statement.pointer
+        let parameters = sqlite_nio_sqlite3_bind_parameter_count(pointer)
+        guard binds.count == parameters else {
+            throw SQLiteFailure(code: SQLITE_RANGE, message: "\(binds.count) values for \(parameters) parameters")
+        }
         for (offset, value) in binds.enumerated() {
-            try self.check(Self.bind(try self.data(value), at: Int32(offset + 1), pointer), db)
+            let data = try self.data(value)
+            try self.check(Self.bind(data, at: Int32(offset + 1), pointer), db)
+            if data.isLarge { large.append(Int32(offset + 1)) }
         }
         var columns: SQLiteColumnNames?
         while true {
@@ -123,6 +130,15 @@ final class SQLiteHandle: @unchecked Sendable {
             self.statements[sql] = statement
         }
         return statement
+    }
+
+    /// For tests: the kept statement for `sql`, how often it was prepared anew and the bytes it holds (with its values).
+    func kept(_ sql: String) -> (pointer: OpaquePointer, reprepares: Int32, bytes: Int32)? {
+        guard let pointer = self.statements[sql]?.pointer else { return nil }
+        return (
+            pointer, sqlite_nio_sqlite3_stmt_status(pointer, SQLITE_STMTSTATUS_REPREPARE, 0),
+            sqlite_nio_sqlite3_stmt_status(pointer, SQLITE_STMTSTATUS_MEMUSED, 0)
+        )
     }
 
     private func evictLeastRecentlyUsed() {
@@ -181,6 +197,17 @@ final class SQLiteHandle: @unchecked Sendable {
     }
 }
 
+extension SQLiteData {
+    /// A text or blob whose copy a kept statement should not hold until its next use.
+    fileprivate var isLarge: Bool {
+        switch self {
+        case .text(let text): text.utf8.count >= 1024
+        case .blob(let bytes): bytes.readableBytes >= 1024
+        default: false
+        }
+    }
+}
+
 /// SQLite's `SQLITE_TRANSIENT`: the library copies the bound bytes before the call returns.
 private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
@@ -195,11 +222,16 @@ final class CachedStatement {
         self.lastUse = lastUse
     }
 
-    /// Makes the statement ready for its next use (or finalizes one that was not kept).
-    func release(kept: Bool) {
+    /// Makes the statement ready for its next use (or finalizes one that was not kept). Its next use binds every
+    /// parameter again, so only the `large` ones (a payload's copy) are let go of here, one by one:
+    /// `sqlite3_clear_bindings` would expire a statement whose plan SQLite 3.5x lets depend on a bound value (a LEFT
+    /// JOIN's `ON … = ?` might be a constant 0 or 1), making the next use prepare it anew from its text. The publish's
+    /// read of its application and endpoints was one: prepared again at every publish, 1.4% of the server's CPU
+    /// (`docs/benchmarks.md`, item 38). Binding over a text leaves such a plan as it is.
+    func release(kept: Bool, unbinding large: [Int32]) {
         if kept {
             sqlite_nio_sqlite3_reset(self.pointer)
-            sqlite_nio_sqlite3_clear_bindings(self.pointer)
+            for index in large { sqlite_nio_sqlite3_bind_null(self.pointer, index) }
             self.busy = false
         } else {
             sqlite_nio_sqlite3_finalize(self.pointer)
