@@ -8,10 +8,10 @@ struct JSONRows: Sendable {
         case integer(Int64?)
 
         /// The value bound on its own, for a statement that writes it without `jsonRows`.
-        var bind: SQLBind {
+        var value: any Encodable & Sendable {
             switch self {
-            case .text(let value): SQLBind(value)
-            case .integer(let value): SQLBind(value)
+            case .text(let value): value
+            case .integer(let value): value
             }
         }
     }

@@ -279,7 +279,7 @@ extension Store {
 
         // The rows, and the month's counts that need no decision (no quota, or one held since the start), in one
         // statement on PostgreSQL (`runTogether`), which also tells other processes' workers when it queued deliveries.
-        var writes = Self.messageInserts(messages, payloadExpiries: expiries, sql)
+        var writes = Self.messageInserts(messages, payloadExpiries: expiries)
         if let insert = Self.deliveryInsert(
             deliveryRows, lines: lines, leased: leased, trigger: .scheduled, now: now, lockingEndpoints: database.shareJoinedEndpointsClause, sql)
         {
@@ -452,33 +452,36 @@ extension Store {
 
     /// Writes the messages; `payloadExpiries` (by index, when given) says when each payload is erased.
     static func insertMessages(_ messages: [(Message, String)], payloadExpiries: [Timestamp?] = [], _ sql: any SQLDatabase) async throws {
-        for (insert, _) in Self.messageInserts(messages, payloadExpiries: payloadExpiries, sql) { try await sql.execute(sql: insert) { _ in } }
+        for (insert, _) in Self.messageInserts(messages, payloadExpiries: payloadExpiries) { try await sql.execute(sql: insert) { _ in } }
     }
 
     /// The inserts that write the messages (500 rows each), with the values each binds.
-    static func messageInserts(
-        _ messages: [(Message, String)], payloadExpiries: [Timestamp?] = [], _ sql: any SQLDatabase
-    ) -> [(any SQLExpression, binds: Int)] {
+    static func messageInserts(_ messages: [(Message, String)], payloadExpiries: [Timestamp?] = []) -> [(any SQLExpression, binds: Int)] {
         stride(from: 0, to: messages.count, by: 500).map { start in
-            var insert = sql.insert(into: "messages").columns(
-                "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "deliver_at",
-                "source_id", "headers", "payload_expires_at", "trace_context", "created_at"
-            )
             let rows = start..<min(start + 500, messages.count)
+            var values: [any Encodable & Sendable] = []
+            values.reserveCapacity(rows.count * Self.messagesInsert.columns.count)
             for index in rows {
                 let (message, organizationID) = messages[index]
                 let expiry = index < payloadExpiries.count ? payloadExpiries[index] : nil
-                insert = insert.values(
-                    SQLBind(message.id), SQLBind(organizationID), SQLBind(message.applicationID), SQLBind(message.tenantID),
-                    SQLBind(message.eventType), SQLBind(message.eventID), SQLBind(message.payload),
-                    SQLBind(message.channels.map(JSONColumn.encode)), SQLBind(message.tags.map(JSONColumn.encode)),
-                    SQLBind(message.deliverAt?.microseconds), SQLBind(message.sourceID), SQLBind(message.headers.map(JSONColumn.encode)),
-                    SQLBind(expiry?.microseconds), SQLBind(message.traceContext), SQLBind(message.createdAt.microseconds)
-                )
+                values +=
+                    [
+                        message.id, organizationID, message.applicationID, message.tenantID, message.eventType, message.eventID, message.payload,
+                        message.channels.map(JSONColumn.encode), message.tags.map(JSONColumn.encode), message.deliverAt?.microseconds,
+                        message.sourceID, message.headers.map(JSONColumn.encode), expiry?.microseconds, message.traceContext,
+                        message.createdAt.microseconds,
+                    ] as [any Encodable & Sendable]
             }
-            return (insert.insert, rows.count * 15)
+            return (RowsInsert(Self.messagesInsert, values: values), values.count)
         }
     }
+
+    static let messagesInsert = RowsInsert.Shape(
+        table: "messages",
+        columns: [
+            "id", "organization_id", "application_id", "tenant_id", "event_type", "event_id", "payload", "channels", "tags", "deliver_at",
+            "source_id", "headers", "payload_expires_at", "trace_context", "created_at",
+        ])
 
     /// Writes one pending delivery per row (message, endpoint, organization). `lines` gives the rows of FIFO endpoints
     /// (by index) their line and the message's place in its batch: their order within the line. Those wait in line;

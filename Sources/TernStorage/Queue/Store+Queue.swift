@@ -432,12 +432,15 @@ extension Store {
         ("created_at", "BIGINT"),
     ]
 
+    static let attemptsInsert = RowsInsert.Shape(table: "attempts", columns: Self.attemptColumns.map(\.name))
+
     /// Writes one attempt row per record, in one statement.
     static func insertAttempts(_ records: [AttemptRecord], _ sql: any SQLDatabase) async throws {
         guard !records.isEmpty else { return }
-        var insert = sql.insert(into: "attempts").columns(Self.attemptColumns.map(\.name))
-        for record in records { insert = insert.values(Self.attemptRow(record).map(\.bind)) }
-        try await insert.run()
+        var values: [any Encodable & Sendable] = []
+        values.reserveCapacity(records.count * Self.attemptColumns.count)
+        for record in records { values += Self.attemptRow(record).lazy.map(\.value) }
+        try await sql.execute(sql: RowsInsert(Self.attemptsInsert, values: values)) { _ in }
     }
 
     /// The values of a record's attempt row, in `attemptColumns`' order.
