@@ -165,11 +165,7 @@ final class PlainHTTPClient: Sendable {
             let promise = channel.eventLoop.makePromise(of: (Answer, Bool).self)
             channel.eventLoop.execute {
                 guard channel.isActive else { return promise.fail(Failure.closedBeforeSending) }
-                let timer = channel.eventLoop.scheduleTask(deadline: deadline) {
-                    handler.fail(Failure.timedOut)
-                    channel.close(promise: nil)
-                }
-                handler.expect(promise, keep: keep, timer: timer)
+                handler.expect(promise, keep: keep, deadline: deadline)
                 let bytes = channel.allocator.buffer(bytes: body)
                 channel.write(HTTPClientRequestPart.head(head), promise: nil)
                 channel.write(HTTPClientRequestPart.body(.byteBuffer(bytes)), promise: nil)
@@ -183,12 +179,22 @@ final class PlainHTTPClient: Sendable {
     }
 
     /// Reads one answer at a time; all of its state is the event loop's.
+    ///
+    /// One timer per connection keeps both of its time limits: the answer's deadline while one is awaited, the idle
+    /// deadline while the connection is pooled. Moving a limit later leaves the timer as it is; when it fires it acts
+    /// on the limit that holds then, sets itself again for a later one, or lapses without one. An exchange therefore
+    /// schedules no timer and cancels none, where it scheduled and cancelled two (the answer's and the idle one), 1%
+    /// of the server's CPU under `tern bench` (`docs/benchmarks.md`, item 40). Only a limit earlier than the timer (an
+    /// answer's deadline after the connection was idle past it) schedules it again.
     final class AnswerHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
 
         private var promise: EventLoopPromise<(Answer, Bool)>?
-        private var timer: Scheduled<Void>?
-        private var idleTimer: Scheduled<Void>?
+        /// The answer's deadline while one is awaited.
+        private var deadline: NIODeadline?
+        /// When the pooled connection is closed unused.
+        private var idleDeadline: NIODeadline?
+        private var timer: (scheduled: Scheduled<Void>, at: NIODeadline)?
         private var answer = Answer(status: 0, retryAfter: nil, body: [])
         private var keep = 0
         private var keepAlive = true
@@ -199,11 +205,11 @@ final class PlainHTTPClient: Sendable {
         func handlerAdded(context: ChannelHandlerContext) { self.context = context }
         func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-        func expect(_ promise: EventLoopPromise<(Answer, Bool)>, keep: Int, timer: Scheduled<Void>) {
-            self.idleTimer?.cancel()
-            self.idleTimer = nil
+        func expect(_ promise: EventLoopPromise<(Answer, Bool)>, keep: Int, deadline: NIODeadline) {
+            self.idleDeadline = nil
             self.promise = promise
-            self.timer = timer
+            self.deadline = deadline
+            self.arm(deadline)
             self.keep = keep
             self.answer = Answer(status: 0, retryAfter: nil, body: [])
             self.keepAlive = true
@@ -214,11 +220,32 @@ final class PlainHTTPClient: Sendable {
         /// (`Keep-Alive: timeout=N`, sent by Node and Apache, 5 s by default): a request sent just as the receiver
         /// closes an idle connection fails (`aRequestTheCloseCrossedFailsOnceAndIsNotSentAgain`).
         func armIdleTimer(_ timeout: TimeAmount) {
-            guard self.promise == nil, let context = self.context else { return }
-            self.idleTimer?.cancel()
-            let channel = context.channel
+            guard self.promise == nil else { return }
             let idle = self.receiverIdleSeconds.map { min(timeout, .seconds($0 - Self.idleMargin)) } ?? timeout
-            self.idleTimer = context.eventLoop.scheduleTask(in: idle) { channel.close(promise: nil) }
+            self.idleDeadline = .now() + idle
+            self.arm(self.idleDeadline!)
+        }
+
+        /// Makes the timer fire by `limit`: left as it is when it fires earlier, scheduled (again) otherwise.
+        private func arm(_ limit: NIODeadline) {
+            if let timer = self.timer {
+                guard timer.at > limit else { return }
+                timer.scheduled.cancel()
+            }
+            guard let context = self.context else { return }
+            self.timer = (context.eventLoop.assumeIsolated().scheduleTask(deadline: limit) { self.fire() }, limit)
+        }
+
+        /// Acts on the limit that holds now: an answer awaited past its deadline fails and the connection closes, a
+        /// connection idle past its deadline closes; a limit still ahead sets the timer again.
+        private func fire() {
+            self.timer = nil
+            let limit = self.promise != nil ? self.deadline : self.idleDeadline
+            guard let limit else { return }
+            guard NIODeadline.now() >= limit else { return self.arm(limit) }
+            if self.promise != nil { self.fail(Failure.timedOut) }
+            self.idleDeadline = nil
+            self.context?.channel.close(promise: nil)
         }
 
         static let idleMargin: Int64 = 1
@@ -254,7 +281,8 @@ final class PlainHTTPClient: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            self.idleTimer?.cancel()
+            self.timer?.scheduled.cancel()
+            self.timer = nil
             self.fail(Failure.closedBeforeAnswer)
             context.fireChannelInactive()
         }
@@ -280,7 +308,7 @@ final class PlainHTTPClient: Sendable {
         private func finish(_ result: Result<(Answer, Bool), any Error>) {
             guard let promise = self.promise else { return }
             self.promise = nil
-            self.timer?.cancel()
+            self.deadline = nil
             promise.completeWith(result)
         }
     }

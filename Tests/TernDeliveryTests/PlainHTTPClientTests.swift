@@ -90,6 +90,35 @@ import Testing
         await receiver.stop()
     }
 
+    /// The connection's one timer keeps both limits as they move: deliveries closer together than the idle timeout
+    /// keep one connection open across many of its periods, and an answer's deadline earlier than the idle one the
+    /// timer was set for still fails the exchange in time (here before the receiver's slow answer comes).
+    @Test func theIdleTimeoutAndTheAnswersDeadlineMoveOneTimer() async throws {
+        let receiver = try await ChaosReceiver.start { path, _, _, _ in
+            path == "/slow" ? .answer(status: 204, delay: .seconds(4)) : .answer(status: 204)
+        }
+        let quick = Self.client(idleTimeout: .seconds(1))
+        for _ in 0..<35 {
+            #expect(try await self.post(quick, receiver, "/hook").status == 204)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(receiver.connections.load(ordering: .relaxed) == 1, "used every 100 ms for 3.5 s, never idle for its 1 s")
+        quick.shutdown()
+
+        let patient = Self.client(idleTimeout: .seconds(60))
+        #expect(try await self.post(patient, receiver, "/hook").status == 204)
+        try await Task.sleep(for: .milliseconds(200))
+        do {
+            let answer = try await self.post(patient, receiver, "/slow", seconds: 1)
+            Issue.record("answered \(answer.status) after its deadline")
+        } catch {
+            #expect(WebhookSender.describe(error, timeout: 1) == "timed out after 1 s")
+        }
+        #expect(try await self.post(patient, receiver, "/hook").status == 204, "a timed-out exchange leaves no connection behind")
+        patient.shutdown()
+        await receiver.stop()
+    }
+
     /// `Keep-Alive: timeout=N` (Node and Apache send 5): the connection is closed a second before the receiver would
     /// close it, and not kept at all when N leaves no second.
     @Test func theReceiversKeepAliveTimeoutIsKeptWithin() async throws {
