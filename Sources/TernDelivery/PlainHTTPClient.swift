@@ -183,9 +183,9 @@ final class PlainHTTPClient: Sendable {
     /// One timer per connection keeps both of its time limits: the answer's deadline while one is awaited, the idle
     /// deadline while the connection is pooled. Moving a limit later leaves the timer as it is; when it fires it acts
     /// on the limit that holds then, sets itself again for a later one, or lapses without one. An exchange therefore
-    /// schedules no timer and cancels none, where it scheduled and cancelled two (the answer's and the idle one), 1%
-    /// of the server's CPU under `tern bench` (`docs/benchmarks.md`, item 40). Only a limit earlier than the timer (an
-    /// answer's deadline after the connection was idle past it) schedules it again.
+    /// schedules no timer and cancels none, where it scheduled and cancelled two (the answer's and the idle one): 1 to
+    /// 4% less CPU per publish (`docs/benchmarks.md`, item 40). Only a limit earlier than the timer (an answer's
+    /// deadline on a connection that sat idle) schedules it again.
     final class AnswerHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
 
