@@ -25,7 +25,7 @@ import VaporCSQLite
         try await pool.withWriter { handle in
             let values: [any Encodable & Sendable] = [
                 "text", "", "é ☃", Optional("some"), String?.none, 42, -1, Int?.none, Int64.max, Int64?(7), 2.5, Double?.none, true, false,
-                Bool?(true), Int32(3), Data([1, 2]), Shape(sides: 3), [1, 2, 3],
+                Bool?(true), Int32(3), Data([1, 2]), Shape(sides: 3), [1, 2, 3], Int64?.none, Bool?.none, Shape?.none, String??.none,
             ]
             for value in values {
                 let direct = try handle.data(value)

@@ -328,7 +328,11 @@ public enum JSONText {
     /// Appends `text` as a JSON string literal: quotes, backslashes and control characters escaped.
     public static func appendString(_ text: String, to out: inout String) {
         out += "\""
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        var plain = text
+        let needsEscaping = plain.withUTF8 { bytes in
+            bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        }
+        if !needsEscaping {
             out += text
         } else {
             for scalar in text.unicodeScalars {

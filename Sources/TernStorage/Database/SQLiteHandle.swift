@@ -96,9 +96,9 @@ final class SQLiteHandle: @unchecked Sendable {
         }
     }
 
-    /// A bind as SQLite's value: the common types at once, the rest (`nil`, values written as JSON) through SQLiteKit's
-    /// encoder, which looks up each value's conformance and unwraps an optional with an encoder of its own (1.3% of the
-    /// server's CPU under `tern bench`, `docs/benchmarks.md`, item 30). The same values either way
+    /// A bind as SQLite's value: the common types and `nil` at once, the rest (values written as JSON) through
+    /// SQLiteKit's encoder, which looks up each value's conformance and unwraps an optional with an encoder of its own
+    /// (1.3% of the server's CPU under `tern bench`, `docs/benchmarks.md`, item 30). The same values either way
     /// (`SQLiteHandleTests.bindsAreTheValuesSQLiteKitsEncoderMakes`).
     func data(_ value: any Encodable & Sendable) throws -> SQLiteData {
         switch value {
@@ -107,6 +107,7 @@ final class SQLiteHandle: @unchecked Sendable {
         case let number as Int: .integer(number)
         case let number as Double: .float(number)
         case let flag as Bool: .integer(flag ? 1 : 0)
+        case let missing as String? where missing == nil: .null  // any optional's nil casts to nil
         default: try self.encoder.encode(value)
         }
     }
