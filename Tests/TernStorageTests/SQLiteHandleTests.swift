@@ -157,3 +157,14 @@ import VaporCSQLite
         await #expect(throws: (any Error).self) { try await pool.withWriter { try await $0.sql().raw("SELECT 1").run() } }
     }
 }
+
+extension SQLiteHandle {
+    /// The kept statement for `sql`, how often it was prepared anew and the bytes it holds (with its values).
+    func kept(_ sql: String) -> (pointer: OpaquePointer, reprepares: Int32, bytes: Int32)? {
+        guard let pointer = self.statements[sql]?.pointer else { return nil }
+        return (
+            pointer, sqlite_nio_sqlite3_stmt_status(pointer, SQLITE_STMTSTATUS_REPREPARE, 0),
+            sqlite_nio_sqlite3_stmt_status(pointer, SQLITE_STMTSTATUS_MEMUSED, 0)
+        )
+    }
+}

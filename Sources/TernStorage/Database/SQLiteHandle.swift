@@ -18,7 +18,7 @@ import VaporCSQLite
 /// Not thread-safe by itself: `SQLitePool` lends a connection to one task at a time.
 final class SQLiteHandle: @unchecked Sendable {
     private var db: OpaquePointer?
-    private var statements: [String: CachedStatement] = [:]
+    private(set) var statements: [String: CachedStatement] = [:]
     private var uses: UInt64 = 0
     /// Where the transactions of this connection run.
     let thread: SQLiteThread
@@ -131,15 +131,6 @@ final class SQLiteHandle: @unchecked Sendable {
             self.statements[sql] = statement
         }
         return statement
-    }
-
-    /// For tests: the kept statement for `sql`, how often it was prepared anew and the bytes it holds (with its values).
-    func kept(_ sql: String) -> (pointer: OpaquePointer, reprepares: Int32, bytes: Int32)? {
-        guard let pointer = self.statements[sql]?.pointer else { return nil }
-        return (
-            pointer, sqlite_nio_sqlite3_stmt_status(pointer, SQLITE_STMTSTATUS_REPREPARE, 0),
-            sqlite_nio_sqlite3_stmt_status(pointer, SQLITE_STMTSTATUS_MEMUSED, 0)
-        )
     }
 
     private func evictLeastRecentlyUsed() {
