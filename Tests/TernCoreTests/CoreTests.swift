@@ -40,6 +40,14 @@ import Testing
     @Test func timestampsAreRFC3339UTC() {
         let time = Timestamp(microseconds: 1_700_000_000_123_456)
         #expect(time.description == "2023-11-14T22:13:20.123Z")
+        #expect(Timestamp(microseconds: 0).description == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp(microseconds: -1).description == "1969-12-31T23:59:59.999Z")
+        #expect(Timestamp(microseconds: 253_402_300_799_999_999).description == "9999-12-31T23:59:59.999Z")
+        #expect(Timestamp(microseconds: 951_827_696_007_000).description == "2000-02-29T12:34:56.007Z")
+        for micros in stride(from: Int64(-62_135_596_800_000_000), to: 253_402_300_800_000_000, by: 7_777_777_777_777) {
+            let time = Timestamp(microseconds: micros)
+            #expect(Timestamp(rfc3339: time.description)?.microseconds == micros - ((micros % 1000) + 1000) % 1000, "\(micros)")
+        }
         #expect(Timestamp(rfc3339: "2023-11-14T22:13:20.123Z")?.microseconds == 1_700_000_000_123_000)
         #expect(Timestamp(rfc3339: "2023-11-14T23:13:20+01:00")?.microseconds == 1_700_000_000_000_000)
         #expect(Timestamp(rfc3339: "yesterday") == nil)
@@ -144,6 +152,12 @@ import Testing
         #expect(!Rules.isEventTypeName("order created") && !Rules.isEventTypeName("") && !Rules.isEventTypeName("é"))
         #expect(Rules.tenantIDProblem(String(repeating: "t", count: 255)) == nil)
         #expect(Rules.tenantIDProblem(String(repeating: "t", count: 256)) != nil)
+        #expect(Rules.tenantIDProblem(String(repeating: "é", count: 255)) == nil)
+        #expect(Rules.tenantIDProblem(String(repeating: "é", count: 256)) != nil)
+        #expect(Rules.tenantIDProblem("customer 42/ünïcode ☃") == nil)
+        for control in ["a\u{0}b", "a\tb", "a\u{7F}", "a\u{85}b", "é\nb"] {
+            #expect(Rules.tenantIDProblem(control) == "must not contain control characters", "\(control.debugDescription)")
+        }
         #expect(Rules.headerProblem(name: "X-Custom", value: "1") == nil)
         #expect(Rules.headerProblem(name: "Transfer-Encoding", value: "chunked") != nil)
         #expect(Rules.headerProblem(name: "Bad Header", value: "1") != nil)

@@ -34,18 +34,37 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.microseconds < rhs.microseconds }
 
-    /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-24T10:15:30.123Z`.
+    /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-24T10:15:30.123Z`: written digit by digit into
+    /// the string's 24 bytes (years 0000 to 9999; the API's timestamps and every reply's carry one).
     public var description: String {
         var seconds = time_t(self.microseconds.floorDivided(by: 1_000_000))
-        let millis = Int(self.microseconds - Int64(seconds) * 1_000_000) / 1000
+        let millis = Int32(Int(self.microseconds - Int64(seconds) * 1_000_000) / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        let year = min(max(parts.tm_year + 1900, 0), 9999)
+        return String(unsafeUninitializedCapacity: 24) { text in
+            var index = 0
+            func put(_ value: Int32, _ width: Int, then separator: UInt8?) {
+                var rest = value
+                for offset in stride(from: width - 1, through: 0, by: -1) {
+                    text[index + offset] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                index += width
+                if let separator {
+                    text[index] = separator
+                    index += 1
+                }
+            }
+            put(year, 4, then: UInt8(ascii: "-"))
+            put(parts.tm_mon + 1, 2, then: UInt8(ascii: "-"))
+            put(parts.tm_mday, 2, then: UInt8(ascii: "T"))
+            put(parts.tm_hour, 2, then: UInt8(ascii: ":"))
+            put(parts.tm_min, 2, then: UInt8(ascii: ":"))
+            put(parts.tm_sec, 2, then: UInt8(ascii: "."))
+            put(millis, 3, then: UInt8(ascii: "Z"))
+            return index
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
     }
 
     /// Parses RFC 3339 (with or without fractional seconds, any offset).

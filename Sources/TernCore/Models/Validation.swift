@@ -84,6 +84,8 @@ public enum Rules {
 
     public static func tenantIDProblem(_ value: String) -> String? {
         if value.isEmpty { return "must not be empty" }
+        // Printable ASCII (most tenant IDs, one on every publish) needs no look-up of each character's category.
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return value.utf8.count > 255 ? "must be at most 255 characters" : nil }
         if value.unicodeScalars.count > 255 { return "must be at most 255 characters" }
         if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             return "must not contain control characters"
