@@ -180,12 +180,11 @@ final class PlainHTTPClient: Sendable {
 
     /// Reads one answer at a time; all of its state is the event loop's.
     ///
-    /// One timer per connection keeps both of its time limits: the answer's deadline while one is awaited, the idle
-    /// deadline while the connection is pooled. Moving a limit later leaves the timer as it is; when it fires it acts
-    /// on the limit that holds then, sets itself again for a later one, or lapses without one. An exchange therefore
-    /// schedules no timer and cancels none, where it scheduled and cancelled two (the answer's and the idle one): 1 to
-    /// 4% less CPU per publish (`docs/benchmarks.md`, item 40). Only a limit earlier than the timer (an answer's
-    /// deadline on a connection that sat idle) schedules it again.
+    /// One timer per connection (`MovingDeadlineTimer`) keeps both of its time limits: the answer's deadline while one
+    /// is awaited, the idle deadline while the connection is pooled. When it fires it acts on the limit that holds
+    /// then, sets itself again for a later one, or lapses without one. An exchange therefore schedules no timer and
+    /// cancels none, where it scheduled and cancelled two (the answer's and the idle one): 1 to 4% less CPU per
+    /// publish (`docs/benchmarks.md`, item 40).
     final class AnswerHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
 
@@ -194,7 +193,7 @@ final class PlainHTTPClient: Sendable {
         private var deadline: NIODeadline?
         /// When the pooled connection is closed unused.
         private var idleDeadline: NIODeadline?
-        private var timer: (scheduled: Scheduled<Void>, at: NIODeadline)?
+        private let timer = MovingDeadlineTimer()
         private var answer = Answer(status: 0, retryAfter: nil, body: [])
         private var keep = 0
         private var keepAlive = true
@@ -226,20 +225,14 @@ final class PlainHTTPClient: Sendable {
             self.arm(self.idleDeadline!)
         }
 
-        /// Makes the timer fire by `limit`: left as it is when it fires earlier, scheduled (again) otherwise.
         private func arm(_ limit: NIODeadline) {
-            if let timer = self.timer {
-                guard timer.at > limit else { return }
-                timer.scheduled.cancel()
-            }
             guard let context = self.context else { return }
-            self.timer = (context.eventLoop.assumeIsolated().scheduleTask(deadline: limit) { self.fire() }, limit)
+            self.timer.arm(by: limit, on: context.eventLoop) { self.fire() }
         }
 
         /// Acts on the limit that holds now: an answer awaited past its deadline fails and the connection closes, a
         /// connection idle past its deadline closes; a limit still ahead sets the timer again.
         private func fire() {
-            self.timer = nil
             let limit = self.promise != nil ? self.deadline : self.idleDeadline
             guard let limit else { return }
             guard NIODeadline.now() >= limit else { return self.arm(limit) }
@@ -281,8 +274,7 @@ final class PlainHTTPClient: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            self.timer?.scheduled.cancel()
-            self.timer = nil
+            self.timer.cancel()
             self.fail(Failure.closedBeforeAnswer)
             context.fireChannelInactive()
         }

@@ -1,16 +1,16 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
+import TernDelivery
 
 /// Closes a connection whose next request does not arrive whole in time: its head within `timeout` of the
 /// connection opening or of the previous answer, and its body within `timeout` of the head. A client trickling a
 /// byte at a time (slow loris) keeps the idle timeout from firing, but not this. No deadline runs while Tern works
 /// on a request and answers it.
 ///
-/// Arming and disarming only move a stored instant: the connection has at most one timer, which, when it fires,
-/// closes the connection if the deadline has passed, sets itself again for a deadline that has moved, and lapses
-/// while none is set. A connection serving requests one after another schedules a timer once per `timeout`, not
-/// two per request (`docs/benchmarks.md`, "Looked at after item 37").
+/// Arming and disarming only move a stored instant, kept with one `MovingDeadlineTimer`: when it fires, the
+/// connection closes if the deadline has passed, the timer is set again for a deadline that has moved, and it lapses
+/// while none is set.
 final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -20,7 +20,7 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
     let timeout: TimeAmount
     /// When the connection closes unless the request in progress has arrived whole; nil while none is awaited.
     var deadline: NIODeadline?
-    var timer: Scheduled<Void>?
+    let timer = MovingDeadlineTimer()
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
@@ -37,8 +37,7 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.deadline = nil
-        self.timer?.cancel()
-        self.timer = nil
+        self.timer.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -58,18 +57,15 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
     func arm(_ context: ChannelHandlerContext) {
         let deadline = NIODeadline.now() + self.timeout
         self.deadline = deadline
-        if self.timer == nil { self.setTimer(for: deadline, context) }
+        self.timer.arm(by: deadline, on: context.eventLoop) { self.fire(context) }
     }
 
-    private func setTimer(for deadline: NIODeadline, _ context: ChannelHandlerContext) {
-        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.timer = nil
-            guard let deadline = self.deadline else { return }
-            if deadline <= .now() {
-                context.channel.close(promise: nil)
-            } else {
-                self.setTimer(for: deadline, context)
-            }
+    private func fire(_ context: ChannelHandlerContext) {
+        guard let deadline = self.deadline else { return }
+        if deadline <= .now() {
+            context.channel.close(promise: nil)
+        } else {
+            self.timer.arm(by: deadline, on: context.eventLoop) { self.fire(context) }
         }
     }
 }
