@@ -97,14 +97,27 @@ import Testing
         let receiver = try await ChaosReceiver.start { path, _, _, _ in
             path == "/slow" ? .answer(status: 204, delay: .seconds(4)) : .answer(status: 204)
         }
-        // A 3 s idle timeout, thirty times the gap between deliveries, for 7 s: only a client stalled for 3 s could miss.
+        // A 3 s idle timeout, thirty times the gap between deliveries, for 7 s. A connection can only have sat idle for
+        // 3 s between two deliveries if the time from the start of the one to the end of the next was 3 s or more
+        // (its answer ended after the first began; the next took it from the pool before it returned): a test process
+        // stalled that long by the tests running beside it (seen once in CI, the test taking 12.8 s) may rightly
+        // connect again, once per such stall, and no more.
+        let idle: Duration = .seconds(3)
         let quick = Self.client(idleTimeout: .seconds(3))
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < .seconds(7) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var stalls = 0
+        var previousStart: ContinuousClock.Instant?
+        while clock.now - start < .seconds(7) {
+            let began = clock.now
             #expect(try await self.post(quick, receiver, "/hook").status == 204)
+            if let previousStart, clock.now - previousStart >= idle { stalls += 1 }
+            previousStart = began
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(receiver.connections.load(ordering: .relaxed) == 1, "used every 100 ms for 7 s, never idle for its 3 s")
+        #expect(
+            receiver.connections.load(ordering: .relaxed) <= 1 + stalls,
+            "used every 100 ms for 7 s, never idle for its 3 s but for \(stalls) stalls of the test process")
         quick.shutdown()
 
         let patient = Self.client(idleTimeout: .seconds(60))
