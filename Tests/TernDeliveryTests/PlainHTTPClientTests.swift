@@ -115,6 +115,7 @@ import Testing
             previousStart = began
             try await Task.sleep(for: .milliseconds(100))
         }
+        if stalls > 0 { print("IDLE-TIMER stalls=\(stalls) connections=\(receiver.connections.load(ordering: .relaxed))") }
         #expect(
             receiver.connections.load(ordering: .relaxed) <= 1 + stalls,
             "used every 100 ms for 7 s, never idle for its 3 s but for \(stalls) stalls of the test process")
