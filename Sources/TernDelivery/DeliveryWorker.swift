@@ -9,8 +9,11 @@ import Tracing
 
 /// How a process's delivery workers run.
 public struct DeliveryWorkerSettings: Sendable {
-    /// Deliveries in flight at once.
+    /// Deliveries being sent at once.
     public var concurrency = 128
+    /// Sent deliveries awaiting their record, per place of `concurrency`: within this many a sent delivery gives its
+    /// place to the next one before its record commits; beyond, it keeps the place until then.
+    public var recordingPerPlace = 4
     /// Deliveries claimed per query.
     public var batchSize = 64
     /// How long a claim lasts; a worker that dies releases its deliveries when it ends. Longer than any
@@ -37,7 +40,8 @@ public final class DeliveryWorker: Service, Sendable {
     let store: Store
     let settings: DeliveryWorkerSettings
     let logger: Logger
-    let inFlight = Mutex(0)
+    /// Deliveries taken and not yet sent (`sending`, at most `concurrency`), and sent ones awaiting their record.
+    let places = Mutex(Places())
     let slotFreed = WakeSignal()
     let stopping = Mutex(false)
     /// The last claim took all it asked for, so more may be due: publishes then queue their deliveries behind those
@@ -89,7 +93,7 @@ public final class DeliveryWorker: Service, Sendable {
         await withTaskCancellationHandler {
             await withDiscardingTaskGroup { group in
                 while !self.isStopping {
-                    let free = self.settings.concurrency - self.inFlight.withLock { $0 }
+                    let free = self.settings.concurrency - self.places.withLock { $0.sending }
                     if free <= 0 {
                         await self.slotFreed.wait(timeout: self.settings.pollInterval)
                         continue
@@ -115,7 +119,7 @@ public final class DeliveryWorker: Service, Sendable {
                         await self.sleepUntilWork()
                         continue
                     }
-                    self.inFlight.withLock { $0 += jobs.count }
+                    self.places.withLock { $0.sending += jobs.count }
                     for job in jobs { group.addTask { await self.deliver(job, sender) } }
                     // Fewer than asked for: nothing else was due when the claim ran. Claim again when more is queued
                     // (at once if it already was), not in an empty claim first.
@@ -123,17 +127,30 @@ public final class DeliveryWorker: Service, Sendable {
                 }
             }
             // Deliveries handed over by publishes run outside the group: they finish too.
-            while self.inFlight.withLock({ $0 }) > 0 && !Task.isCancelled { await self.slotFreed.wait(timeout: .seconds(1)) }
+            while !self.places.withLock(\.isEmpty) && !Task.isCancelled { await self.slotFreed.wait(timeout: .seconds(1)) }
         } onCancel: {
             self.stop()
         }
     }
 
-    /// Sends a delivery this worker holds, records the attempt, and frees its place.
+    /// Sends a delivery this worker holds, records the attempt, and frees its place: once sent, if few enough others
+    /// await their record (a record waits for its group's commit, which on PostgreSQL under load takes longer than the
+    /// send, so places held until then would fill and leave publishes to queue what they could hand over); else once
+    /// recorded. Shutdown waits for both.
     func deliver(_ job: DeliveryJob, _ sender: WebhookSender) async {
         let record = await sender.send(job)
+        let bound = self.settings.concurrency * self.settings.recordingPerPlace
+        let freedEarly = self.places.withLock { places in
+            guard places.recording < bound else { return false }
+            places.sending -= 1
+            places.recording += 1
+            return true
+        }
+        if freedEarly { self.slotFreed.ring() }
         await self.record(record)
-        self.inFlight.withLock { $0 -= 1 }
+        self.places.withLock { places in
+            if freedEarly { places.recording -= 1 } else { places.sending -= 1 }
+        }
         self.slotFreed.ring()
     }
 
@@ -243,15 +260,15 @@ final class DirectTaker: DirectDeliveryTaker {
     /// None while stopping, or while the worker's claims are behind (older deliveries go first).
     func reserve(upTo count: Int) -> Int {
         guard !self.worker.stopping.withLock({ $0 }), !self.worker.behind.withLock({ $0 }) else { return 0 }
-        return self.worker.inFlight.withLock { inFlight in
-            let granted = min(count, max(0, self.worker.settings.concurrency - inFlight))
-            inFlight += granted
+        return self.worker.places.withLock { places in
+            let granted = min(count, max(0, self.worker.settings.concurrency - places.sending))
+            places.sending += granted
             return granted
         }
     }
 
     func giveBack(_ count: Int) {
-        self.worker.inFlight.withLock { $0 -= count }
+        self.worker.places.withLock { $0.sending -= count }
         self.worker.slotFreed.ring()
     }
 
@@ -264,4 +281,11 @@ final class DirectTaker: DirectDeliveryTaker {
             for job in jobs { Task(executorPreference: executor) { await self.worker.deliver(job, self.sender) } }
         }
     }
+}
+
+/// A worker's places: deliveries taken (claimed or handed over) and not yet sent, and sent ones awaiting their record.
+struct Places: Sendable {
+    var sending = 0
+    var recording = 0
+    var isEmpty: Bool { self.sending == 0 && self.recording == 0 }
 }

@@ -172,7 +172,7 @@ struct Serve: AsyncParsableCommand {
             TERN_LOG_FORMAT (text, the default, or json: one JSON object per line),
             TERN_OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; off when unset),
             TERN_OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, the default, or http/json),
-            TERN_WORKER_CONCURRENCY (deliveries in flight per process, default 128),
+            TERN_WORKER_CONCURRENCY (deliveries being sent at once per process, default 128),
             TERN_DATABASE_POOL_SIZE (PostgreSQL connections per process, default 20, one more for the workers' claims, two for publishes),
             TERN_DELIVERY_LEASE_SECONDS (how long a worker holds a delivery before another may retry it, default 60),
             TERN_DIRECT_DELIVERY (true, the default: a process's worker takes its publishes' deliveries without claiming them),

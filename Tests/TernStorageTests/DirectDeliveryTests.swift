@@ -146,6 +146,56 @@ final class KeepingTaker: DirectDeliveryTaker {
         }
     }
 
+    /// A sent delivery awaiting its record gives its place to the next one, up to `recordingPerPlace` awaiting per
+    /// place; beyond that it keeps its place until recorded. Records are held back by a lock on `attempts`, which
+    /// publishes do not write (PostgreSQL: SQLite's one writer would hold the publishes back too). With places freed
+    /// only at the record, 2 places would carry 2 deliveries here; with them freed at the send, 2 × (1 + 2).
+    @Test(.enabled(if: Backend.available.contains(.postgres), "needs TERN_TEST_POSTGRES_URL"))
+    func aSentDeliveryAwaitingItsRecordGivesItsPlaceToTheNext() async throws {
+        let receiver = try await Receiver.start()
+        defer { Task { await receiver.stop() } }
+        try await withTern(
+            .postgres,
+            configure: {
+                $0.deliverySettings.concurrency = 2
+                $0.deliverySettings.recordingPerPlace = 2
+            }
+        ) { api in
+            let (key, app) = try await api.shop()
+            let (endpoint, _) = try await api.endpoint(key, app: app, url: receiver.url("/hook"))
+            // Once a first delivery is recorded the worker's first claim has run, and it takes publishes' deliveries.
+            let first = try #require(try await api.publish(key, app: app).string("id"))
+            let firstDelivery = try #require(try await api.deliveries(key, app: app, message: first).first?["id"] as? String)
+            _ = try await api.waitForDelivery(key, app: app, firstDelivery, status: "delivered")
+
+            let sentWhileHeld = try await api.withDatabase { sql in
+                try await sql.raw("LOCK TABLE attempts IN SHARE MODE").run()
+                for _ in 0..<10 { #expect(try await api.publish(key, app: app).status == 202) }
+                _ = await receiver.waitFor(1 + 6, timeout: .seconds(10))
+                // Time for any delivery beyond the six to arrive, well within the database's 15 s per operation.
+                try await Task.sleep(for: .seconds(1))
+                return receiver.received.count - 1
+            }
+            #expect(sentWhileHeld == 6, "2 places, each freed for 2 more sent deliveries awaiting their record")
+
+            // Released: every record lands, the deliveries left queued are claimed, each sent once.
+            let delivered = try await eventually(timeout: .seconds(30)) {
+                let counts = try await api.withDatabase { sql in
+                    try #require(
+                        try await sql.raw(
+                            """
+                            SELECT COUNT(*) AS total, SUM(CASE WHEN status = 'delivered' AND attempt_count = 1 THEN 1 ELSE 0 END) AS delivered
+                            FROM deliveries WHERE endpoint_id = \(bind: endpoint)
+                            """
+                        ).first())
+                }
+                return try counts.decode(column: "total", as: Int.self) == 11 && counts.decode(column: "delivered", as: Int?.self) == 11
+            }
+            #expect(delivered)
+            #expect(receiver.received.count == 11 && Set(receiver.received.map(\.messageID)).count == 11)
+        }
+    }
+
     /// Room is given back when the write fails, and when the batch hands over fewer deliveries than it reserved.
     @Test func roomIsGivenBackWhenTheWriteFailsOrNeedsLess() async throws {
         struct Failed: Error {}
