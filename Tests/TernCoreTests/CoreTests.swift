@@ -37,6 +37,31 @@ import Testing
         if count >= 16 { #expect(Set(draws).count == draws.count) }
     }
 
+    /// `JSONText.appendString` writes a string literal JSON reads back as the text, escaping exactly quotes,
+    /// backslashes and control characters (the short forms for newline, return and tab), and nothing else.
+    @Test func jsonStringsAreWrittenAsJSONReadsThem() throws {
+        var texts = [
+            "", "plain", #"{"content-type":"application/json","webhook-id":"msg_1"}"#, #"back\slash"#, "é and 😀 and \u{2028}",
+            "line\nbreak\r\ttab", "\"", "\\", String(repeating: "x", count: 300) + "\"",
+        ]
+        texts.append(String(decoding: (0..<0x20).map { UInt8($0) } + [0x7F], as: UTF8.self))
+        var random = SystemRandomNumberGenerator()
+        let alphabet = Array("ab\"\\\n\t\u{1}\u{1F}é😀 {}:,")
+        for _ in 0..<500 { texts.append(String((0..<Int.random(in: 0...40, using: &random)).map { _ in alphabet.randomElement(using: &random)! })) }
+        for text in texts {
+            var out = "["
+            JSONText.appendString(text, to: &out)
+            out += "]"
+            #expect(try JSONDecoder().decode([String].self, from: Data(out.utf8)) == [text], "\(out)")
+            let special = text.unicodeScalars.filter { $0.value < 0x20 || $0 == "\"" || $0 == "\\" }
+            let short = special.filter { ["\n", "\r", "\t", "\"", "\\"].contains($0) }.count
+            #expect(out.utf8.count == text.utf8.count + 4 + short + 5 * (special.count - short), "\(out)")
+        }
+        var control = ""
+        JSONText.appendString("\u{0}\u{1F}\n", to: &control)
+        #expect(control == #""\u0000\u001f\n""#)
+    }
+
     @Test func timestampsAreRFC3339UTC() {
         let time = Timestamp(microseconds: 1_700_000_000_123_456)
         #expect(time.description == "2023-11-14T22:13:20.123Z")

@@ -325,26 +325,56 @@ struct JSONScanner {
 
 /// Writing JSON text by hand where `JSONEncoder`'s cost shows on the hot path.
 public enum JSONText {
-    /// Appends `text` as a JSON string literal: quotes, backslashes and control characters escaped.
+    /// Appends `text` as a JSON string literal: quotes, backslashes and control characters escaped. A text with
+    /// something to escape (an attempt's request headers, themselves JSON, in a PostgreSQL batch's rows) is written
+    /// into a string of its escaped length in one pass over its UTF-8 bytes, rather than a scalar at a time
+    /// (`docs/benchmarks.md`, item 45).
     public static func appendString(_ text: String, to out: inout String) {
-        out += "\""
-        var plain = text
-        let needsEscaping = plain.withUTF8 { bytes in
-            bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        var text = text
+        let extra = text.withUTF8 { bytes in
+            var extra = 0
+            for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                extra += byte == 0x0A || byte == 0x0D || byte == 0x09 || byte >= 0x20 ? 1 : 5
+            }
+            return extra
         }
-        if !needsEscaping {
+        out += "\""
+        if extra == 0 {
             out += text
         } else {
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where scalar.value < 0x20:
-                    out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-                default: out.unicodeScalars.append(scalar)
+            out += text.withUTF8 { bytes in
+                String(unsafeUninitializedCapacity: bytes.count + extra) { escaped in
+                    var at = 0
+                    func put(_ byte: UInt8) {
+                        escaped[at] = byte
+                        at += 1
+                    }
+                    for byte in bytes {
+                        switch byte {
+                        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                            put(UInt8(ascii: "\\"))
+                            put(byte)
+                        case 0x0A:
+                            put(UInt8(ascii: "\\"))
+                            put(UInt8(ascii: "n"))
+                        case 0x0D:
+                            put(UInt8(ascii: "\\"))
+                            put(UInt8(ascii: "r"))
+                        case 0x09:
+                            put(UInt8(ascii: "\\"))
+                            put(UInt8(ascii: "t"))
+                        case ..<0x20:
+                            put(UInt8(ascii: "\\"))
+                            put(UInt8(ascii: "u"))
+                            put(UInt8(ascii: "0"))
+                            put(UInt8(ascii: "0"))
+                            put(byte < 0x10 ? UInt8(ascii: "0") : UInt8(ascii: "1"))
+                            let low = byte & 0x0F
+                            put(low < 10 ? UInt8(ascii: "0") + low : UInt8(ascii: "a") + low - 10)
+                        default: put(byte)
+                        }
+                    }
+                    return at
                 }
             }
         }

@@ -3,9 +3,10 @@ import Synchronization
 
 /// `INSERT INTO table (columns) VALUES (…), (…)`: the text SQLKit's insert makes, made once per dialect and row count
 /// and kept by the table's `Shape`, instead of at every run (building it took 1.8% of the server's CPU on SQLite,
-/// `docs/benchmarks.md`, item 39). The values are bound as SQLKit's insert binds them. Inside a larger statement (a
-/// PostgreSQL batch's WITH, whose earlier parts hold values of their own), or for more than `keptRows` rows, the text
-/// is made at the run as before.
+/// `docs/benchmarks.md`, items 39 and 45). The values are bound as SQLKit's insert binds them. The text follows
+/// whatever text comes before it (a PostgreSQL batch's `WITH w0 AS (`, item 45) as long as no value is bound before
+/// it, so that its placeholders are numbered from the first; after bound values (a later part of such a WITH), or for
+/// more than `keptRows` rows, the text is made at the run as before.
 struct RowsInsert: SQLExpression {
     /// Texts are kept for up to this many rows (a batch's); larger inserts are rare and their texts long.
     static let keptRows = 64
@@ -36,6 +37,9 @@ struct RowsInsert: SQLExpression {
             return insert
         }
 
+        /// How many texts are kept (for tests).
+        var keptTexts: Int { self.texts.withLock(\.count) }
+
         /// The text for `rows` rows in the serializer's dialect, made on first use.
         fileprivate func text(rows: Int, _ values: [any Encodable & Sendable], _ serializer: SQLSerializer) -> String {
             let key = TextKey(dialect: serializer.dialect.name, rows: rows)
@@ -59,11 +63,11 @@ struct RowsInsert: SQLExpression {
 
     func serialize(to serializer: inout SQLSerializer) {
         let rows = self.values.count / self.shape.columns.count
-        guard serializer.sql.isEmpty, serializer.binds.isEmpty, rows <= Self.keptRows else {
+        guard serializer.binds.isEmpty, rows <= Self.keptRows else {
             self.shape.built(self.values, serializer.database).serialize(to: &serializer)
             return
         }
-        serializer.sql = self.shape.text(rows: rows, self.values, serializer)
+        serializer.write(self.shape.text(rows: rows, self.values, serializer))
         serializer.binds = self.values
     }
 }
