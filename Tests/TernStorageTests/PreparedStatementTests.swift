@@ -20,6 +20,47 @@ import _ConnectionPoolModule
         """
     }
 
+    /// A row of a statement run prepared (`PostgresResultRow`) reads every column as PostgresKit's row reads it: the
+    /// same value, or an error where it throws one, for each type the store reads and for one it does not.
+    @Test(.enabled(if: Backend.available.contains(.postgres), "needs TERN_TEST_POSTGRES_URL"))
+    func columnsReadAsPostgresKitsRowReadsThem() async throws {
+        try await Backend.postgres.withFreshDatabase { database in
+            try await database.writeInOneStatement { sql, _ in
+                let statement: SQLQueryString = """
+                    SELECT 'row probe' AS t, CAST(NULL AS TEXT) AS tn, CAST(\(bind: 7) AS BIGINT) AS i8, CAST(7 AS INTEGER) AS i4,
+                    CAST(7 AS SMALLINT) AS i2, CAST(NULL AS BIGINT) AS i8n, CAST(1.5 AS DOUBLE PRECISION) AS f8, CAST(1.5 AS REAL) AS f4,
+                    TRUE AS b, CAST(NULL AS BOOLEAN) AS bn, SUM(x) AS num, CAST('{"a": 1}' AS JSONB) AS j, ARRAY['a', 'b'] AS arr
+                    FROM (VALUES (CAST(2 AS BIGINT)), (3)) AS v(x)
+                    """
+                let fast = try #require(try await sql.all(prepared: statement).first)
+                #expect(fast is PostgresResultRow)
+                let kit = try #require(try await sql.raw(statement).first())
+                #expect(!(kit is PostgresResultRow))
+                #expect(fast.allColumns == kit.allColumns)
+                func read<D: Decodable>(_ row: any SQLRow, _ column: String, _ type: D.Type) -> String {
+                    do { return "\(try row.decode(column: column, as: D.self))" } catch { return "error" }
+                }
+                var compared = 0
+                for column in fast.allColumns + ["missing"] {
+                    #expect(fast.contains(column: column) == kit.contains(column: column))
+                    #expect(try fast.decodeNil(column: column) == kit.decodeNil(column: column), "\(column)")
+                    let readings: [(any SQLRow) -> String] = [
+                        { read($0, column, String.self) }, { read($0, column, String?.self) }, { read($0, column, Int.self) },
+                        { read($0, column, Int?.self) }, { read($0, column, Int64.self) }, { read($0, column, Int64?.self) },
+                        { read($0, column, Double.self) }, { read($0, column, Double?.self) }, { read($0, column, Bool.self) },
+                        { read($0, column, Bool?.self) }, { read($0, column, [String].self) },
+                    ]
+                    for (index, reading) in readings.enumerated() {
+                        #expect(reading(fast) == reading(kit), "column \(column), reading \(index)")
+                        compared += reading(kit) == "error" ? 0 : 1
+                    }
+                }
+                #expect(compared >= 20, "values read, not only errors compared")
+                return ((), queued: false)
+            }
+        }
+    }
+
     @Test(.enabled(if: Backend.available.contains(.postgres), "needs TERN_TEST_POSTGRES_URL"))
     func aStatementIsPreparedOncePerConnectionAndPlannedOnceOnThePublishesConnections() async throws {
         try await Backend.postgres.withFreshDatabase { database in
