@@ -148,10 +148,12 @@ public final class DeliveryWorker: Service, Sendable {
         }
         if freedEarly { self.slotFreed.ring() }
         await self.record(record)
-        self.places.withLock { places in
+        let emptied = self.places.withLock { places in
             if freedEarly { places.recording -= 1 } else { places.sending -= 1 }
+            return places.isEmpty
         }
-        self.slotFreed.ring()
+        // A place to send from, or (for shutdown, which waits for none) the last record in.
+        if !freedEarly || emptied { self.slotFreed.ring() }
     }
 
     /// Sleeps until publish rings, the next retry is due, or the poll interval passes. Returns at once, without

@@ -103,7 +103,7 @@ import Testing
         // stalled that long by the tests running beside it (seen once in CI, the test taking 12.8 s) may rightly
         // connect again, once per such stall, and no more.
         let idle: Duration = .seconds(3)
-        let quick = Self.client(idleTimeout: .seconds(3))
+        let quick = Self.client(idleTimeout: TimeAmount(idle))
         let clock = ContinuousClock()
         let start = clock.now
         var stalls = 0
